@@ -1,0 +1,117 @@
+"""The search-space interface every space implements, and the registry of spaces by name."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from typing import Callable, Dict, Tuple
+
+import torch
+from torch import nn
+
+from ..errors import SaswotError
+
+
+class SearchSpace(ABC):
+    """A family of segmentation networks addressed by a compact architecture string.
+
+    Subclasses set ``name``, ``num_classes`` and ``input_size`` (H, W used for FLOPs) and implement
+    ``decode``/``encode`` (string <-> structured arch), ``sample``, ``mutate`` and ``build``.
+    ``decode`` must raise :class:`SaswotError` naming the bad string and the expected format.
+    """
+
+    name: str = "space"
+    num_classes: int = 2
+    input_size: Tuple[int, int] = (64, 64)
+
+    @abstractmethod
+    def decode(self, arch: str):
+        """Parse an architecture string into the space's structured form (raise SaswotError if bad)."""
+
+    @abstractmethod
+    def encode(self, spec) -> str:
+        """Turn the structured form back into the canonical architecture string."""
+
+    @abstractmethod
+    def sample(self, rng: random.Random) -> str:
+        """Draw one architecture string uniformly (or as the space defines) using ``rng``."""
+
+    @abstractmethod
+    def mutate(self, arch: str, rng: random.Random) -> str:
+        """Return a different architecture string one small change away from ``arch``."""
+
+    @abstractmethod
+    def build(self, arch: str, num_classes: int | None = None) -> nn.Module:
+        """Build the untrained ``nn.Module`` for ``arch`` (logits at input or reduced resolution)."""
+
+    def crossover(self, a: str, b: str, rng: random.Random) -> str:
+        """Combine two architectures; the default returns a mutation of one of them."""
+        return self.mutate(rng.choice([a, b]), rng)
+
+    def validate(self, arch: str) -> str:
+        """Return the canonical form of ``arch`` or raise SaswotError."""
+        return self.encode(self.decode(arch))
+
+    def params(self, arch: str) -> int:
+        """Number of trainable parameters of the built network."""
+        return count_params(self.build(arch))
+
+    def flops(self, arch: str, input_size: Tuple[int, int] | None = None) -> int:
+        """Multiply-accumulate count of conv and linear layers for one image of ``input_size``."""
+        h, w = input_size or self.input_size
+        return count_flops(self.build(arch), torch.zeros(1, 3, h, w))
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameters of ``model``."""
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def count_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of every Conv2d, ConvTranspose2d and Linear layer for input ``x``."""
+    total = [0]
+
+    def hook(mod, inp, out):
+        n = out.shape[0]
+        if isinstance(mod, nn.Conv2d):
+            total[0] += out.numel() // n * (mod.in_channels // mod.groups) * mod.weight[0, 0].numel()
+        elif isinstance(mod, nn.ConvTranspose2d):
+            total[0] += inp[0].numel() // n * (mod.out_channels // mod.groups) * mod.weight[0, 0].numel()
+        else:
+            total[0] += out.numel() // n * mod.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return int(total[0])
+
+
+_SPACES: Dict[str, Callable[..., SearchSpace]] = {}
+
+
+def register_space(name: str):
+    """Class decorator registering a SearchSpace factory under ``name``."""
+    def deco(factory):
+        _SPACES[name] = factory
+        return factory
+    return deco
+
+
+def get_space(name: str, **kwargs) -> SearchSpace:
+    """Instantiate the registered space ``name`` (raise SaswotError listing known names)."""
+    if name not in _SPACES:
+        raise SaswotError(f"unknown search space {name!r}; expected one of {sorted(_SPACES)}")
+    return _SPACES[name](**kwargs)
+
+
+def space_names() -> list:
+    """Names of all registered spaces."""
+    return sorted(_SPACES)
