@@ -1,0 +1,98 @@
+"""Rank-correlation fitness of proxies on packed statistics, with a cache keyed by canonical sympy form."""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from scipy import stats as sstats
+
+from ..proxy import Proxy
+
+INVALID = -1.0
+
+
+def rank_quality(scores, target, min_unique_frac: float = 0.5) -> Tuple[float, bool, str]:
+    """(Kendall tau-b, valid, reason): invalid for non-finite or constant scores, or too many ties."""
+    s = np.asarray(scores, dtype=np.float64)
+    if s.shape != np.shape(target):
+        return INVALID, False, "shape"
+    if not np.all(np.isfinite(s)):
+        return INVALID, False, "non-finite"
+    if np.ptp(s) <= 1e-12 * max(1.0, float(np.abs(s).max())):
+        return INVALID, False, "constant"
+    if len(np.unique(s)) < min_unique_frac * len(s):
+        return INVALID, False, "ties"
+    tau = sstats.kendalltau(s, target).statistic
+    if not math.isfinite(tau):
+        return INVALID, False, "nan-tau"
+    return float(tau), True, ""
+
+
+def correlations(scores, target) -> Dict[str, float]:
+    """Kendall and Spearman of ``scores`` with ``target`` (NaN where undefined)."""
+    s = np.asarray(scores, dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64)
+    ok = np.isfinite(s) & np.isfinite(t)
+    if ok.sum() < 3 or np.ptp(s[ok]) == 0:
+        return {"kendall": float("nan"), "spearman": float("nan")}
+    return {"kendall": float(sstats.kendalltau(s[ok], t[ok]).statistic),
+            "spearman": float(sstats.spearmanr(s[ok], t[ok]).statistic)}
+
+
+class ProxyEvaluator:
+    """Scores token lists on one packed split and returns rank quality (picklable for process pools)."""
+
+    def __init__(self, packed, target: Sequence[float], min_unique_frac: float = 0.5):
+        self.packed = packed
+        self.target = np.asarray(target, dtype=np.float64)
+        self.min_unique_frac = min_unique_frac
+
+    def scores(self, tokens: Sequence[str]) -> np.ndarray:
+        """Raw scores of the proxy for every packed architecture."""
+        with torch.no_grad():
+            return Proxy(tokens).evaluate(self.packed).numpy()
+
+    def __call__(self, tokens: Sequence[str]) -> Tuple[float, bool, str]:
+        try:
+            s = self.scores(tokens)
+        except (RuntimeError, ValueError, FloatingPointError, IndexError) as exc:  # numerical accident
+            return INVALID, False, f"error: {type(exc).__name__}"
+        return rank_quality(s, self.target, self.min_unique_frac)
+
+
+class FitnessCache:
+    """Fitness by canonical key: algebraically equal or rank-equivalent proxies are evaluated once.
+
+    Stored tau is for sign +1 of the key; a proxy with sign -1 gets -tau.
+    """
+
+    def __init__(self):
+        self.entries: Dict[str, Tuple[float, bool]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def lookup(self, key: str, sign: int) -> Optional[Tuple[float, bool]]:
+        """Cached (tau, valid) for a key and sign, or None."""
+        e = self.entries.get(key)
+        if e is None:
+            return None
+        tau, valid = e
+        return (sign * tau if valid else INVALID), valid
+
+    def store(self, key: str, sign: int, tau: float, valid: bool) -> None:
+        """Record the tau measured for a proxy whose key has ``sign``."""
+        self.entries[key] = ((sign * tau) if valid else INVALID, valid)
+
+    def to_json(self) -> List:
+        """Serializable form for checkpoints."""
+        return [[k, v[0], v[1]] for k, v in self.entries.items()]
+
+    @classmethod
+    def from_json(cls, rows) -> "FitnessCache":
+        """Inverse of :meth:`to_json`."""
+        c = cls()
+        c.entries = {str(k): (float(t), bool(v)) for k, t, v in rows}
+        return c

@@ -1,0 +1,276 @@
+"""The typed-GP evolution loop (DEAP ``algorithms.py`` style: a plain function over a toolbox).
+
+Variation, selection and evaluation are toolbox entries; ``toolbox.map`` is the single point of
+parallelism. Every generation is appended to ``log.jsonl`` and checkpointed atomically to
+``checkpoint.json`` (proxies as token lists, never pickles) so that a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from deap import base, gp, tools
+
+from ..errors import SaswotError
+from ..io import append_jsonl, atomic_write_json
+from ..proxy import Proxy
+from .fitness import INVALID, FitnessCache
+from .pset import build_pset, ensure_creator
+
+CHECKPOINT = "checkpoint.json"
+LOG = "log.jsonl"
+
+
+@dataclass
+class EvolutionConfig:
+    """Hyper-parameters of one run (all recorded in the checkpoint)."""
+
+    population: int = 64
+    generations: int = 20
+    seed: int = 0
+    tournament: int = 4
+    cxpb: float = 0.5
+    mutpb: float = 0.4
+    elite: int = 2
+    hof_size: int = 20
+    init_min: int = 2
+    init_max: int = 5
+    max_height: int = 8
+    max_size: int = 40
+
+    def check(self) -> None:
+        """Raise SaswotError on a nonsensical setting."""
+        if self.population < 4:
+            raise SaswotError(f"population {self.population}; expected at least 4")
+        if self.generations < 0:
+            raise SaswotError(f"generations {self.generations}; expected >= 0")
+        if not 0 <= self.elite < self.population:
+            raise SaswotError(f"elite {self.elite}; expected 0 <= elite < population")
+        if not (0 <= self.cxpb <= 1 and 0 <= self.mutpb <= 1):
+            raise SaswotError(f"cxpb {self.cxpb} / mutpb {self.mutpb}; expected probabilities in [0, 1]")
+        if self.tournament < 1:
+            raise SaswotError(f"tournament size {self.tournament}; expected >= 1")
+
+
+@dataclass
+class EvolutionResult:
+    """What a run leaves: hall of fame, best per size, per-generation log, cache statistics."""
+
+    hall_of_fame: List[dict]
+    best_by_size: List[dict]
+    history: List[dict]
+    cache_hits: int = 0
+    evaluations: int = 0
+    config: dict = field(default_factory=dict)
+
+    @property
+    def best(self) -> Proxy:
+        """The best proxy found (highest training Kendall tau, then smallest)."""
+        return Proxy(self.hall_of_fame[0]["tokens"], name="best")
+
+
+def _mutate_any(individual, pset, expr):
+    op = random.randrange(4)
+    if op == 0:
+        return gp.mutUniform(individual, expr=expr, pset=pset)
+    if op == 1:
+        return gp.mutNodeReplacement(individual, pset=pset)
+    if op == 2:
+        return gp.mutShrink(individual)
+    return gp.mutInsert(individual, pset=pset)
+
+
+def make_toolbox(cfg: EvolutionConfig, pset=None, map_fn: Callable = map) -> base.Toolbox:
+    """The DEAP toolbox: ramped half-and-half, tournament, subtree crossover, four mutations, limits."""
+    ensure_creator()
+    from deap import creator
+    pset = pset or build_pset()
+    tb = base.Toolbox()
+    tb.pset = pset
+    tb.register("expr", gp.genHalfAndHalf, pset=pset, min_=cfg.init_min, max_=cfg.init_max)
+    tb.register("individual", tools.initIterate, creator.ProxyIndividual, tb.expr)
+    tb.register("select", tools.selTournament, tournsize=cfg.tournament)
+    tb.register("mate", gp.cxOnePoint)
+    tb.register("expr_mut", gp.genFull, min_=0, max_=2)
+    tb.register("mutate", _mutate_any, pset=pset, expr=tb.expr_mut)
+    for name in ("mate", "mutate"):
+        tb.decorate(name, gp.staticLimit(key=lambda ind: ind.height, max_value=cfg.max_height))
+        tb.decorate(name, gp.staticLimit(key=len, max_value=cfg.max_size))
+    tb.register("map", map_fn)
+    return tb
+
+
+class _Archive:
+    """Hall of fame (unique canonical forms) and the best proxy of every size (PySR-style table)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.hof: Dict[str, dict] = {}
+        self.by_size: Dict[int, dict] = {}
+
+    def update(self, ind) -> None:
+        tau = ind.fitness.values[0]
+        if tau <= INVALID:
+            return
+        key = f"{ind.key[1]}|{ind.key[0]}"
+        entry = {"tokens": [n.name for n in ind], "train_kendall": tau, "size": len(ind), "key": key}
+        old = self.hof.get(key)
+        if old is None or entry["size"] < old["size"]:
+            self.hof[key] = entry
+            ranked = sorted(self.hof.values(), key=lambda e: (-e["train_kendall"], e["size"], e["tokens"]))
+            self.hof = {e["key"]: e for e in ranked[: self.size]}
+        b = self.by_size.get(len(ind))
+        if b is None or tau > b["train_kendall"] or (tau == b["train_kendall"] and entry["tokens"] < b["tokens"]):
+            self.by_size[len(ind)] = entry
+
+    def ranked(self) -> List[dict]:
+        return sorted(self.hof.values(), key=lambda e: (-e["train_kendall"], e["size"], e["tokens"]))
+
+    def pareto(self) -> List[dict]:
+        front, best = [], -float("inf")
+        for s in sorted(self.by_size):
+            e = self.by_size[s]
+            if e["train_kendall"] > best:
+                front.append(e)
+                best = e["train_kendall"]
+        return front
+
+
+def _evaluate(inds, tb, evaluator, cache: FitnessCache, stats: dict) -> None:
+    pending: Dict[str, list] = {}
+    for ind in inds:
+        if ind.fitness.valid:
+            continue
+        key, sign = Proxy.from_deap(ind).canonical_key()
+        ind.key = (key, sign)
+        hit = cache.lookup(key, sign)
+        if hit is not None:
+            ind.fitness.values = (round(hit[0], 6), len(ind))
+            stats["hits"] += 1
+        else:
+            pending.setdefault(key, []).append(ind)
+    keys = list(pending)
+    results = list(tb.map(evaluator, [[n.name for n in pending[k][0]] for k in keys]))
+    stats["evals"] += len(keys)
+    for k, (tau, valid, _reason) in zip(keys, results):
+        cache.store(k, pending[k][0].key[1], tau, valid)
+        for ind in pending[k]:
+            t, _ = cache.lookup(k, ind.key[1])
+            ind.fitness.values = (round(t, 6), len(ind))
+
+
+def _ind_from_json(rec, tb):
+    from deap import creator
+    ind = creator.ProxyIndividual(Proxy(rec["tokens"]).to_deap(tb.pset))
+    ind.fitness.values = tuple(rec["fitness"])
+    ind.key = (rec["key"], rec["sign"])
+    return ind
+
+
+def _state_to_json(state):
+    return [state[0], list(state[1]), state[2]]
+
+
+def _state_from_json(s):
+    return (s[0], tuple(s[1]), s[2])
+
+
+def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (), out_dir: Optional[str] = None,
+           resume: bool = False, map_fn: Callable = map, progress: Optional[Callable[[dict], None]] = None,
+           run_info: Optional[dict] = None) -> EvolutionResult:
+    """Run typed-GP evolution of proxies; ``evaluator(tokens) -> (tau, valid, reason)``.
+
+    ``seeds`` are inserted into the initial population. With ``out_dir`` every generation is logged
+    and checkpointed; ``resume=True`` continues from ``out_dir/checkpoint.json``.
+    """
+    cfg.check()
+    tb = make_toolbox(cfg, map_fn=map_fn)
+    out = Path(out_dir) if out_dir else None
+    cache = FitnessCache()
+    archive = _Archive(cfg.hof_size)
+    history: List[dict] = []
+    stats = {"hits": 0, "evals": 0}
+    ckpt_path = out / CHECKPOINT if out else None
+    if resume:
+        if ckpt_path is None or not ckpt_path.is_file():
+            raise SaswotError(f"cannot resume: no {CHECKPOINT} in {str(out)!r}")
+        ck = json.loads(ckpt_path.read_text())
+        if ck.get("format") != "saswot-gp-checkpoint":
+            raise SaswotError(f"{str(ckpt_path)!r} is not a saswot-gp checkpoint")
+        old = dict(ck["config"])
+        for k in asdict(cfg):
+            if k != "generations" and old.get(k) != getattr(cfg, k):
+                raise SaswotError(f"cannot resume: --{k} was {old.get(k)!r} in the checkpoint, now {getattr(cfg, k)!r}")
+        pop = [_ind_from_json(r, tb) for r in ck["population"]]
+        cache = FitnessCache.from_json(ck["cache"])
+        archive.hof = {e["key"]: e for e in ck["hall_of_fame"]}
+        archive.by_size = {int(e["size"]): e for e in ck["best_by_size"]}
+        history = ck["history"]
+        stats = dict(ck["stats"])
+        random.setstate(_state_from_json(ck["random_state"]))
+        start = ck["generation"] + 1
+        if out is not None and (out / LOG).exists():  # drop log lines written after the checkpoint
+            lines = [ln for ln in (out / LOG).read_text().splitlines() if ln.strip()]
+            keep = [ln for ln in lines if json.loads(ln)["gen"] < start]
+            (out / LOG).write_text("".join(ln + "\n" for ln in keep))
+    else:
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            if (out / LOG).exists():
+                (out / LOG).unlink()
+        random.seed(cfg.seed)
+        from deap import creator
+        pop = [creator.ProxyIndividual(p.to_deap(tb.pset)) for p in list(seeds)[: cfg.population]]
+        pop += [tb.individual() for _ in range(cfg.population - len(pop))]
+        start = 0
+
+    for gen in range(start, cfg.generations + 1):
+        t0 = time.perf_counter()
+        before = dict(stats)
+        if gen > 0:
+            elites = tools.selBest(pop, cfg.elite) if cfg.elite else []
+            offspring = [tb.clone(i) for i in tb.select(pop, len(pop) - cfg.elite)]
+            for i in range(1, len(offspring), 2):
+                if random.random() < cfg.cxpb:
+                    offspring[i - 1], offspring[i] = tb.mate(offspring[i - 1], offspring[i])
+                    del offspring[i - 1].fitness.values, offspring[i].fitness.values
+            for i in range(len(offspring)):
+                if random.random() < cfg.mutpb:
+                    offspring[i], = tb.mutate(offspring[i])
+                    del offspring[i].fitness.values
+            pop = [tb.clone(e) for e in elites] + offspring
+        _evaluate(pop, tb, evaluator, cache, stats)
+        for ind in pop:
+            archive.update(ind)
+        fits = [ind.fitness.values[0] for ind in pop]
+        valid = [f for f in fits if f > INVALID]
+        top = archive.ranked()[0] if archive.hof else None
+        rec = {"gen": gen, "best": max(fits), "median": statistics.median(fits),
+               "median_valid": statistics.median(valid) if valid else None,
+               "invalid": len(fits) - len(valid), "mean_size": sum(len(i) for i in pop) / len(pop),
+               "evals": stats["evals"] - before["evals"], "cache_hits": stats["hits"] - before["hits"],
+               "seconds": round(time.perf_counter() - t0, 4),
+               "best_ever": top["train_kendall"] if top else None,
+               "best_expression": Proxy(top["tokens"]).expression() if top else None}
+        history.append(rec)
+        if out is not None:
+            append_jsonl(out / LOG, rec)
+            atomic_write_json(ckpt_path, {
+                "format": "saswot-gp-checkpoint", "version": 1, "config": asdict(cfg), "generation": gen,
+                "run": run_info or {},
+                "population": [{"tokens": [n.name for n in i], "fitness": list(i.fitness.values),
+                                "key": i.key[0], "sign": i.key[1]} for i in pop],
+                "hall_of_fame": archive.ranked(), "best_by_size": list(archive.by_size.values()),
+                "cache": cache.to_json(), "stats": stats, "history": history,
+                "random_state": _state_to_json(random.getstate())})
+        if progress:
+            progress(rec)
+    if not archive.hof:
+        raise SaswotError("evolution found no valid proxy (every candidate was invalid); check the benchmark targets")
+    return EvolutionResult(archive.ranked(), archive.pareto(), history, stats["hits"], stats["evals"], asdict(cfg))

@@ -1,0 +1,286 @@
+"""One proxy: a typed tree stored as a prefix token list.
+
+A :class:`Proxy` round-trips through a versioned JSON document (tokens validated against the
+operator registry; nothing is evaluated), a DEAP ``PrimitiveTree`` and a sympy expression (with
+LaTeX). It scores all packed architectures in one vectorised pass (:meth:`Proxy.evaluate`) and a
+live model on a batch (:meth:`Proxy.score`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import sympy
+import torch
+
+from .errors import SaswotError
+from .io import atomic_write_json
+from .primitives import get_operator
+from .primitives.types import TYPE_DOC
+
+FORMAT = "saswot-gp-proxy"
+VERSION = 1
+MAX_TOKENS = 2000
+
+
+def check_tokens(tokens: Sequence[str], where: str = "proxy") -> List[str]:
+    """Validate a prefix token list against the registry and the type rules; return it as a list."""
+    if not isinstance(tokens, (list, tuple)) or not tokens:
+        raise SaswotError(f"{where}: tokens must be a non-empty list of operator names")
+    if len(tokens) > MAX_TOKENS:
+        raise SaswotError(f"{where}: {len(tokens)} tokens; expected at most {MAX_TOKENS}")
+    need = ["S"]
+    for i, tok in enumerate(tokens):
+        if not isinstance(tok, str):
+            raise SaswotError(f"{where}: token {i} is {tok!r}; expected an operator name (string)")
+        if not need:
+            raise SaswotError(f"{where}: token {i} {tok!r} is left over after a complete tree")
+        want = need.pop()
+        try:
+            op = get_operator(tok)
+        except SaswotError:
+            raise SaswotError(f"{where}: token {i} {tok!r} is not a registered operator or terminal") from None
+        if op.out_type != want:
+            raise SaswotError(f"{where}: token {i} {tok!r} gives a {TYPE_DOC[op.out_type]} where a "
+                              f"{TYPE_DOC[want]} is expected")
+        need.extend(reversed(op.in_types))
+    if need:
+        raise SaswotError(f"{where}: the tree ends early; {len(need)} more argument(s) expected, next a {TYPE_DOC[need[-1]]}")
+    return list(tokens)
+
+
+_TOKEN_RE = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(\()|(\))|(,))")
+
+
+def parse_expression(text: str) -> List[str]:
+    """Parse the functional notation ``layers_sum(l2_w(G))`` into prefix tokens (no eval involved)."""
+    tokens, depth_args, pos = [], [], 0
+    text = text.strip()
+    expect_name = True
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if not m or m.end() == pos:
+            raise SaswotError(f"proxy expression {text!r}: unexpected character at position {pos}; expected name(arg, ...)")
+        pos = m.end()
+        name, lp, rp, comma = m.groups()
+        if name:
+            if not expect_name:
+                raise SaswotError(f"proxy expression {text!r}: unexpected name {name!r} at position {m.start(1)}")
+            tokens.append(name)
+            expect_name = False
+        elif lp:
+            if expect_name or not tokens:
+                raise SaswotError(f"proxy expression {text!r}: '(' without a function name at position {pos - 1}")
+            depth_args.append(None)
+            expect_name = True
+        elif rp or comma:
+            if not depth_args or expect_name:
+                raise SaswotError(f"proxy expression {text!r}: unexpected {'`)`' if rp else '`,`'} at position {pos - 1}")
+            if rp:
+                depth_args.pop()
+            else:
+                expect_name = True
+    if depth_args:
+        raise SaswotError(f"proxy expression {text!r}: unbalanced parentheses")
+    return check_tokens(tokens, where=f"proxy expression {text!r}")
+
+
+class Proxy:
+    """A typed proxy tree (prefix tokens) with conversions and vectorised evaluation."""
+
+    def __init__(self, tokens: Sequence[str], name: Optional[str] = None, meta: Optional[dict] = None):
+        self.tokens: List[str] = check_tokens(tokens, where=f"proxy {name or ''}".strip())
+        self.name = name
+        self.meta: Dict[str, object] = dict(meta or {})
+
+    # ------------------------------------------------------------------ basics
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Proxy) and other.tokens == self.tokens
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.tokens))
+
+    def __repr__(self) -> str:
+        return f"Proxy({self.expression()!r})"
+
+    @property
+    def size(self) -> int:
+        """Number of nodes."""
+        return len(self.tokens)
+
+    @property
+    def height(self) -> int:
+        """Depth of the tree (a lone terminal has height 0)."""
+        best, stack = 0, []
+        for tok in reversed(self.tokens):
+            op = get_operator(tok)
+            h = 1 + max(stack.pop() for _ in range(op.arity)) if op.arity else 0
+            stack.append(h)
+            best = max(best, h)
+        return best
+
+    def expression(self) -> str:
+        """Functional notation, e.g. ``layers_sum(l2_w(G))`` (parse it back with :func:`parse_expression`)."""
+        stack: List[str] = []
+        for tok in reversed(self.tokens):
+            op = get_operator(tok)
+            args = [stack.pop() for _ in range(op.arity)]
+            stack.append(f"{tok}({', '.join(args)})" if args else tok)
+        return stack[0]
+
+    @classmethod
+    def parse(cls, text: str, name: Optional[str] = None) -> "Proxy":
+        """Build a proxy from functional notation (see :meth:`expression`)."""
+        return cls(parse_expression(text), name=name)
+
+    # ------------------------------------------------------------------ JSON
+    def to_json(self) -> dict:
+        """The versioned JSON document (tokens are authoritative; sympy/LaTeX are informational)."""
+        doc = {"format": FORMAT, "version": VERSION, "name": self.name, "tokens": list(self.tokens),
+               "expression": self.expression()}
+        try:
+            doc["sympy"] = str(self.sympy())
+        except Exception:  # pragma: no cover - informational only
+            pass
+        if self.meta:
+            doc["meta"] = self.meta
+        return doc
+
+    @classmethod
+    def from_json(cls, doc, where: str = "proxy document") -> "Proxy":
+        """Validate a JSON document (dict) and build the proxy; SaswotError on anything unexpected."""
+        if not isinstance(doc, dict):
+            raise SaswotError(f"{where}: expected a JSON object with 'format', 'version' and 'tokens'")
+        if doc.get("format") != FORMAT:
+            raise SaswotError(f"{where}: format {doc.get('format')!r}; expected {FORMAT!r}")
+        if doc.get("version") != VERSION:
+            raise SaswotError(f"{where}: version {doc.get('version')!r}; expected {VERSION}")
+        if "tokens" not in doc:
+            raise SaswotError(f"{where}: missing 'tokens'")
+        name = doc.get("name")
+        if name is not None and not isinstance(name, str):
+            raise SaswotError(f"{where}: name {name!r}; expected a string")
+        meta = doc.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise SaswotError(f"{where}: meta must be an object")
+        return cls(check_tokens(doc["tokens"], where=where), name=name, meta=meta)
+
+    def save(self, path) -> None:
+        """Write the JSON document atomically."""
+        atomic_write_json(path, self.to_json())
+
+    @classmethod
+    def load(cls, path) -> "Proxy":
+        """Read a proxy JSON file (validated; nothing in it is executed)."""
+        p = Path(path)
+        if not p.is_file():
+            raise SaswotError(f"proxy file {str(p)!r} not found; expected a JSON file written by saswot-gp")
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SaswotError(f"proxy file {str(p)!r} is not valid JSON: {exc}") from None
+        return cls.from_json(doc, where=f"proxy file {str(p)!r}")
+
+    # ------------------------------------------------------------------ DEAP
+    def to_deap(self, pset):
+        """The DEAP ``PrimitiveTree`` over ``pset`` (from ``saswot_gp.evolution.build_pset``)."""
+        from deap import gp
+        try:
+            return gp.PrimitiveTree([pset.mapping[t] for t in self.tokens])
+        except KeyError as exc:
+            raise SaswotError(f"token {exc.args[0]!r} is not in this primitive set") from None
+
+    @classmethod
+    def from_deap(cls, tree, name: Optional[str] = None) -> "Proxy":
+        """Proxy from a DEAP ``PrimitiveTree``."""
+        return cls([node.name for node in tree], name=name)
+
+    # ------------------------------------------------------------------ sympy
+    def sympy(self) -> sympy.Expr:
+        """The sympy twin as constructed (sympy's automatic canonicalisation, no simplify)."""
+        stack = []
+        for tok in reversed(self.tokens):
+            op = get_operator(tok)
+            args = [stack.pop() for _ in range(op.arity)]
+            stack.append(op.sympy_fn(*args))
+        return stack[0]
+
+    def simplified(self) -> sympy.Expr:
+        """``sympy.simplify`` of the twin (slow: for export and display only)."""
+        return sympy.simplify(self.sympy())
+
+    def latex(self) -> str:
+        """LaTeX of the simplified expression."""
+        return sympy.latex(self.simplified())
+
+    def canonical_key(self) -> Tuple[str, int]:
+        """(key, sign): proxies with equal keys rank architectures identically up to ``sign``.
+
+        Monotone increasing operators at the root and positive factors or added constants are
+        stripped; a negative factor flips the sign. The key is sympy's ``srepr`` of the remainder.
+        """
+        toks = self.tokens
+        while True:
+            op = get_operator(toks[0])
+            if op.arity == 1 and op.monotone and op.out_type == "S":
+                toks = toks[1:]
+            else:
+                break
+        expr = Proxy(toks).sympy() if toks is not self.tokens else self.sympy()
+        return canonical_expr_key(expr)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, ctx) -> torch.Tensor:
+        """Scores of every architecture in a ``PackedStats`` (float64 tensor, one per architecture)."""
+        stack = []
+        for tok in reversed(self.tokens):
+            op = get_operator(tok)
+            if op.arity == 0:
+                stack.append(op.fn(ctx))
+            elif op.arity == 1:
+                stack.append(op.fn(ctx, stack.pop()))
+            else:
+                x = stack.pop()
+                y = stack.pop()
+                stack.append(op.fn(ctx, x, y))
+        return stack[0]
+
+    def score(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, k: Optional[int] = 256,
+              seed: int = 0) -> float:
+        """Score a live model on a batch (one forward and backward, statistics sketched to ``k``)."""
+        from .stats import collect_stats, pack
+        return float(self.evaluate(pack([collect_stats(model, images, labels, k=k, seed=seed)]))[0])
+
+
+def canonical_expr_key(expr: sympy.Expr) -> Tuple[str, int]:
+    """(srepr, sign) of ``expr`` with rank-preserving outer pieces stripped (see Proxy.canonical_key)."""
+    sign = 1
+    from .primitives.builtin import SYMPY_FUNCTIONS
+    mono = {sympy.exp, sympy.tanh, SYMPY_FUNCTIONS["sigmoid"]}
+    while True:
+        if isinstance(expr, sympy.Mul):
+            c, rest = expr.as_coeff_Mul()
+            if c.is_Number and c != 1:
+                if c < 0:
+                    sign = -sign
+                expr = rest
+                continue
+        if isinstance(expr, sympy.Add):
+            c, rest = expr.as_coeff_Add()
+            if c.is_Number and c != 0:
+                expr = rest
+                continue
+        if expr.func in mono:
+            expr = expr.args[0]
+            continue
+        if isinstance(expr, sympy.Pow) and expr.exp.is_Integer and expr.exp > 0 and expr.exp % 2 == 1:
+            expr = expr.base
+            continue
+        break
+    return sympy.srepr(expr), sign

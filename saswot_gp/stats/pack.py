@@ -1,0 +1,121 @@
+"""Packing the statistics of many architectures into flat tensors with segment ids.
+
+Elements of weight-shaped tensors carry a layer id; rows of activation-shaped tensors carry a layer
+id; layers carry an architecture id. A proxy evaluated on a :class:`PackedStats` scores every
+architecture in one vectorised pass: reductions are ``index_add``/``scatter_reduce`` over these ids.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import SaswotError
+from .collect import LAYER_SCALARS, ArchStats
+
+
+class PackedStats:
+    """Statistics of ``n_archs`` architectures packed into float64 tensors (see module docstring)."""
+
+    def __init__(self, stats: Sequence[ArchStats]):
+        if not stats:
+            raise SaswotError("cannot pack statistics of zero architectures")
+        batch = {s.a.shape[1] for s in stats}
+        if len(batch) != 1:
+            raise SaswotError(f"statistics were collected on different batch sizes {sorted(batch)}; expected one batch")
+        self.batch_size = batch.pop()
+        self.n_archs = len(stats)
+        offs = np.cumsum([0] + [s.n_layers for s in stats])
+        self.n_layers = int(offs[-1])
+        f64 = lambda xs: torch.from_numpy(np.concatenate(xs).astype(np.float64))  # noqa: E731
+        self.w = f64([s.w for s in stats])
+        self.g = f64([s.g for s in stats])
+        self.a = f64([s.a for s in stats])
+        self.ag = f64([s.ag for s in stats])
+        self.w_seg = torch.from_numpy(np.concatenate([s.w_layer.astype(np.int64) + o for s, o in zip(stats, offs)]))
+        self.a_seg = torch.from_numpy(np.concatenate([s.a_layer.astype(np.int64) + o for s, o in zip(stats, offs)]))
+        self.layer_arch = torch.from_numpy(np.repeat(np.arange(self.n_archs), [s.n_layers for s in stats]))
+        self.layer: Dict[str, torch.Tensor] = {k: f64([s.layer[k] for s in stats]) for k in LAYER_SCALARS}
+        self.arch: Dict[str, torch.Tensor] = {k: torch.tensor([s.arch[k] for s in stats], dtype=torch.float64)
+                                              for k in ("params", "flops")}
+        w_numel = f64([s.w_numel for s in stats])
+        a_numel = f64([s.a_numel for s in stats])
+        self._seg = {"W": self.w_seg, "A": self.a_seg, "L": self.layer_arch}
+        self._n = {"W": self.n_layers, "A": self.n_layers, "L": self.n_archs}
+        w_cnt = torch.bincount(self.w_seg, minlength=self.n_layers).double()
+        a_cnt = torch.bincount(self.a_seg, minlength=self.n_layers).double() * self.batch_size
+        l_cnt = torch.bincount(self.layer_arch, minlength=self.n_archs).double()
+        self._count = {"W": w_cnt, "A": a_cnt, "L": l_cnt}
+        self._scale = {"W": w_numel / w_cnt, "A": a_numel / a_cnt, "L": torch.ones(self.n_archs, dtype=torch.float64)}
+        self._groups = None
+
+    # ------------------------------------------------------------------ segment helpers
+    def _rowwise(self, kind: str, x: torch.Tensor) -> torch.Tensor:
+        return x.sum(1) if kind == "A" else x
+
+    def seg_sum(self, kind: str, x: torch.Tensor) -> torch.Tensor:
+        """Sum of ``x`` over each segment of ``kind`` ('W', 'A' over rows and batch, 'L' over layers)."""
+        x = self._rowwise(kind, x)
+        return torch.zeros(self._n[kind], dtype=x.dtype).index_add_(0, self._seg[kind], x)
+
+    def seg_mean(self, kind: str, x: torch.Tensor) -> torch.Tensor:
+        """Mean over each segment."""
+        return self.seg_sum(kind, x) / self._count[kind]
+
+    def _seg_reduce(self, kind: str, x: torch.Tensor, how: str) -> torch.Tensor:
+        if kind == "A":
+            x = x.amax(1) if how == "amax" else x.amin(1)
+        return torch.zeros(self._n[kind], dtype=x.dtype).scatter_reduce_(0, self._seg[kind], x, how, include_self=False)
+
+    def seg_max(self, kind: str, x: torch.Tensor) -> torch.Tensor:
+        """Maximum over each segment."""
+        return self._seg_reduce(kind, x, "amax")
+
+    def seg_min(self, kind: str, x: torch.Tensor) -> torch.Tensor:
+        """Minimum over each segment."""
+        return self._seg_reduce(kind, x, "amin")
+
+    def expand(self, kind: str, v: torch.Tensor) -> torch.Tensor:
+        """Broadcast one value per segment back to the elements (rows x batch for 'A')."""
+        out = v[self._seg[kind]]
+        return out.unsqueeze(1) if kind == "A" else out
+
+    def scale(self, kind: str) -> torch.Tensor:
+        """Full-size / sketched-size per segment, so sketched sums estimate full sums."""
+        return self._scale[kind]
+
+    def logdet(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-layer log|K| of the batch kernel K = C C^T + (1-C)(1-C)^T of binary codes C = (x > 0).
+
+        Layers are grouped by row count, so this is one batched matmul per distinct count.
+        """
+        if self._groups is None:
+            counts = torch.bincount(self.a_seg, minlength=self.n_layers)
+            starts = torch.cumsum(counts, 0) - counts
+            self._groups = []
+            for r in torch.unique(counts).tolist():
+                layers = torch.nonzero(counts == r).flatten()
+                rows = starts[layers].unsqueeze(1) + torch.arange(r).unsqueeze(0)
+                self._groups.append((layers, rows))
+        c = (x > 0).double()
+        out = torch.empty(self.n_layers, dtype=torch.float64)
+        nb = self.batch_size
+        eye = torch.eye(nb, dtype=torch.float64)
+        for layers, rows in self._groups:
+            cg = c[rows]  # (n_layers_in_group, r, N)
+            ones = 1.0 - cg
+            k = cg.transpose(1, 2) @ cg + ones.transpose(1, 2) @ ones
+            out[layers] = torch.linalg.slogdet(k + 1e-3 * eye)[1]
+        return out
+
+    def nbytes(self) -> int:
+        """Memory held by the packed tensors, in bytes."""
+        ts = [self.w, self.g, self.a, self.ag, self.w_seg, self.a_seg, self.layer_arch, *self.layer.values()]
+        return int(sum(t.numel() * t.element_size() for t in ts))
+
+
+def pack(stats: Sequence[ArchStats]) -> PackedStats:
+    """Pack a list of per-architecture statistics (all on the same batch) into one PackedStats."""
+    return PackedStats(stats)
