@@ -26,6 +26,10 @@ VERSION = 1
 MAX_TOKENS = 2000
 
 
+def _a(noun: str) -> str:
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
+
+
 def check_tokens(tokens: Sequence[str], where: str = "proxy") -> List[str]:
     """Validate a prefix token list against the registry and the type rules; return it as a list."""
     if not isinstance(tokens, (list, tuple)) or not tokens:
@@ -44,11 +48,11 @@ def check_tokens(tokens: Sequence[str], where: str = "proxy") -> List[str]:
         except SaswotError:
             raise SaswotError(f"{where}: token {i} {tok!r} is not a registered operator or terminal") from None
         if op.out_type != want:
-            raise SaswotError(f"{where}: token {i} {tok!r} gives a {TYPE_DOC[op.out_type]} where a "
-                              f"{TYPE_DOC[want]} is expected")
+            raise SaswotError(f"{where}: token {i} {tok!r} gives {_a(TYPE_DOC[op.out_type])} where "
+                              f"{_a(TYPE_DOC[want])} is expected")
         need.extend(reversed(op.in_types))
     if need:
-        raise SaswotError(f"{where}: the tree ends early; {len(need)} more argument(s) expected, next a {TYPE_DOC[need[-1]]}")
+        raise SaswotError(f"{where}: the tree ends early; {len(need)} more argument(s) expected, next {_a(TYPE_DOC[need[-1]])}")
     return list(tokens)
 
 
@@ -232,8 +236,14 @@ class Proxy:
                 toks = toks[1:]
             else:
                 break
-        expr = Proxy(toks).sympy() if toks is not self.tokens else self.sympy()
-        return canonical_expr_key(expr)
+        try:
+            expr = Proxy(toks).sympy() if toks is not self.tokens else self.sympy()
+            if expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+                raise ValueError("singular twin")
+            return canonical_expr_key(expr)
+        except (ValueError, TypeError, ZeroDivisionError, RecursionError, AttributeError):
+            # the twin is singular where the protected operators are not (e.g. 1/0): key on tokens
+            return "tokens:" + " ".join(toks), 1
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, ctx) -> torch.Tensor:

@@ -41,8 +41,9 @@ class EvolutionConfig:
     hof_size: int = 20
     init_min: int = 2
     init_max: int = 5
-    max_height: int = 8
-    max_size: int = 40
+    max_height: int = 7
+    max_size: int = 30
+    local_search: int = 12  # node-replacement neighbours tried around each elite per generation
 
     def check(self) -> None:
         """Raise SaswotError on a nonsensical setting."""
@@ -142,13 +143,61 @@ class _Archive:
         return front
 
 
+def _key(ind):
+    if not ind.fitness.valid or not hasattr(ind, "key"):
+        ind.key = Proxy.from_deap(ind).canonical_key()
+    return ind.key
+
+
+def _diversify(pop, tb, cfg: EvolutionConfig, tries: int = 3) -> None:
+    """Replace offspring whose canonical form already occurs in the population (clones waste evaluations)."""
+    seen = set()
+    for i, ind in enumerate(pop):
+        k = _key(ind)
+        n = 0
+        while k in seen and n < tries:
+            ind = tb.clone(ind) if n < tries - 1 else tb.individual()
+            if n < tries - 1:
+                ind, = tb.mutate(ind)
+            del ind.fitness.values
+            k = _key(ind)
+            n += 1
+        pop[i] = ind
+        seen.add(k)
+
+
+def _local_search(pop, tb, cfg: EvolutionConfig, evaluator, cache: FitnessCache, stats: dict) -> None:
+    """Memetic step: try node-replacement neighbours of each elite; improvements replace the worst."""
+    elites = tools.selBest(pop, cfg.elite)
+    neighbours = []
+    for e in elites:
+        for _ in range(cfg.local_search):
+            n, = gp.mutNodeReplacement(tb.clone(e), pset=tb.pset)
+            del n.fitness.values
+            neighbours.append(n)
+    _evaluate(neighbours, tb, evaluator, cache, stats)
+    better = sorted((n for n in neighbours if n.fitness > min(e.fitness for e in elites)),
+                    key=lambda n: n.fitness, reverse=True)
+    keys = {_key(i) for i in pop}
+    chosen = []
+    for n in better:
+        if _key(n) not in keys:
+            keys.add(_key(n))
+            chosen.append(n)
+        if len(chosen) >= cfg.elite:
+            break
+    if chosen:
+        worst = sorted(range(len(pop)), key=lambda i: pop[i].fitness)[: len(chosen)]
+        for i, n in zip(worst, chosen):
+            pop[i] = n
+
+
 def _evaluate(inds, tb, evaluator, cache: FitnessCache, stats: dict) -> None:
     pending: Dict[str, list] = {}
     for ind in inds:
         if ind.fitness.valid:
             continue
-        key, sign = Proxy.from_deap(ind).canonical_key()
-        ind.key = (key, sign)
+        key, sign = _key(ind)
         hit = cache.lookup(key, sign)
         if hit is not None:
             ind.fitness.values = (round(hit[0], 6), len(ind))
@@ -245,7 +294,10 @@ def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (
                     offspring[i], = tb.mutate(offspring[i])
                     del offspring[i].fitness.values
             pop = [tb.clone(e) for e in elites] + offspring
+            _diversify(pop, tb, cfg)
         _evaluate(pop, tb, evaluator, cache, stats)
+        if cfg.local_search and cfg.elite:
+            _local_search(pop, tb, cfg, evaluator, cache, stats)
         for ind in pop:
             archive.update(ind)
         fits = [ind.fitness.values[0] for ind in pop]

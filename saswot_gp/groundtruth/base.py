@@ -41,9 +41,11 @@ class Benchmark:
                          {k: v[idx] for k, v in self.reference.items()}, self.description, dict(self.space_kwargs))
 
     def split(self, n_train: int, seed: int = 0, max_eval: Optional[int] = None):
-        """Seeded random split into (train, held-out) Benchmarks with ``n_train`` training archs."""
+        """Seeded random split into (train, held-out): ``n_train`` training archs, at most half when small."""
+        if len(self) < 4:
+            raise ValueError(f"benchmark {self.name!r} has {len(self)} architectures; need at least 4 to split")
         rng = np.random.default_rng(seed)
         perm = rng.permutation(len(self))
-        n_train = min(n_train, len(self) - 1)
+        n_train = max(2, min(n_train, len(self) // 2 if len(self) < 2 * n_train else n_train))
         test = perm[n_train:] if max_eval is None else perm[n_train:n_train + max_eval]
         return self.subset(perm[:n_train]), self.subset(test)

@@ -16,9 +16,9 @@ from .base import Benchmark
 PLANTED = "layers_mean(div_l(std_a(AG), l2_w(W)))"
 
 
-def planted_benchmark(n_archs: int = 60, proxy: str = PLANTED, noise: float = 0.05, seed: int = 0,
+def planted_benchmark(n_archs: int = 60, proxy: str = PLANTED, noise: float = 0.1, seed: int = 0,
                       space: str = "tiny", k: int = 256, batch_seed: int = 0, cache_dir=None) -> Benchmark:
-    """Sample ``n_archs`` architectures of ``space`` and set target = zscore(proxy scores) + noise * N(0,1)."""
+    """Sample ``n_archs`` architectures of ``space``; target = normal score of the planted proxy's rank + noise * N(0,1)."""
     from ..pipeline import default_batch, stats_and_targets
     from ..spaces import get_space
     sp = get_space(space)
@@ -29,10 +29,11 @@ def planted_benchmark(n_archs: int = 60, proxy: str = PLANTED, noise: float = 0.
         if a not in archs:
             archs.append(a)
     bench = Benchmark(f"synthetic-planted[{proxy}]", space, archs, np.zeros(n_archs), metric="planted score",
-                      description=f"synthetic stand-in: target = zscore({proxy}) + {noise} * N(0,1) on {n_archs} random {space} networks")
+                      description=f"synthetic stand-in: target = normal-score rank of {proxy} + {noise} * N(0,1) on {n_archs} random {space} networks")
     images, labels = default_batch(bench, seed=batch_seed)
     packed, _ = stats_and_targets(bench, images, labels, k=k, seed=batch_seed, cache_dir=cache_dir)
     s = Proxy.parse(proxy).evaluate(packed).numpy()
-    z = (s - s.mean()) / (s.std() + 1e-12)
+    from scipy import stats as sstats
+    z = sstats.norm.ppf(sstats.rankdata(s) / (n_archs + 1))  # normal scores: noise acts on ranks, not on raw scale
     bench.target = z + noise * np.random.default_rng(seed).standard_normal(n_archs)
     return bench

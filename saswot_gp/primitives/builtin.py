@@ -32,6 +32,13 @@ minmax = sympy.Function("minmax")
 SYMPY_FUNCTIONS = {"sigmoid": sigmoid, "zscore": zscore, "minmax": minmax}
 
 
+def sym_abs(x):
+    """|x| with products split into products of |factor| (so |G*W| and |G|*|W| coincide)."""
+    if isinstance(x, sympy.Mul):
+        return sympy.Mul(*[sympy.Abs(a) for a in x.args])
+    return sympy.Abs(x)
+
+
 def _sfun(name):
     f = SYMPY_FUNCTIONS.setdefault(name, sympy.Function(name))
     return lambda x: f(x)
@@ -56,11 +63,11 @@ def _recip(x):
 
 UNARY = {
     # name: (torch fn, sympy fn, monotone increasing over all reals)
-    "abs": (torch.abs, lambda x: sympy.Abs(x), False),
+    "abs": (torch.abs, sym_abs, False),
     "neg": (torch.neg, lambda x: -x, False),
     "square": (lambda x: finite(x * x), lambda x: x ** 2, False),
-    "sqrt": (lambda x: torch.sqrt(x.abs()), lambda x: sympy.sqrt(sympy.Abs(x)), False),
-    "log": (_log, lambda x: sympy.log(sympy.Abs(x)), False),
+    "sqrt": (lambda x: torch.sqrt(x.abs()), lambda x: sympy.sqrt(sym_abs(x)), False),
+    "log": (_log, lambda x: sympy.log(sym_abs(x)), False),
     "exp": (_exp, lambda x: sympy.exp(x), True),
     "sigmoid": (torch.sigmoid, lambda x: sigmoid(x), True),
     "tanh": (torch.tanh, lambda x: sympy.tanh(x), True),
@@ -156,7 +163,7 @@ def _register_all() -> None:
         for name, fn in _reductions(t).items():
             sfn = _sfun(name)
             if name in ("l1", "l2", "maxabs"):  # depend on |x| only: l1(G*W) == l1(|G|*|W|)
-                sfn = (lambda f: lambda x: f(sympy.Abs(x)))(sfn)
+                sfn = (lambda f: lambda x: f(sym_abs(x)))(sfn)
             register(Operator(f"{name}_{t.lower()}", (t,), "L", fn, sfn,
                               doc=f"per-layer {name} of a {'weight' if t == 'W' else 'activation'}-shaped tensor"))
     register(Operator("logdet_a", ("A",), "L", lambda ctx, x: ctx.logdet(x), _sfun("logdet"),

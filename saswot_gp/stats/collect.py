@@ -73,6 +73,11 @@ def segmentation_loss(out, labels: torch.Tensor, ignore_index: int = 255) -> tor
         out = out[0]
     if out.dim() != 4:
         raise SaswotError(f"segmenter output has shape {tuple(out.shape)}; expected (N, classes, H, W) logits")
+    valid = labels[labels != ignore_index]
+    if valid.numel() and (int(valid.max()) >= out.shape[1] or int(valid.min()) < 0):
+        bad = int(valid.max()) if int(valid.max()) >= out.shape[1] else int(valid.min())
+        raise SaswotError(f"labels contain class {bad} but the model outputs {out.shape[1]} classes "
+                          f"(expected labels in [0, {out.shape[1] - 1}] or {ignore_index})")
     if out.shape[-2:] != labels.shape[-2:]:
         out = F.interpolate(out, size=labels.shape[-2:], mode="bilinear", align_corners=False)
     return F.cross_entropy(out, labels.long(), ignore_index=ignore_index)
@@ -130,7 +135,10 @@ def collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
                 rec["ag"] = (gflat if rec["pos"] is None else gflat[:, rec["pos"]]).t().contiguous().float()
             out.register_hook(grad_hook)
 
-    handles = [m.register_forward_hook(fwd_hook) for m in model.modules() if isinstance(m, LAYER_TYPES)]
+    layers = [m for m in model.modules() if isinstance(m, LAYER_TYPES)]
+    if not layers:
+        raise SaswotError(f"model {type(model).__name__} has no Conv2d/ConvTranspose2d/Linear layer to measure")
+    handles = [m.register_forward_hook(fwd_hook) for m in layers]
     was_training = model.training
     model.train(train_mode)
     model.zero_grad(set_to_none=True)
@@ -144,7 +152,7 @@ def collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
             h.remove()
         model.train(was_training)
     if not records:
-        raise SaswotError(f"model {type(model).__name__} has no Conv2d/ConvTranspose2d/Linear layer to measure")
+        raise SaswotError(f"model {type(model).__name__}: no Conv2d/ConvTranspose2d/Linear layer ran in the forward pass")
 
     ws, gs, wl, wn, as_, ags, al, an = [], [], [], [], [], [], [], []
     scal = {k_: [] for k_ in LAYER_SCALARS}

@@ -99,15 +99,20 @@ class PackedStats:
                 layers = torch.nonzero(counts == r).flatten()
                 rows = starts[layers].unsqueeze(1) + torch.arange(r).unsqueeze(0)
                 self._groups.append((layers, rows))
-        c = (x > 0).double()
+        c = (x > 0).to(torch.float32)  # 0/1 codes: counts stay exact in float32
         out = torch.empty(self.n_layers, dtype=torch.float64)
-        nb = self.batch_size
-        eye = torch.eye(nb, dtype=torch.float64)
+        eye = 1e-3 * torch.eye(self.batch_size, dtype=torch.float64)
         for layers, rows in self._groups:
-            cg = c[rows]  # (n_layers_in_group, r, N)
-            ones = 1.0 - cg
-            k = cg.transpose(1, 2) @ cg + ones.transpose(1, 2) @ ones
-            out[layers] = torch.linalg.slogdet(k + 1e-3 * eye)[1]
+            cg = c[rows]  # (layers in group, r, N)
+            s = cg.sum(1)
+            # K_ij = #positions where codes agree = r - s_i - s_j + 2 (C^T C)_ij
+            k = (2.0 * (cg.transpose(1, 2) @ cg) - s.unsqueeze(2) - s.unsqueeze(1) + rows.shape[1]).double() + eye
+            chol, info = torch.linalg.cholesky_ex(k)
+            ld = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+            bad = info != 0
+            if bad.any():
+                ld[bad] = torch.linalg.slogdet(k[bad])[1]
+            out[layers] = ld
         return out
 
     def nbytes(self) -> int:

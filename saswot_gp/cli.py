@@ -1,0 +1,130 @@
+"""The ``saswot-gp`` command: thin click wrappers, every command a call into the library."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .errors import SaswotError
+
+
+def _k_option(value: str):
+    if value in ("full", "none", "None"):
+        return None
+    try:
+        k = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}; expected a positive integer or 'full'") from None
+    if k < 1:
+        raise click.BadParameter(f"{value!r}; expected a positive integer or 'full'")
+    return k
+
+
+def _resolution(value):
+    if value is None:
+        return None
+    try:
+        h, w = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}; expected HxW such as 64x64") from None
+    return h, w
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SaswotError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="saswot-gp")
+def main():
+    """saswot-gp: discover training-free proxies for segmentation NAS with typed genetic programming."""
+
+
+@main.command()
+@click.option("--benchmark", default="synthetic", show_default=True, help="registered name or path to a benchmark file")
+@click.option("--metric", default=None, help="target column of the benchmark (default: the file's main metric)")
+@click.option("--population", default=64, show_default=True, type=click.IntRange(4))
+@click.option("--generations", default=20, show_default=True, type=click.IntRange(0))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", "out_dir", default="runs/evolve", show_default=True, type=click.Path(file_okay=False))
+@click.option("--resume", "resume_dir", default=None, type=click.Path(file_okay=False),
+              help="continue the run in DIR (settings come from its checkpoint; --generations may extend it)")
+@click.option("--k", "k", default="256", show_default=True, help="sketch size per tensor, or 'full'")
+@click.option("--train-size", default=200, show_default=True, type=click.IntRange(2))
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(2))
+@click.option("--resolution", default=None, help="HxW of the statistics batch (default: the space's input size)")
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0), help="process pool size (0 = serial)")
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1), help="torch threads")
+def evolve(benchmark, metric, population, generations, seed, out_dir, resume_dir, k, train_size, batch_size,
+           resolution, workers, threads):
+    """Evolve a proxy on a benchmark and report it beside the hand-designed proxies."""
+    import torch
+    from .pipeline import format_table, run_evolve
+    torch.set_num_threads(threads)
+    summary = run_evolve(benchmark=benchmark, metric=metric, out_dir=resume_dir or out_dir, population=population,
+                         generations=generations, seed=seed, k=_k_option(k), train_size=train_size,
+                         batch_size=batch_size, workers=workers, resume=resume_dir is not None,
+                         resolution=_resolution(resolution), log=lambda m: click.echo(m, err=True))
+    click.echo(f"\n{summary['benchmark']} ({summary['metric']}): {summary['n_train']} train / "
+               f"{summary['n_heldout']} held-out architectures; Kendall tau and Spearman rho")
+    click.echo(format_table(summary))
+    out = resume_dir or out_dir
+    click.echo(f"\nwrote {out}/best_proxy.json, hall_of_fame.json, log.jsonl, proxy.png, evolution.png, summary.json")
+
+
+@main.command()
+@click.argument("proxy")
+@click.option("--format", "fmt", type=click.Choice(["sympy", "latex", "json", "dot", "expression", "tokens"]),
+              default="sympy", show_default=True)
+@click.option("--raw", is_flag=True, help="sympy/latex of the constructed form, without simplify()")
+def export(proxy, fmt, raw):
+    """Print PROXY (a JSON file, a hand-designed name, or functional notation) in another format."""
+    import json
+    from .handcrafted import resolve_proxy
+    from .viz import to_dot
+    p = resolve_proxy(proxy)
+    if fmt == "json":
+        click.echo(json.dumps(p.to_json(), indent=2))
+    elif fmt == "dot":
+        click.echo(to_dot(p.tokens), nl=False)
+    elif fmt == "expression":
+        click.echo(p.expression())
+    elif fmt == "tokens":
+        click.echo(" ".join(p.tokens))
+    else:
+        import sympy
+        expr = p.sympy() if raw else p.simplified()
+        click.echo(sympy.latex(expr) if fmt == "latex" else str(expr))
+
+
+@main.command()
+@click.argument("proxy")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help=".png, .svg or .dot")
+def draw(proxy, output):
+    """Draw PROXY's tree to a .png, .svg or .dot file."""
+    from .handcrafted import resolve_proxy
+    from .viz import draw_proxy
+    p = resolve_proxy(proxy)
+    draw_proxy(p.tokens, output, title=p.expression())
+    click.echo(f"wrote {output}")
+
+
+@main.command()
+@click.option("--type", "typ", type=click.Choice(["W", "A", "L", "S"]), default=None, help="only this output type")
+def operators(typ):
+    """List the registered operators and terminals with their typed signatures."""
+    from .primitives import operators as ops
+    for op in ops(out_type=typ):
+        sig = f"({', '.join(op.in_types)}) -> {op.out_type}" if op.in_types else f"terminal -> {op.out_type}"
+        flags = ",".join(f for f, on in (("elementwise", op.elementwise), ("monotone", op.monotone)) if on)
+        click.echo(f"{op.name:<16}{sig:<16}{flags:<22}{op.doc}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,44 @@
+import random
+
+import pytest
+import torch
+
+from saswot_gp.spaces import get_space
+from saswot_gp.stats import collect_stats, pack
+from saswot_gp.stats.cache import build_model
+from saswot_gp.batches import synthetic_batch
+
+torch.set_num_threads(1)
+
+TINY_ARCHS = ["8k3s2_16k3s1", "4k1s1_8k5s2_16k3s2", "16k3s1_16k3s2_32k3s2_8k1s1", "32k5s2_4k3s1",
+              "8k3s1_8k3s1_8k3s1", "16k5s2_32k1s1_32k3s2_16k3s1_8k5s1"]
+
+
+@pytest.fixture(scope="session")
+def batch():
+    return synthetic_batch(n=4, size=(16, 16), num_classes=5, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_space():
+    return get_space("tiny", num_classes=5, input_size=(16, 16))
+
+
+@pytest.fixture(scope="session")
+def tiny_stats(tiny_space, batch):
+    images, labels = batch
+    return [collect_stats(build_model(tiny_space, a, seed=0), images, labels, k=64, seed=0) for a in TINY_ARCHS]
+
+
+@pytest.fixture(scope="session")
+def packed(tiny_stats):
+    return pack(tiny_stats)
+
+
+def random_trees(n, seed=0, min_=1, max_=5):
+    """Random typed proxy token lists drawn with DEAP's ramped half-and-half."""
+    from deap import gp
+    from saswot_gp.evolution import build_pset
+    pset = build_pset()
+    random.seed(seed)
+    return [[node.name for node in gp.PrimitiveTree(gp.genHalfAndHalf(pset, min_, max_))] for _ in range(n)]

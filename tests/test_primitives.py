@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+import sympy
+import torch
+
+from saswot_gp.errors import SaswotError
+from saswot_gp.primitives import get_operator, make_operator, operators, unregister
+from saswot_gp.primitives.builtin import SYMPY_FUNCTIONS, UNARY, BINARY
+from saswot_gp.proxy import Proxy
+
+EXTREME = torch.tensor([0.0, -0.0, -1.0, 1.0, -5.0, 1e-300, -1e-300, 1e30, -1e30, 1e200, -1e200], dtype=torch.float64)
+
+
+def test_every_type_has_terminals_and_primitives():
+    for t in "WALS":
+        assert operators(out_type=t, terminals=True), t
+        assert operators(out_type=t, terminals=False), t
+
+
+def test_expected_operator_families_exist():
+    for t in "wals":
+        for name in ["abs", "neg", "square", "sqrt", "log", "exp", "sigmoid", "tanh", "relu", "recip",
+                     "add", "sub", "mul", "div", "max", "min"]:
+            get_operator(f"{name}_{t}")
+    for t in "wal":
+        get_operator(f"zscore_{t}"), get_operator(f"minmax_{t}")
+    for t in "wa":
+        for r in ["sum", "mean", "l1", "l2", "std", "maxabs"]:
+            assert get_operator(f"{r}_{t}").out_type == "L"
+    assert get_operator("logdet_a").in_types == ("A",)
+    for a in ["sum", "mean", "max", "min"]:
+        assert get_operator(f"layers_{a}").out_type == "S"
+    assert get_operator("params").out_type == "S" and get_operator("params_l").out_type == "L"
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_elementwise_protected_on_extremes(name):
+    op = get_operator(f"{name}_w")
+    out = op.fn(None, EXTREME)
+    assert out.shape == EXTREME.shape
+    assert torch.isfinite(out).all(), (name, out)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+def test_binary_elementwise_protected_on_extremes(name):
+    op = get_operator(f"{name}_l")
+    x = EXTREME.repeat_interleave(len(EXTREME))
+    y = EXTREME.repeat(len(EXTREME))
+    out = op.fn(None, x, y)
+    assert torch.isfinite(out).all(), name
+
+
+def test_all_operators_finite_on_packed_extreme_statistics(packed):
+    """Every operator, reductions included, stays finite when the statistics hold zeros and huge values."""
+    import copy
+    ctx = copy.copy(packed)
+    rng = np.random.default_rng(0)
+    pool = EXTREME.numpy()
+    ctx.w = torch.from_numpy(rng.choice(pool, size=packed.w.shape))
+    ctx.g = torch.zeros_like(packed.g)
+    ctx.a = torch.from_numpy(rng.choice(pool, size=tuple(packed.a.shape)))
+    ctx.ag = torch.from_numpy(rng.choice(pool, size=tuple(packed.ag.shape)))
+    vals = {"W": ctx.w, "A": ctx.a, "L": torch.from_numpy(rng.choice(pool, size=packed.n_layers)),
+            "S": torch.from_numpy(rng.choice(pool, size=packed.n_archs))}
+    for op in operators(terminals=False):
+        args = [vals[t] for t in op.in_types]
+        if op.arity == 2 and op.in_types[0] == "W":
+            args[1] = ctx.g
+        out = op.fn(ctx, *args)
+        assert torch.isfinite(out).all(), op.name
+
+
+def _lambdify(expr, symbols):
+    mods = [{"sigmoid": lambda x: 1 / (1 + np.exp(-x))}, "numpy"]
+    return sympy.lambdify(symbols, expr, modules=mods)
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_sympy_twin_matches_torch_away_from_singularities(name):
+    x = sympy.Symbol("x", real=True)
+    op = get_operator(f"{name}_l")
+    f = _lambdify(op.sympy_fn(x), [x])
+    v = np.array([-3.0, -0.7, 0.4, 1.5, 2.5])
+    np.testing.assert_allclose(np.asarray(f(v), dtype=float) * np.ones_like(v),
+                               op.fn(None, torch.tensor(v)).numpy(), rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+def test_binary_sympy_twin_matches_torch(name):
+    x, y = sympy.symbols("x y", real=True)
+    op = get_operator(f"{name}_l")
+    f = _lambdify(op.sympy_fn(x, y), [x, y])
+    a, b = np.array([-3.0, -0.7, 0.4, 1.5]), np.array([2.0, -1.5, 0.3, -4.0])
+    np.testing.assert_allclose(f(a, b), op.fn(None, torch.tensor(a), torch.tensor(b)).numpy(), rtol=1e-9)
+
+
+def test_custom_operator_accepted_and_usable(packed):
+    try:
+        op = make_operator("softsign_l", lambda x: x / (1 + x.abs()), ("L",), "L",
+                           lambda x: x / (1 + sympy.Abs(x)), monotone=True)
+        p = Proxy.parse("layers_sum(softsign_l(l2_w(G)))")
+        s = p.evaluate(packed)
+        assert s.shape == (packed.n_archs,) and torch.isfinite(s).all()
+        assert str(p.sympy()) == "layers_sum(l2(Abs(G))/(Abs(l2(Abs(G))) + 1))"
+        assert op.monotone and not op.builtin
+    finally:
+        unregister("softsign_l")
+    with pytest.raises(SaswotError, match="not a registered"):
+        Proxy.parse("layers_sum(softsign_l(l2_w(G)))")
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    (dict(name="bad_log", fn=torch.log, in_types=("L",), out_type="L", sympy_fn=sympy.log), "not closed"),
+    (dict(name="inv", fn=lambda x: 1 / x, in_types=("W",), out_type="W", sympy_fn=lambda x: 1 / x), "not closed"),
+    (dict(name="three", fn=lambda x, y, z: x, in_types=("L", "L", "L"), out_type="L", sympy_fn=lambda x, y, z: x), "arity 3"),
+    (dict(name="red", fn=lambda x: x.sum(), in_types=("W",), out_type="W", sympy_fn=lambda x: x), "shaped like"),
+    (dict(name="mixed", fn=lambda x, y: x, in_types=("W", "L"), out_type="W", sympy_fn=lambda x, y: x), "expected all equal"),
+    (dict(name="not an id", fn=lambda x: x, in_types=("L",), out_type="L", sympy_fn=lambda x: x), "identifier"),
+    (dict(name="boom", fn=lambda x: 1 // 0, in_types=("L",), out_type="L", sympy_fn=lambda x: x), "failed on probe"),
+])
+def test_custom_operator_validation_rejects(kwargs, msg):
+    with pytest.raises(SaswotError, match=msg):
+        make_operator(register_it=False, **kwargs)
+
+
+def test_custom_operator_name_clash_rejected():
+    with pytest.raises(SaswotError, match="already registered"):
+        make_operator("add_l", lambda x, y: x + y, ("L", "L"), "L", lambda x, y: x + y)
+    assert get_operator("add_l").builtin
+
+
+def test_monotone_flags_are_truthful():
+    """An operator flagged monotone must never reverse the order of two inputs."""
+    v = torch.linspace(-50, 50, 2001, dtype=torch.float64)
+    for op in operators(terminals=False):
+        if op.monotone and op.elementwise and op.arity == 1:
+            out = op.fn(None, v)
+            assert (out[1:] >= out[:-1]).all(), op.name
+    assert not get_operator("relu_s").monotone  # ties: not rank-preserving
+    assert SYMPY_FUNCTIONS["sigmoid"].__name__ == "sigmoid"
