@@ -34,7 +34,7 @@ class EvolutionConfig:
     population: int = 64
     generations: int = 20
     seed: int = 0
-    tournament: int = 4
+    tournament: int = 7
     cxpb: float = 0.5
     mutpb: float = 0.4
     elite: int = 2
@@ -87,6 +87,26 @@ def _mutate_any(individual, pset, expr):
     return gp.mutInsert(individual, pset=pset)
 
 
+def cx_one_point(ind1, ind2):
+    """Typed subtree crossover (as DEAP's cxOnePoint, but the shared type is drawn from a sorted list:
+    DEAP draws it from a set of classes, whose order depends on memory addresses, so seeded runs would
+    differ from process to process)."""
+    if len(ind1) < 2 or len(ind2) < 2:
+        return ind1, ind2
+    at1, at2 = {}, {}
+    for i, node in enumerate(ind1[1:], 1):
+        at1.setdefault(node.ret, []).append(i)
+    for i, node in enumerate(ind2[1:], 1):
+        at2.setdefault(node.ret, []).append(i)
+    common = sorted(set(at1) & set(at2), key=lambda t: t.__name__)
+    if common:
+        t = random.choice(common)
+        s1 = ind1.searchSubtree(random.choice(at1[t]))
+        s2 = ind2.searchSubtree(random.choice(at2[t]))
+        ind1[s1], ind2[s2] = ind2[s2], ind1[s1]
+    return ind1, ind2
+
+
 def make_toolbox(cfg: EvolutionConfig, pset=None, map_fn: Callable = map) -> base.Toolbox:
     """The DEAP toolbox: ramped half-and-half, tournament, subtree crossover, four mutations, limits."""
     ensure_creator()
@@ -97,7 +117,7 @@ def make_toolbox(cfg: EvolutionConfig, pset=None, map_fn: Callable = map) -> bas
     tb.register("expr", gp.genHalfAndHalf, pset=pset, min_=cfg.init_min, max_=cfg.init_max)
     tb.register("individual", tools.initIterate, creator.ProxyIndividual, tb.expr)
     tb.register("select", tools.selTournament, tournsize=cfg.tournament)
-    tb.register("mate", gp.cxOnePoint)
+    tb.register("mate", cx_one_point)
     tb.register("expr_mut", gp.genFull, min_=0, max_=2)
     tb.register("mutate", _mutate_any, pset=pset, expr=tb.expr_mut)
     for name in ("mate", "mutate"):
@@ -276,7 +296,10 @@ def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (
         random.seed(cfg.seed)
         from deap import creator
         pop = [creator.ProxyIndividual(p.to_deap(tb.pset)) for p in list(seeds)[: cfg.population]]
-        pop += [tb.individual() for _ in range(cfg.population - len(pop))]
+        while len(pop) < cfg.population:
+            ind = tb.individual()
+            if len(ind) <= cfg.max_size and ind.height <= cfg.max_height:
+                pop.append(ind)
         start = 0
 
     for gen in range(start, cfg.generations + 1):
