@@ -289,8 +289,16 @@ def canonical_expr_key(expr: sympy.Expr) -> Tuple[str, int]:
         if expr.func in mono:
             expr = expr.args[0]
             continue
-        if isinstance(expr, sympy.Pow) and expr.exp.is_Integer and expr.exp > 0 and expr.exp % 2 == 1:
+        if isinstance(expr, sympy.Pow) and expr.exp.is_Number and expr.exp > 0 and (
+                expr.base.is_nonnegative or (expr.exp.is_Integer and expr.exp % 2 == 1)):
+            expr = expr.base  # x**3, and x**p for x >= 0, are increasing
+            continue
+        if isinstance(expr, sympy.Pow) and expr.exp.is_Number and expr.exp < 0 and expr.base.is_positive:
+            sign = -sign  # 1/x is decreasing for x > 0
             expr = expr.base
+            continue
+        if expr.func is sympy.log and expr.args[0].is_nonnegative:
+            expr = expr.args[0]  # log|x| is increasing for x >= 0
             continue
         break
     return sympy.srepr(expr), sign

