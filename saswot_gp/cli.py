@@ -57,11 +57,12 @@ def main():
               help="continue the run in DIR (settings come from its checkpoint; --generations may extend it)")
 @click.option("--k", "k", default="256", show_default=True, help="sketch size per tensor, or 'full'")
 @click.option("--train-size", default=200, show_default=True, type=click.IntRange(2))
+@click.option("--heldout-size", default=None, type=click.IntRange(2), help="at most this many held-out architectures (default: all the rest)")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(2))
 @click.option("--resolution", default=None, help="HxW of the statistics batch (default: the space's input size)")
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(0), help="process pool size (0 = serial)")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1), help="torch threads")
-def evolve(benchmark, metric, population, generations, seed, out_dir, resume_dir, k, train_size, batch_size,
+def evolve(benchmark, metric, population, generations, seed, out_dir, resume_dir, k, train_size, heldout_size, batch_size,
            resolution, workers, threads):
     """Evolve a proxy on a benchmark and report it beside the hand-designed proxies."""
     import torch
@@ -69,7 +70,7 @@ def evolve(benchmark, metric, population, generations, seed, out_dir, resume_dir
     torch.set_num_threads(threads)
     summary = run_evolve(benchmark=benchmark, metric=metric, out_dir=resume_dir or out_dir, population=population,
                          generations=generations, seed=seed, k=_k_option(k), train_size=train_size,
-                         batch_size=batch_size, workers=workers, resume=resume_dir is not None,
+                         batch_size=batch_size, workers=workers, resume=resume_dir is not None, heldout_size=heldout_size,
                          resolution=_resolution(resolution), log=lambda m: click.echo(m, err=True))
     click.echo(f"\n{summary['benchmark']} ({summary['metric']}): {summary['n_train']} train / "
                f"{summary['n_heldout']} held-out architectures; Kendall tau and Spearman rho")

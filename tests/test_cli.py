@@ -66,7 +66,7 @@ def test_draw(ext, magic, tmp_path):
     (["export", "nosuch.json"], "proxy file 'nosuch.json' not found"),
     (["export", "layers_sum(l2_w(A))"], "token 2 'A' gives an activation-shaped tensor"),
     (["draw", "snip", "-o", "x.jpg"], "unsupported extension '.jpg'"),
-    (["evolve", "--benchmark", "nosuch"], "benchmark 'nosuch' is neither a registered name"),
+    (["evolve", "--benchmark", "nosuch"], "benchmark 'nosuch' not found"),
     (["evolve", "--k", "zero"], "expected a positive integer or 'full'"),
     (["evolve", "--resume", "/nonexistent/run"], "not found"),
 ])
