@@ -245,6 +245,19 @@ class Proxy:
             # the twin is singular where the protected operators are not (e.g. 1/0): key on tokens
             return "tokens:" + " ".join(toks), 1
 
+    def rank_core(self) -> "Proxy":
+        """The proxy without root operators that cannot change its ranking (same canonical key and sign)."""
+        key, toks = self.canonical_key(), self.tokens
+        while len(toks) > 1:
+            op = get_operator(toks[0])
+            if op.arity != 1 or op.in_types[0] != "S":
+                break
+            cand = Proxy(toks[1:])
+            if cand.canonical_key() != key:
+                break
+            toks = cand.tokens
+        return Proxy(toks, name=self.name, meta=self.meta)
+
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, ctx) -> torch.Tensor:
         """Scores of every architecture in a ``PackedStats`` (float64 tensor, one per architecture)."""

@@ -146,3 +146,11 @@ def test_height_and_size():
     p = Proxy.parse("layers_sum(l1_w(mul_w(W, G)))")
     assert p.size == 5 and p.height == 3
     assert Proxy.parse("params").height == 0
+
+
+def test_rank_core_strips_only_rank_preserving_roots():
+    assert Proxy.parse("sqrt_s(exp_s(layers_max(l2_w(G))))").rank_core().expression() == "layers_max(l2_w(G))"
+    assert Proxy.parse("square_s(layers_max(l2_w(G)))").rank_core().expression() == "layers_max(l2_w(G))"
+    # sum of W may be negative: squaring is not rank-preserving, so it stays
+    assert Proxy.parse("square_s(layers_sum(sum_w(W)))").rank_core().expression() == "square_s(layers_sum(sum_w(W)))"
+    assert Proxy.parse("neg_s(layers_max(l2_w(G)))").rank_core().expression() == "neg_s(layers_max(l2_w(G)))"

@@ -144,6 +144,8 @@ class _Archive:
         entry = {"tokens": [n.name for n in ind], "train_kendall": tau, "size": len(ind), "key": key}
         old = self.hof.get(key)
         if old is None or entry["size"] < old["size"]:
+            core = Proxy(entry["tokens"]).rank_core().tokens  # drop rank-preserving root operators
+            entry = dict(entry, tokens=core, size=len(core))
             self.hof[key] = entry
             ranked = sorted(self.hof.values(), key=lambda e: (-e["train_kendall"], e["size"], e["tokens"]))
             self.hof = {e["key"]: e for e in ranked[: self.size]}
