@@ -215,6 +215,12 @@ class Proxy:
             stack.append(op.sympy_fn(*args))
         return stack[0]
 
+    @classmethod
+    def from_sympy(cls, expr: sympy.Basic, name: Optional[str] = None) -> "Proxy":
+        """Rebuild a proxy from a sympy expression of the operators' twins (see ``sympy_import``)."""
+        from .sympy_import import tokens_from_sympy
+        return cls(tokens_from_sympy(expr), name=name)
+
     def simplified(self) -> sympy.Expr:
         """``sympy.simplify`` of the twin (slow: for export and display only)."""
         return sympy.simplify(self.sympy())

@@ -154,3 +154,45 @@ def test_rank_core_strips_only_rank_preserving_roots():
     # sum of W may be negative: squaring is not rank-preserving, so it stays
     assert Proxy.parse("square_s(layers_sum(sum_w(W)))").rank_core().expression() == "square_s(layers_sum(sum_w(W)))"
     assert Proxy.parse("neg_s(layers_max(l2_w(G)))").rank_core().expression() == "neg_s(layers_max(l2_w(G)))"
+
+
+def test_sympy_round_trip_over_random_trees(packed):
+    """tree -> sympy -> tree -> sympy gives the same expression, and the rebuilt tree scores alike."""
+    import numpy as np
+    exact, refused, agree = 0, 0, 0
+    for toks in TREES[:200]:
+        p = Proxy(toks)
+        e = p.sympy()
+        try:
+            q = Proxy.from_sympy(e)
+        except SaswotError:
+            refused += 1
+            continue
+        if q.sympy() == e:
+            exact += 1
+            a, b = p.evaluate(packed).numpy(), q.evaluate(packed).numpy()
+            # protected operators differ from their twins only at singular points (x/0, saturation)
+            agree += bool(np.allclose(a, b, rtol=1e-6, atol=1e-9))
+    assert exact >= 190 and refused <= 5, (exact, refused)
+    assert agree >= 0.9 * exact, (agree, exact)
+
+
+def test_simplified_sympy_round_trips_for_handcrafted_and_examples():
+    for expr in list(HANDCRAFTED.values()) + ["layers_mean(div_l(std_a(AG), l2_w(W)))",
+                                              "sub_s(div_s(params, flops), layers_max(sqrt_l(sqrt_l(l1_w(G)))))",
+                                              "add_s(layers_sum(relu_l(sum_a(A))), div_s(flops, add_s(flops, flops)))"]:
+        s = Proxy.parse(expr).simplified()
+        assert Proxy.from_sympy(s).simplified() == s, expr
+
+
+def test_from_sympy_rejects_what_the_language_cannot_say():
+    W, G = sympy.symbols("W G", real=True)
+    from saswot_gp.primitives.builtin import SYMPY_FUNCTIONS as F
+    with pytest.raises(SaswotError, match="not rational"):
+        Proxy.from_sympy(F["layers_sum"](F["l2"](sympy.Float(0.5) * W)))
+    with pytest.raises(SaswotError, match="not an operator"):
+        Proxy.from_sympy(sympy.Function("foo")(sympy.Symbol("params", positive=True)))
+    with pytest.raises(SaswotError, match="not a terminal"):
+        Proxy.from_sympy(sympy.Symbol("x"))
+    with pytest.raises(SaswotError, match="architecture score"):
+        Proxy.from_sympy(F["l2"](G))
