@@ -6,9 +6,9 @@ Usage: python benchmarks/bench_engine.py [--space realtime] [--archs 200] [--can
   trees for every K) are each evaluated once (scores + Kendall tau, exactly the fitness function) on the
   packed statistics of ``--archs`` sampled architectures; reported as the number of candidates divided
   by the total wall time, plus the median per-candidate time. K = 256 and K = full.
-* Collection overhead: for ``--overhead-archs`` architectures, the median of 5 timed bare
-  forward+backward passes of the segmentation loss versus the median of 5 ``collect_stats`` calls on the
-  same net and batch; the per-architecture ratio's median and maximum are reported.
+* Collection overhead: for ``--overhead-archs`` architectures, the median of timed bare
+  forward+backward passes of the segmentation loss versus the median of ``collect_stats`` calls on the
+  same net and batch (11 repetitions each, after one warm-up); the per-architecture ratio's median and maximum are reported.
 Figures go to benchmarks/results/engine.json and are printed.
 """
 
@@ -43,7 +43,7 @@ def random_candidates(n: int, seed: int):
     return [[node.name for node in gp.PrimitiveTree(gp.genHalfAndHalf(pset, 2, 5))] for _ in range(n)]
 
 
-def median_time(fn, reps=5):
+def median_time(fn, reps=11):
     ts = []
     for _ in range(reps):
         t = time.perf_counter()

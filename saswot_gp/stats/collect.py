@@ -9,6 +9,7 @@ per-layer scalars (params, FLOPs, output channels, output resolution) and the fu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -83,10 +84,22 @@ def segmentation_loss(out, labels: torch.Tensor, ignore_index: int = 255) -> tor
     return F.cross_entropy(out, labels.long(), ignore_index=ignore_index)
 
 
-def _positions(n: int, k: Optional[int], gen: torch.Generator) -> Optional[torch.Tensor]:
+@lru_cache(maxsize=8192)
+def _cached_positions(seed: int, layer: int, tag: int, n: int, k: int) -> torch.Tensor:
+    rng = np.random.default_rng([seed, layer, tag, n, k])
+    # numpy's choice without replacement costs O(k) for k << n (torch.randperm costs O(n))
+    return torch.from_numpy(np.sort(rng.choice(n, k, replace=False)))
+
+
+def _positions(n: int, k: Optional[int], seed: int, layer: int, tag: int) -> Optional[torch.Tensor]:
+    """Sorted sketch positions for the ``layer``-th layer's tensor (tag 0: activation, 1: weight).
+
+    They depend only on (seed, layer index, tag, size, k), so networks sharing layer shapes share
+    positions and repeated shapes are served from a cache.
+    """
     if k is None or k >= n:
         return None  # keep everything
-    return torch.randperm(n, generator=gen)[:k].sort().values
+    return _cached_positions(seed, layer, tag, n, k)
 
 
 def _layer_flops(mod: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
@@ -102,14 +115,13 @@ def collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
                   seed: int = 0, ignore_index: int = 255, train_mode: bool = True) -> ArchStats:
     """Run one forward and one backward of the segmentation loss and return sketched per-layer stats.
 
-    ``k=None`` keeps full tensors. Positions are drawn from a generator seeded by ``seed`` (one
-    stream, layers in call order), so the same model, batch and seed give the same statistics.
+    ``k=None`` keeps full tensors. Positions depend on (``seed``, layer index, tensor size, ``k``),
+    so the same model, batch and seed give the same statistics.
     """
     if images.dim() != 4 or labels.dim() != 3 or images.shape[0] != labels.shape[0]:
         raise SaswotError(f"batch shapes {tuple(images.shape)} / {tuple(labels.shape)}; expected images (N,3,H,W) and labels (N,H,W)")
     if k is not None and k < 1:
         raise SaswotError(f"sketch size k={k}; expected a positive integer or None (full tensors)")
-    gen = torch.Generator().manual_seed(seed)
     nb = images.shape[0]
     records: List[dict] = []
     seen = {}
@@ -121,12 +133,12 @@ def collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
         flat = out.detach().reshape(nb, -1)
         per_sample = flat.shape[1]
         kk = None if k is None else max(1, k // nb)
-        pos = _positions(per_sample, kk, gen)
+        pos = _positions(per_sample, kk, seed, len(records), 0)
         rec = {"mod": mod, "a": (flat.clone() if pos is None else flat[:, pos]).t().contiguous().float(), "pos": pos,
                "a_numel": out.numel(), "channels": out.shape[1],
                "resolution": int(np.prod(out.shape[2:])) if out.dim() > 2 else 1,
                "flops": _layer_flops(mod, inp[0], out), "ag": None}
-        wpos = _positions(mod.weight.numel(), k, gen)
+        wpos = _positions(mod.weight.numel(), k, seed, len(records), 1)
         rec["wpos"] = wpos
         records.append(rec)
         if out.requires_grad:
@@ -140,7 +152,8 @@ def collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
         raise SaswotError(f"model {type(model).__name__} has no Conv2d/ConvTranspose2d/Linear layer to measure")
     handles = [m.register_forward_hook(fwd_hook) for m in layers]
     was_training = model.training
-    model.train(train_mode)
+    if was_training != train_mode:
+        model.train(train_mode)
     model.zero_grad(set_to_none=True)
     try:
         loss = segmentation_loss(model(images), labels, ignore_index)
@@ -150,7 +163,8 @@ def collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
+        if was_training != train_mode:
+            model.train(was_training)
     if not records:
         raise SaswotError(f"model {type(model).__name__}: no Conv2d/ConvTranspose2d/Linear layer ran in the forward pass")
 
