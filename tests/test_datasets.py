@@ -55,6 +55,17 @@ def test_digit_labels_range_and_shapes():
     assert 255 in vals and vals - {255} <= set(range(11))
 
 
+def test_difficulty_knobs_change_scenes():
+    def fg(**kw):
+        ds = DigitScenes("train", 12, seed=0, **kw)
+        return float(torch.stack([ds[i][1] for i in range(12)]).gt(0).float().mean())
+
+    assert fg(bold=0.0) < fg(bold=0.5) < fg(bold=1.0)
+    assert fg(scale_range=(0.2, 0.3)) < fg(scale_range=(0.6, 0.8))
+    counts = {len(DigitScenes("val", 10, min_digits=2, max_digits=2).scene(i)[2]) for i in range(10)}
+    assert counts == {2}
+
+
 def test_digit_images_are_normalised():
     ds = DigitScenes("test", 4, seed=2)
     raw = DigitScenes("test", 4, seed=2, transform=eval_transform(normalize=False))

@@ -65,7 +65,7 @@ def _tiny(seed=0):
 def test_short_training_reduces_loss():
     train = DigitScenes("train", 64, image_size=32, seed=0)
     val = DigitScenes("val", 16, image_size=32, seed=0)
-    res = train_segmenter(_tiny(), train, val, steps=30, batch_size=8, optimizer="adamw", lr=5e-3, seed=0)
+    res = train_segmenter(_tiny(), train, val, steps=30, batch_size=8, optimizer="adamw", lr=1e-2, seed=0)
     first, last = sum(res["losses"][:5]) / 5, sum(res["losses"][-5:]) / 5
     assert last < 0.75 * first
     assert len(res["losses"]) == 30 and res["steps_done"] == 30
@@ -111,6 +111,8 @@ def test_progress_false_stops_early_with_checkpoint(tmp_path):
     assert load_checkpoint(ck)["step"] == 3
     with pytest.raises(SaswotError, match="exactly one of steps or epochs"):
         train_segmenter(_tiny(), train, None)
+    with pytest.raises(SaswotError, match="class_weights has 2 entries"):
+        train_segmenter(_tiny(), train, None, steps=1, class_weights=[1.0, 2.0])
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(SaswotError, match="cannot read checkpoint"):

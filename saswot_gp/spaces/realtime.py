@@ -1,0 +1,332 @@
+"""FasterSeg-style real-time segmentation space (registered as ``realtime``).
+
+A network is a stem down to 1/8 resolution (four 3x3 conv-BN-ReLU: stride 2, 2, 1, 2), then
+``num_layers`` searchable layers (default 10) on a single path that may descend 1/8 -> 1/16 -> 1/32,
+then a light head that fuses two branches at different resolutions (the last 1/8 feature and the
+final, coarser feature: 1x1 projections, bilinear upsampling, sum, 3x3 conv, 1x1 classifier) and
+upsamples the logits to the input size. A layer at level ``l`` (0: 1/8, 1: 1/16, 2: 1/32) has
+``round(base_width * 2**(l + 1) * multiplier)`` channels. With ``residual=True`` (default) each layer
+computes ``op(x) + shortcut(x)`` (identity, or [2x avg-pool +] 1x1 conv-BN when the shape changes),
+and ``sk`` is the shortcut alone; ``residual=False`` gives plain FasterSeg-like layers. Any input whose
+sides are divisible by 32 works. Defaults (``base_width=16``, 64x64 input, 11 classes) suit the
+embedded digits set on CPU.
+
+Architecture string grammar (canonical form written by :meth:`RealtimeSpace.encode`)::
+
+    arch  := layer ("-" layer)*          exactly num_layers layers (default 10)
+    layer := op ".w" width "." move
+    op    := "c3"   3x3 conv-BN-ReLU
+           | "c33"  two stacked 3x3 convs
+           | "zc"   zoomed conv: 2x avg-pool, 3x3 conv, bilinear up
+           | "dc"   3x3 conv with dilation 2
+           | "dw"   depthwise-separable conv (3x3 depthwise + 1x1 pointwise)
+           | "ir"   inverted residual (1x1 expand x4, 3x3 depthwise, 1x1 project)
+           | "sk"   skip (identity; 1x1 conv projection if width or resolution changes)
+    width := "0.5" | "0.75" | "1.0" | "1.25"      (channel multiplier; "1" or "1.00" are accepted)
+    move  := "s"    stay at the current resolution
+           | "d"    descend to the next resolution (the layer has stride 2)
+
+with 1 or 2 layers marked ``d`` (so the final branch is at 1/16 or 1/32). Example::
+
+    c3.w1.0.s-ir.w0.5.d-zc.w1.25.s-sk.w1.0.s-dc.w0.75.d-dw.w1.0.s-c33.w1.0.s-c3.w0.5.s-ir.w1.0.s-sk.w1.0.s
+
+Space size with 10 layers: (7 ops * 4 widths)^10 * (C(10,1) + C(10,2)) = 28^10 * 55 ~ 1.6e16.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from typing import List, NamedTuple, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import SaswotError
+from .base import SearchSpace, register_space
+
+OPS: Tuple[str, ...] = ("c3", "c33", "zc", "dc", "dw", "ir", "sk")
+WIDTHS: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25)
+_WIDTH_TEXT = {0.5: "0.5", 0.75: "0.75", 1.0: "1.0", 1.25: "1.25"}
+MIN_DOWNS, MAX_DOWNS = 1, 2
+IR_EXPANSION = 4
+_LAYER_RE = re.compile(r"^([a-z0-9]+)\.w([0-9]+(?:\.[0-9]+)?)\.([a-z]+)$")
+
+
+class RTLayer(NamedTuple):
+    """One searchable layer: operator name, width multiplier, and whether it descends a resolution."""
+
+    op: str
+    width: float
+    down: bool
+
+
+def _grammar(num_layers: int) -> str:
+    return (f"expected {num_layers} '-'-separated layers 'op.wWIDTH.move' with op in {'|'.join(OPS)}, "
+            f"WIDTH in {'|'.join(_WIDTH_TEXT.values())}, move s|d, and {MIN_DOWNS}-{MAX_DOWNS} 'd' layers "
+            f"(e.g. 'c3.w1.0.s-ir.w0.5.d-...')")
+
+
+class ConvBNReLU(nn.Sequential):
+    """Conv2d (no bias) + BatchNorm2d (+ ReLU unless ``act`` is False)."""
+
+    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1,
+                 groups: int = 1, act: bool = True):
+        pad = dilation * (k - 1) // 2
+        layers: List[nn.Module] = [nn.Conv2d(cin, cout, k, stride, pad, dilation=dilation, groups=groups, bias=False),
+                                   nn.BatchNorm2d(cout)]
+        if act:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class ZoomedConv(nn.Module):
+    """FasterSeg's zoomed convolution: 2x average-pool, 3x3 conv (with ``stride``), bilinear upsample."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.conv = ConvBNReLU(cin, cout, 3, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool, convolve, and upsample back to the strided input size."""
+        h, w = x.shape[-2:]
+        size = ((h + self.stride - 1) // self.stride, (w + self.stride - 1) // self.stride)
+        y = self.conv(F.avg_pool2d(x, 2, 2, ceil_mode=True))
+        return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expand, 3x3 depthwise (``stride``), 1x1 linear project (+ identity if ``residual``)."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expansion: int = IR_EXPANSION, residual: bool = True):
+        super().__init__()
+        mid = cin * expansion
+        self.residual = residual and stride == 1 and cin == cout
+        self.body = nn.Sequential(ConvBNReLU(cin, mid, 1), ConvBNReLU(mid, mid, 3, stride, groups=mid),
+                                  ConvBNReLU(mid, cout, 1, act=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block (adding the input when residual)."""
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
+def shortcut(cin: int, cout: int, stride: int) -> nn.Module:
+    """Identity if shapes match, else (2x average-pool if ``stride`` is 2 and) 1x1 conv + BN."""
+    if stride == 1 and cin == cout:
+        return nn.Identity()
+    pool: List[nn.Module] = [nn.AvgPool2d(2, 2, ceil_mode=True)] if stride == 2 else []
+    return nn.Sequential(*pool, ConvBNReLU(cin, cout, 1, act=False))
+
+
+class ResidualLayer(nn.Module):
+    """``op(x) + shortcut(x)``: one searchable layer when the space is built with ``residual=True``."""
+
+    def __init__(self, op: nn.Module, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.op = op
+        self.shortcut = shortcut(cin, cout, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``op(x) + shortcut(x)``."""
+        return self.op(x) + self.shortcut(x)
+
+
+def make_op(op: str, cin: int, cout: int, stride: int, residual: bool = False) -> nn.Module:
+    """Build operator ``op`` (one of :data:`OPS`) mapping ``cin`` to ``cout`` channels with ``stride`` 1 or 2.
+
+    With ``residual`` every operator but ``sk`` is wrapped as ``op(x) + shortcut(x)`` (``sk`` is the shortcut).
+    """
+    if residual and op != "sk":
+        inner = InvertedResidual(cin, cout, stride, residual=False) if op == "ir" else make_op(op, cin, cout, stride)
+        return ResidualLayer(inner, cin, cout, stride)
+    if op == "c3":
+        return ConvBNReLU(cin, cout, 3, stride)
+    if op == "c33":
+        return nn.Sequential(ConvBNReLU(cin, cout, 3, stride), ConvBNReLU(cout, cout, 3, 1))
+    if op == "zc":
+        return ZoomedConv(cin, cout, stride)
+    if op == "dc":
+        return ConvBNReLU(cin, cout, 3, stride, dilation=2)
+    if op == "dw":
+        return nn.Sequential(ConvBNReLU(cin, cin, 3, stride, groups=cin), ConvBNReLU(cin, cout, 1))
+    if op == "ir":
+        return InvertedResidual(cin, cout, stride)
+    if op == "sk":
+        if stride == 1 and cin == cout:
+            return nn.Identity()
+        pool: List[nn.Module] = [nn.AvgPool2d(2, 2, ceil_mode=True)] if stride == 2 else []
+        return nn.Sequential(*pool, ConvBNReLU(cin, cout, 1, act=not residual))
+    raise SaswotError(f"unknown realtime operator {op!r}; expected one of {list(OPS)}")
+
+
+class RealtimeNet(nn.Module):
+    """The network for one realtime architecture; ``forward`` returns logits at the input resolution."""
+
+    def __init__(self, layers: Sequence[RTLayer], base_width: int, num_classes: int, head_width: int,
+                 residual: bool = True):
+        super().__init__()
+        c8 = 2 * base_width
+        self.stem = nn.Sequential(ConvBNReLU(3, base_width, 3, 2), ConvBNReLU(base_width, c8, 3, 2),
+                                  ConvBNReLU(c8, c8, 3, 1), ConvBNReLU(c8, c8, 3, 2))
+        self.layers = nn.ModuleList()
+        level, cin = 0, c8
+        self.hi_index = -1  # index of the last layer whose output is at 1/8 (-1: the stem)
+        c_hi = c8
+        for i, layer in enumerate(layers):
+            level += int(layer.down)
+            cout = _channels(base_width, level, layer.width)
+            self.layers.append(make_op(layer.op, cin, cout, 2 if layer.down else 1, residual))
+            if level == 0:
+                self.hi_index, c_hi = i, cout
+            cin = cout
+        self.levels = level
+        self.proj_hi = ConvBNReLU(c_hi, head_width, 1)
+        self.proj_lo = ConvBNReLU(cin, head_width, 1)
+        self.fuse = ConvBNReLU(head_width, head_width, 3)
+        self.classifier = nn.Conv2d(head_width, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N x classes x H x W) for images ``x`` (N x 3 x H x W)."""
+        size = x.shape[-2:]
+        y = self.stem(x)
+        hi = y
+        for i, layer in enumerate(self.layers):
+            y = layer(y)
+            if i == self.hi_index:
+                hi = y
+        hi = self.proj_hi(hi)
+        lo = F.interpolate(self.proj_lo(y), size=hi.shape[-2:], mode="bilinear", align_corners=False)
+        logits = self.classifier(self.fuse(hi + lo))
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+def _channels(base_width: int, level: int, mult: float) -> int:
+    return max(4, int(base_width * 2 ** (level + 1) * mult + 0.5))
+
+
+@register_space("realtime")
+class RealtimeSpace(SearchSpace):
+    """FasterSeg-style multi-resolution real-time space; see the module docstring for the arch grammar."""
+
+    name = "realtime"
+
+    def __init__(self, base_width: int = 16, input_size: int | Tuple[int, int] = 64, num_classes: int = 11,
+                 num_layers: int = 10, head_width: int | None = None, residual: bool = True):
+        if isinstance(input_size, int):
+            input_size = (input_size, input_size)
+        input_size = (int(input_size[0]), int(input_size[1]))
+        if min(input_size) <= 0 or input_size[0] % 32 or input_size[1] % 32:
+            raise SaswotError(f"realtime space: input size {input_size} must be positive and divisible by 32")
+        if int(base_width) < 2 or int(num_classes) < 1 or int(num_layers) < MAX_DOWNS:
+            raise SaswotError(f"realtime space: need base_width >= 2, num_classes >= 1, num_layers >= {MAX_DOWNS}; "
+                              f"got {base_width}, {num_classes}, {num_layers}")
+        self.base_width = int(base_width)
+        self.input_size = input_size
+        self.num_classes = int(num_classes)
+        self.num_layers = int(num_layers)
+        self.head_width = int(head_width) if head_width else 2 * self.base_width
+        self.residual = bool(residual)
+
+    # --- encoding -------------------------------------------------------------------------------
+    def decode(self, arch: str) -> Tuple[RTLayer, ...]:
+        """Parse ``arch`` into a tuple of :class:`RTLayer` (raise SaswotError naming it and the grammar)."""
+        shown = repr(arch) if len(str(arch)) <= 160 else repr(str(arch)[:160] + "...")
+        if not isinstance(arch, str):
+            raise SaswotError(f"bad realtime arch {shown}: not a string; {_grammar(self.num_layers)}")
+        toks = arch.strip().split("-")
+        if len(toks) != self.num_layers:
+            raise SaswotError(f"bad realtime arch {shown}: {len(toks)} layers; {_grammar(self.num_layers)}")
+        layers = []
+        for i, tok in enumerate(toks):
+            m = _LAYER_RE.match(tok.strip())
+            why = None
+            if m is None:
+                why = f"layer {i} {tok!r} is not op.wWIDTH.move"
+            elif m.group(1) not in OPS:
+                why = f"layer {i} has unknown op {m.group(1)!r}"
+            elif float(m.group(2)) not in _WIDTH_TEXT:
+                why = f"layer {i} has unknown width {m.group(2)!r}"
+            elif m.group(3) not in ("s", "d"):
+                why = f"layer {i} has unknown move {m.group(3)!r}"
+            if why:
+                raise SaswotError(f"bad realtime arch {shown}: {why}; {_grammar(self.num_layers)}")
+            layers.append(RTLayer(m.group(1), float(m.group(2)), m.group(3) == "d"))
+        downs = sum(layer.down for layer in layers)
+        if not MIN_DOWNS <= downs <= MAX_DOWNS:
+            raise SaswotError(f"bad realtime arch {shown}: {downs} 'd' layers; {_grammar(self.num_layers)}")
+        return tuple(layers)
+
+    def encode(self, spec: Sequence) -> str:
+        """Canonical string of a sequence of ``RTLayer`` or ``(op, width, down)`` tuples (validated)."""
+        try:
+            text = "-".join(f"{op}.w{_WIDTH_TEXT[float(width)]}.{'d' if down else 's'}" for op, width, down in spec)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SaswotError(f"bad realtime spec {spec!r}: {exc}; {_grammar(self.num_layers)}") from None
+        self.decode(text)
+        return text
+
+    def size(self) -> int:
+        """Exact number of distinct architecture strings in this space."""
+        per_layer = len(OPS) * len(WIDTHS)
+        moves = sum(math.comb(self.num_layers, k) for k in range(MIN_DOWNS, MAX_DOWNS + 1))
+        return per_layer ** self.num_layers * moves
+
+    # --- variation ------------------------------------------------------------------------------
+    def sample(self, rng: random.Random) -> str:
+        """Uniform draw over the space: ops and widths i.i.d., the set of 'd' layers uniform over valid sets."""
+        n = self.num_layers
+        counts = [math.comb(n, k) for k in range(MIN_DOWNS, MAX_DOWNS + 1)]
+        k = rng.choices(range(MIN_DOWNS, MAX_DOWNS + 1), weights=counts)[0]
+        downs = set(rng.sample(range(n), k))
+        return self.encode([RTLayer(rng.choice(OPS), rng.choice(WIDTHS), i in downs) for i in range(n)])
+
+    def mutate(self, arch: str, rng: random.Random) -> str:
+        """Change exactly one field (op, width or move) of one layer, keeping 1-2 descents."""
+        layers = list(self.decode(arch))
+        ndown = sum(layer.down for layer in layers)
+        while True:
+            i = rng.randrange(len(layers))
+            field = rng.choice(("op", "width", "move"))
+            old = layers[i]
+            if field == "op":
+                new = old._replace(op=rng.choice([o for o in OPS if o != old.op]))
+            elif field == "width":
+                new = old._replace(width=rng.choice([w for w in WIDTHS if w != old.width]))
+            else:
+                if not MIN_DOWNS <= ndown + (-1 if old.down else 1) <= MAX_DOWNS:
+                    continue
+                new = old._replace(down=not old.down)
+            layers[i] = new
+            return self.encode(layers)
+
+    def crossover(self, a: str, b: str, rng: random.Random) -> str:
+        """One-point crossover of the layer lists, then repair the number of descents to 1-2."""
+        la, lb = self.decode(a), self.decode(b)
+        cut = rng.randrange(1, self.num_layers)
+        child = list(la[:cut] + lb[cut:])
+        downs = [i for i, layer in enumerate(child) if layer.down]
+        for i in downs[MAX_DOWNS:]:
+            child[i] = child[i]._replace(down=False)
+        if not downs:
+            parents = [i for i in range(self.num_layers) if la[i].down or lb[i].down]
+            i = rng.choice(parents)
+            child[i] = child[i]._replace(down=True)
+        return self.encode(child)
+
+    # --- networks -------------------------------------------------------------------------------
+    def build(self, arch: str, num_classes: int | None = None) -> nn.Module:
+        """Build the untrained :class:`RealtimeNet` for ``arch`` (logits upsampled to the input size)."""
+        return RealtimeNet(self.decode(arch), self.base_width, int(num_classes or self.num_classes), self.head_width,
+                           self.residual)
+
+    def resolutions(self, arch: str) -> List[int]:
+        """Output stride (8, 16 or 32) of each layer of ``arch``."""
+        level, out = 0, []
+        for layer in self.decode(arch):
+            level += int(layer.down)
+            out.append(8 * 2 ** level)
+        return out

@@ -1,0 +1,280 @@
+"""Training and evaluation of segmenters, with atomic, exactly resumable checkpoints.
+
+Determinism: the batch at step ``t`` is a pure function of ``(seed, t)`` (a per-epoch permutation of
+the training set), and the global torch RNG is reseeded from ``(seed, t)`` before each step (inside
+``torch.random.fork_rng``, so the caller's RNG is left alone). A run resumed from a checkpoint
+therefore continues with the same batches and augmentations and ends with the same weights as an
+uninterrupted run. Data are read in the main process (no workers).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..errors import SaswotError
+from .metrics import SegmentationMeter
+
+DEFAULT_LR = {"sgd": 0.05, "adamw": 3e-3}
+DEFAULT_WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 1e-2}
+_CONFIG_KEYS = ("steps", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "poly_power",
+                "warmup_steps", "seed", "ignore_index", "class_weights")
+
+
+def _batch(dataset: Dataset, indices: Sequence[int], device: torch.device):
+    images, labels = zip(*(dataset[int(i)] for i in indices))
+    return torch.stack(images).to(device), torch.stack(labels).to(device)
+
+
+def _step_indices(n: int, batch_size: int, seed: int, step: int) -> List[int]:
+    per_epoch = max(1, n // batch_size)
+    epoch, j = divmod(step, per_epoch)
+    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2 ** 63))
+    perm = torch.randperm(n, generator=g)
+    return perm[j * batch_size:(j + 1) * batch_size].tolist()
+
+
+def _logits_at(logits: torch.Tensor, size) -> torch.Tensor:
+    if logits.shape[-2:] != tuple(size):
+        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+    return logits
+
+
+def save_checkpoint(state: Dict[str, Any], path: str) -> None:
+    """Write ``state`` with ``torch.save`` to a temporary file beside ``path``, then ``os.replace`` it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str) -> Dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``, mapped to CPU)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - report any unreadable file as one user-facing line
+        raise SaswotError(f"cannot read checkpoint {path!r}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: Dataset, num_classes: Optional[int] = None, batch_size: int = 16,
+             ignore_index: int = 255, max_batches: Optional[int] = None, device: str = "cpu") -> Dict[str, object]:
+    """Evaluate ``model`` on ``dataset`` in order: ``{'mIoU', 'pixel_acc', 'per_class_iou', 'num_pixels'}``."""
+    num_classes = num_classes or getattr(dataset, "num_classes", None)
+    dev = torch.device(device)
+    was_training = model.training
+    model.eval()
+    meter = None
+    try:
+        n = len(dataset)
+        for b, start in enumerate(range(0, n, batch_size)):
+            if max_batches is not None and b >= max_batches:
+                break
+            x, y = _batch(dataset, range(start, min(n, start + batch_size)), dev)
+            logits = _logits_at(model(x), y.shape[-2:])
+            if meter is None:
+                meter = SegmentationMeter(num_classes or logits.shape[1], ignore_index)
+            meter.update(logits.argmax(1).cpu(), y.cpu())
+    finally:
+        model.train(was_training)
+    if meter is None:
+        raise SaswotError("cannot evaluate on an empty data set")
+    return meter.scores()
+
+
+def _make_optimizer(name: str, model: nn.Module, lr: float, momentum: float, weight_decay: float):
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    raise SaswotError(f"unknown optimizer {name!r}; expected 'sgd' or 'adamw'")
+
+
+def train_segmenter(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset] = None, *,
+                    steps: Optional[int] = None, epochs: Optional[float] = None, batch_size: int = 16,
+                    optimizer: str = "adamw", lr: Optional[float] = None, momentum: float = 0.9,
+                    weight_decay: Optional[float] = None, poly_power: float = 0.9, warmup_steps: int = 0,
+                    grad_clip: Optional[float] = None, seed: int = 0, num_classes: Optional[int] = None,
+                    ignore_index: int = 255, class_weights: Optional[Sequence[float]] = None, checkpoint: Optional[str] = None, checkpoint_every: Optional[int] = None,
+                    resume: bool = False, progress: Optional[Callable[[Dict[str, Any]], Any]] = None,
+                    progress_every: int = 10, eval_batch_size: Optional[int] = None,
+                    max_eval_batches: Optional[int] = None, device: str = "cpu") -> Dict[str, Any]:
+    """Train with cross-entropy (ignore 255) and a poly schedule, then evaluate on ``val_set``; returns a result dict.
+
+    Give ``steps`` or ``epochs``; ``class_weights`` (one per class) weight the loss. With ``checkpoint`` the state is saved atomically every ``checkpoint_every``
+    steps and at the end; ``resume=True`` continues from it (same config required). ``progress(info)`` is
+    called every ``progress_every`` steps with ``{'step', 'steps', 'loss', 'lr', 'elapsed_s'}``; returning
+    ``False`` stops the run early (checkpoint written). The result holds ``losses`` (one per step),
+    ``final_loss`` (mean of the last 10% of steps), ``train_time_s`` and, with ``val_set``, ``mIoU``,
+    ``pixel_acc`` and ``per_class_iou``.
+    """
+    n = len(train_set)
+    if n == 0:
+        raise SaswotError("training set is empty")
+    batch_size = int(min(batch_size, n))
+    if (steps is None) == (epochs is None):
+        raise SaswotError("give exactly one of steps or epochs")
+    total = int(steps) if steps is not None else int(math.ceil(float(epochs) * max(1, n // batch_size)))
+    if total < 1:
+        raise SaswotError(f"need at least one training step, got {total}")
+    optimizer = optimizer.lower()
+    if optimizer not in DEFAULT_LR:
+        raise SaswotError(f"unknown optimizer {optimizer!r}; expected 'sgd' or 'adamw'")
+    lr = float(DEFAULT_LR[optimizer] if lr is None else lr)
+    weight_decay = float(DEFAULT_WEIGHT_DECAY[optimizer] if weight_decay is None else weight_decay)
+    config = {"steps": total, "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "momentum": float(momentum),
+              "weight_decay": weight_decay, "poly_power": float(poly_power), "warmup_steps": int(warmup_steps),
+              "seed": int(seed), "ignore_index": int(ignore_index),
+              "class_weights": None if class_weights is None else [float(v) for v in class_weights]}
+    n_cls = num_classes or getattr(train_set, "num_classes", None)
+    if class_weights is not None and n_cls is not None and len(class_weights) != n_cls:
+        raise SaswotError(f"class_weights has {len(class_weights)} entries but there are {n_cls} classes")
+    dev = torch.device(device)
+    model.to(dev)
+    opt = _make_optimizer(optimizer, model, lr, momentum, weight_decay)
+    start, losses, elapsed_before, resumed_from = 0, [], 0.0, None
+    if resume and checkpoint and os.path.exists(checkpoint):
+        state = load_checkpoint(checkpoint)
+        saved = state.get("config", {})
+        diff = [k for k in _CONFIG_KEYS if saved.get(k) != config[k]]
+        if diff:
+            raise SaswotError(f"checkpoint {checkpoint!r} was written with a different {diff[0]} "
+                              f"({saved.get(diff[0])!r} != {config[diff[0]]!r}); cannot resume")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start, losses = int(state["step"]), [float(v) for v in state["losses"]]
+        elapsed_before = float(state.get("train_time_s", 0.0))
+        resumed_from = start
+    every = int(checkpoint_every) if checkpoint_every else max(1, total // 10)
+    weight = None if class_weights is None else torch.tensor(config["class_weights"], dtype=torch.float32, device=dev)
+    criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=ignore_index)
+    t0 = time.perf_counter()
+    stopped_early = diverged = False
+
+    def save(step: int) -> None:
+        if checkpoint:
+            save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                             "losses": list(losses), "config": config,
+                             "train_time_s": elapsed_before + time.perf_counter() - t0}, checkpoint)
+
+    model.train()
+    step = start
+    cuda_ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_ids):
+        while step < total:
+            torch.manual_seed((int(seed) * 1_000_003 + step) % (2 ** 63))
+            x, y = _batch(train_set, _step_indices(n, batch_size, int(seed), step), dev)
+            scale = (1.0 - step / total) ** poly_power
+            if warmup_steps and step < warmup_steps:
+                scale *= (step + 1) / warmup_steps
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+            logits = _logits_at(model(x), y.shape[-2:])
+            loss = criterion(logits, y)
+            if not torch.isfinite(loss):
+                diverged = True
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            if step % every == 0 or step == total:
+                save(step)
+            if progress is not None and (step % progress_every == 0 or step == total):
+                info = {"step": step, "steps": total, "loss": losses[-1], "lr": lr * scale,
+                        "elapsed_s": elapsed_before + time.perf_counter() - t0}
+                if progress(info) is False:
+                    if step % every and step != total:
+                        save(step)
+                    stopped_early = step < total
+                    break
+    train_time = elapsed_before + time.perf_counter() - t0
+    tail = losses[-max(1, len(losses) // 10):] if losses else []
+    result: Dict[str, Any] = dict(config)
+    result.update({"steps_done": step, "losses": losses, "first_loss": losses[0] if losses else float("nan"),
+                   "final_loss": sum(tail) / len(tail) if tail else float("nan"), "train_time_s": train_time,
+                   "resumed_from": resumed_from, "stopped_early": stopped_early, "diverged": diverged})
+    if val_set is not None:
+        num_classes = num_classes or getattr(val_set, "num_classes", None) or getattr(train_set, "num_classes", None)
+        result.update(evaluate(model, val_set, num_classes, eval_batch_size or batch_size, ignore_index,
+                               max_eval_batches, device))
+    return result
+
+
+def train_arch(arch: str, space: Any = "realtime", data: str = "digits", *, space_kwargs: Optional[Dict] = None,
+               data_kwargs: Optional[Dict] = None, data_root: Optional[str] = None, steps: Optional[int] = 300,
+               epochs: Optional[float] = None, batch_size: int = 16, optimizer: str = "adamw",
+               lr: Optional[float] = None, seed: int = 0, threads: Optional[int] = 1, eval_split: str = "val",
+               augment: Optional[bool] = None, latency: bool = True, latency_threads: int = 1,
+               latency_repeats: int = 20, checkpoint: Optional[str] = None, resume: bool = False,
+               progress: Optional[Callable[[Dict[str, Any]], Any]] = None, device: str = "cpu",
+               **train_kwargs: Any) -> Dict[str, Any]:
+    """Build ``arch`` in ``space``, train it on ``data``, evaluate on ``eval_split``; return one result row.
+
+    The row holds ``arch`` (canonical), ``space``, ``data``, ``mIoU``, ``pixel_acc``, ``params``, ``flops``
+    (MACs at the space's input size), ``latency_ms`` and ``fps`` (batch 1, ``latency_threads`` threads; NaN
+    when ``latency`` is False), ``train_time_s``, ``final_loss``, ``seed``, ``steps``, ``batch_size``,
+    ``optimizer``, ``lr``, ``input_size``. The digits set is generated at the space's input size; real
+    sets are augmented by default (random scale/crop to the input size, flip), digits are not.
+    """
+    from ..datasets import get_dataset, train_transform
+    from ..spaces import get_space
+    from ..spaces.base import SearchSpace, count_flops, count_params
+    from .speed import measure_latency
+
+    sp = space if isinstance(space, SearchSpace) else get_space(space, **(space_kwargs or {}))
+    arch = sp.validate(arch)
+    h, w = sp.input_size
+    kwargs = dict(data_kwargs or {})
+    if data == "digits":
+        kwargs.setdefault("image_size", (h, w))
+        kwargs.setdefault("seed", seed)
+    if augment is None:
+        augment = data != "digits"
+    train_kwargs_ds = dict(kwargs)
+    if augment:
+        train_kwargs_ds["transform"] = train_transform((h, w))
+    train_set = get_dataset(data, "train", root=data_root, **train_kwargs_ds)
+    val_set = get_dataset(data, eval_split, root=data_root, **kwargs)
+    num_classes = int(getattr(train_set, "num_classes", sp.num_classes))
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = sp.build(arch, num_classes=num_classes)
+        params = count_params(model)
+        flops = count_flops(model, torch.zeros(1, 3, h, w))
+        res = train_segmenter(model, train_set, val_set, steps=None if epochs is not None else steps, epochs=epochs,
+                              batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed, num_classes=num_classes,
+                              checkpoint=checkpoint, resume=resume, progress=progress, device=device, **train_kwargs)
+    finally:
+        torch.set_num_threads(old_threads)
+    speed = (measure_latency(model, (h, w), threads=latency_threads, repeats=latency_repeats, device=device)
+             if latency else {"latency_ms": float("nan"), "fps": float("nan")})
+    return {"arch": arch, "space": sp.name, "data": data, "mIoU": res.get("mIoU", float("nan")),
+            "pixel_acc": res.get("pixel_acc", float("nan")), "params": params, "flops": flops,
+            "latency_ms": speed["latency_ms"], "fps": speed["fps"], "train_time_s": res["train_time_s"],
+            "final_loss": res["final_loss"], "seed": seed, "steps": res["steps"], "batch_size": res["batch_size"],
+            "optimizer": res["optimizer"], "lr": res["lr"], "input_size": f"{h}x{w}", "diverged": res["diverged"]}
