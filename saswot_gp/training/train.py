@@ -222,7 +222,7 @@ def train_segmenter(model: nn.Module, train_set: Dataset, val_set: Optional[Data
 
 
 def train_arch(arch: str, space: Any = "realtime", data: str = "digits", *, space_kwargs: Optional[Dict] = None,
-               data_kwargs: Optional[Dict] = None, data_root: Optional[str] = None, steps: Optional[int] = 300,
+               data_kwargs: Optional[Dict] = None, data_root: Optional[str] = None, steps: Optional[int] = 1000,
                epochs: Optional[float] = None, batch_size: int = 16, optimizer: str = "adamw",
                lr: Optional[float] = None, seed: int = 0, threads: Optional[int] = 1, eval_split: str = "val",
                augment: Optional[bool] = None, latency: bool = True, latency_threads: int = 1,
@@ -235,7 +235,9 @@ def train_arch(arch: str, space: Any = "realtime", data: str = "digits", *, spac
     (MACs at the space's input size), ``latency_ms`` and ``fps`` (batch 1, ``latency_threads`` threads; NaN
     when ``latency`` is False), ``train_time_s``, ``final_loss``, ``seed``, ``steps``, ``batch_size``,
     ``optimizer``, ``lr``, ``input_size``. The digits set is generated at the space's input size; real
-    sets are augmented by default (random scale/crop to the input size, flip), digits are not.
+    sets are augmented by default (random scale/crop to the input size, flip), digits are not. On the
+    default digits set at 64x64, about 1000 steps (~1 min on one CPU thread) are needed before the
+    11-class mIoU rises above the background-only level (~0.08).
     """
     from ..datasets import get_dataset, train_transform
     from ..spaces import get_space
