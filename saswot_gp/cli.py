@@ -127,5 +127,72 @@ def operators(typ):
         click.echo(f"{op.name:<16}{sig:<16}{flags:<22}{op.doc}")
 
 
+@main.command()
+@click.argument("arch")
+@click.option("--space", default="realtime", show_default=True)
+@click.option("--input-size", default=None, type=click.IntRange(32), help="square input size (space default if omitted)")
+@click.option("--base-width", default=None, type=click.IntRange(1), help="realtime space base width")
+@click.option("--data", type=click.Choice(["digits", "cityscapes", "camvid"]), default="digits", show_default=True)
+@click.option("--root", default=None, type=click.Path(exists=True, file_okay=False), help="data set folder (cityscapes, camvid)")
+@click.option("--steps", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", default=None, type=float, help="train for this many epochs instead of --steps")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
+@click.option("--lr", default=None, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--checkpoint", default=None, type=click.Path(dir_okay=False), help="checkpoint file (written atomically)")
+@click.option("--resume", is_flag=True, help="continue from --checkpoint")
+def train(arch, space, input_size, base_width, data, root, steps, epochs, batch_size, optimizer, lr, seed, threads,
+          checkpoint, resume):
+    """Train ARCH and report mIoU, pixel accuracy, params, FLOPs and latency."""
+    import json
+    from .training import train_arch
+    if data != "digits" and root is None:
+        raise SaswotError(f"--data {data} needs --root pointing at your copy of the data set")
+    if resume and not checkpoint:
+        raise SaswotError("--resume needs --checkpoint FILE")
+    skw = {k: v for k, v in (("input_size", input_size), ("base_width", base_width)) if v is not None}
+
+    def progress(info):
+        if info.get("step") and info.get("steps") and (info["step"] % max(10, info["steps"] // 10) == 0
+                                                        or info["step"] == info["steps"]):
+            click.echo(f"  step {info['step']}/{info['steps']}  loss {info.get('loss', float('nan')):.4f}", err=True)
+
+    row = train_arch(arch, space=space, data=data, space_kwargs=skw, data_root=root, steps=None if epochs else steps,
+                     epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed, threads=threads,
+                     checkpoint=checkpoint, resume=resume, progress=progress)
+    click.echo(json.dumps(row, indent=2))
+    click.echo(f"latency {row['latency_ms']:.2f} ms ({row['fps']:.0f} FPS) at batch 1, {row['input_size']}, 1 thread",
+               err=True)
+
+
+@main.group()
+def bench():
+    """Ground-truth benchmarks built by training."""
+
+
+@bench.command("build")
+@click.option("--space", default="realtime", show_default=True)
+@click.option("--data", default="digits", show_default=True)
+@click.option("--n", "n", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--seeds", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--repeat", default=50, show_default=True, type=click.IntRange(0), help="how many architectures get all --seeds")
+@click.option("--steps", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--input-size", default=None, type=click.IntRange(32))
+@click.option("--base-width", default=None, type=click.IntRange(1))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+def bench_build(space, data, n, seeds, repeat, steps, batch_size, input_size, base_width, workers, out):
+    """Train N sampled architectures (append-only, resumable CSV; one row per architecture and seed)."""
+    from .benchbuild import build, noise_ceiling
+    skw = {k: v for k, v in (("input_size", input_size), ("base_width", base_width)) if v is not None}
+    build(out, space=space, data=data, n=n, seeds=seeds, repeat=repeat, steps=steps, batch_size=batch_size,
+          space_kwargs=skw, workers=workers, log=lambda m: click.echo(m, err=True))
+    nc = noise_ceiling(out)
+    click.echo(f"seed-to-seed agreement over {nc['n']} architectures: Kendall {nc['kendall']:.3f}, Spearman {nc['spearman']:.3f}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

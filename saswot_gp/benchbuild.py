@@ -1,0 +1,159 @@
+"""Build a ground-truth benchmark by training sampled architectures (``saswot-gp bench build``).
+
+The output is the project's CSV format (see ``groundtruth.loaders``): ``#`` settings lines, then one
+row per (architecture, seed). The file is append-only and every finished row is flushed and fsynced,
+so an interrupted build resumes where it stopped: rows already present are skipped. The plan (which
+architectures, which seeds) depends only on the arguments, never on what is already done.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import multiprocessing as mp
+import os
+import random
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from .errors import SaswotError
+
+COLUMNS = ["arch", "mIoU", "pixel_acc", "params", "flops", "latency_ms", "fps", "train_time_s", "final_loss", "seed"]
+
+
+def plan(space, n: int, seeds: int, repeat: int, sample_seed: int = 0) -> List[Tuple[str, int]]:
+    """(arch, seed) jobs: ``n`` distinct sampled architectures; the first ``repeat`` get ``seeds`` seeds,
+    the others seed 0 only; ordered so that every architecture's first seed comes first."""
+    if n < 1 or seeds < 1 or repeat < 0:
+        raise SaswotError(f"--n {n} / --seeds {seeds} / --repeat {repeat}; expected n >= 1, seeds >= 1, repeat >= 0")
+    rng = random.Random(sample_seed)
+    archs: List[str] = []
+    seen = set()
+    tries = 0
+    while len(archs) < n:
+        a = space.sample(rng)
+        tries += 1
+        if a not in seen:
+            seen.add(a)
+            archs.append(a)
+        if tries > 100 * n:
+            raise SaswotError(f"space {space.name!r} yielded only {len(archs)} distinct architectures")
+    jobs = [(a, 0) for a in archs]
+    jobs += [(a, s) for a in archs[:repeat] for s in range(1, seeds)]
+    return jobs
+
+
+def done_rows(path: Path) -> Dict[Tuple[str, int], dict]:
+    """Rows already in the CSV, keyed by (arch, seed)."""
+    if not path.exists():
+        return {}
+    rows = {}
+    with open(path, encoding="utf-8") as fh:
+        lines = [ln for ln in fh if not ln.startswith("#")]
+    for r in csv.DictReader(lines):
+        try:
+            rows[(r["arch"], int(r["seed"]))] = r
+        except (KeyError, ValueError):
+            raise SaswotError(f"{path}: row {r} is not a benchmark-build row (arch, ..., seed)") from None
+    return rows
+
+
+def _header(path: Path, settings: dict) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for k, v in settings.items():
+            fh.write(f"# {k}: {v}\n")
+        fh.write(",".join(COLUMNS) + "\n")
+
+
+def _check_header(path: Path, settings: dict) -> None:
+    with open(path, encoding="utf-8") as fh:
+        got = {}
+        for ln in fh:
+            if not ln.startswith("#"):
+                break
+            k, _, v = ln[1:].partition(":")
+            got[k.strip()] = v.strip()
+    for k in ("space", "space_kwargs", "training"):
+        if k in settings and got.get(k) != str(settings[k]):
+            raise SaswotError(f"{path}: was built with {k} {got.get(k)!r}, now {settings[k]!r}; use another --out")
+
+
+def _train_job(args) -> dict:
+    arch, seed, space, space_kwargs, data, train_kw = args
+    from .training import train_arch
+    row = train_arch(arch, space=space, data=data, space_kwargs=space_kwargs, seed=seed, **train_kw)
+    return row
+
+
+def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200, seeds: int = 2, repeat: int = 50,
+          steps: int = 300, batch_size: int = 16, lr: Optional[float] = None, optimizer: str = "adamw",
+          space_kwargs: Optional[dict] = None, data_seed: int = 0, sample_seed: int = 0, workers: int = 1,
+          threads: int = 1, log: Callable[[str], None] = print) -> Path:
+    """Train the planned (arch, seed) jobs not yet in ``out`` and append their rows; return the path.
+
+    ``data_seed`` fixes the data set for every job (only initialisation and batch order vary with the
+    seed), so seed-to-seed differences measure training noise. ``workers`` processes train in parallel,
+    each with ``threads`` torch threads.
+    """
+    from .spaces import get_space
+    sp = get_space(space, **(space_kwargs or {}))
+    path = Path(out)
+    training = {"steps": steps, "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "data": data,
+                "data_seed": data_seed, "threads": threads}
+    settings = {"space": space, "metric": "mIoU", "name": f"{space}-{data}",
+                "description": f"{space} architectures trained on {data} ({steps} steps, batch {batch_size}, "
+                               f"{optimizer}); mIoU on the validation split; latency at batch 1, 1 thread",
+                "space_kwargs": json.dumps(space_kwargs or {}, sort_keys=True), "training": json.dumps(training, sort_keys=True)}
+    if path.exists():
+        _check_header(path, settings)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _header(path, settings)
+    jobs = plan(sp, n, seeds, repeat, sample_seed)
+    done = done_rows(path)
+    todo = [j for j in jobs if j not in done]
+    log(f"bench build: {len(jobs)} jobs ({n} architectures, {min(repeat, n)} with {seeds} seeds); "
+        f"{len(jobs) - len(todo)} already in {path}, {len(todo)} to train with {workers} worker(s)")
+    train_kw = {"steps": steps, "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "threads": threads,
+                "data_kwargs": {"seed": data_seed}, "latency_threads": 1}
+    args = [(a, s, space, space_kwargs or {}, data, train_kw) for a, s in todo]
+    t0 = time.perf_counter()
+    pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
+    try:
+        results = pool.imap(_train_job, args) if pool else map(_train_job, args)
+        for i, row in enumerate(results, 1):
+            with open(path, "a", encoding="utf-8", newline="") as fh:
+                csv.writer(fh, lineterminator="\n").writerow([_fmt(row.get(c)) for c in COLUMNS])
+                fh.flush()
+                os.fsync(fh.fileno())
+            el = time.perf_counter() - t0
+            log(f"  {i}/{len(todo)}  mIoU {row['mIoU']:.4f}  {row['train_time_s']:.1f}s  {row['arch']} (seed {row['seed']})"
+                f"  eta {el / i * (len(todo) - i) / 60:.1f} min")
+    finally:
+        if pool:
+            pool.terminate()
+    return path
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return repr(round(v, 6)) if isinstance(v, float) else str(v)
+
+
+def noise_ceiling(path: str) -> dict:
+    """Seed-to-seed agreement of mIoU over architectures trained with two or more seeds (Kendall, Spearman)."""
+    from scipy import stats as sstats
+    rows = done_rows(Path(path))
+    by_arch: Dict[str, Dict[int, float]] = {}
+    for (a, s), r in rows.items():
+        if r.get("mIoU") not in ("", None):
+            by_arch.setdefault(a, {})[s] = float(r["mIoU"])
+    pairs = [(v[0], v[1]) for v in by_arch.values() if 0 in v and 1 in v]
+    if len(pairs) < 3:
+        return {"n": len(pairs), "kendall": float("nan"), "spearman": float("nan")}
+    x, y = zip(*pairs)
+    return {"n": len(pairs), "kendall": float(sstats.kendalltau(x, y).statistic),
+            "spearman": float(sstats.spearmanr(x, y).statistic)}
