@@ -25,7 +25,7 @@ COLUMNS = ["arch", "mIoU", "pixel_acc", "params", "flops", "latency_ms", "fps", 
 
 def plan(space, n: int, seeds: int, repeat: int, sample_seed: int = 0) -> List[Tuple[str, int]]:
     """(arch, seed) jobs: ``n`` distinct sampled architectures; the first ``repeat`` get ``seeds`` seeds,
-    the others seed 0 only; ordered so that every architecture's first seed comes first."""
+    the others seed 0 only; the repeated ones come first with their seeds back to back."""
     if n < 1 or seeds < 1 or repeat < 0:
         raise SaswotError(f"--n {n} / --seeds {seeds} / --repeat {repeat}; expected n >= 1, seeds >= 1, repeat >= 0")
     rng = random.Random(sample_seed)
@@ -40,9 +40,8 @@ def plan(space, n: int, seeds: int, repeat: int, sample_seed: int = 0) -> List[T
             archs.append(a)
         if tries > 100 * n:
             raise SaswotError(f"space {space.name!r} yielded only {len(archs)} distinct architectures")
-    jobs = [(a, 0) for a in archs]
-    jobs += [(a, s) for a in archs[:repeat] for s in range(1, seeds)]
-    return jobs
+    # repeated architectures first, their seeds back to back: a partial build already measures the noise
+    return [(a, s) for a in archs[:repeat] for s in range(seeds)] + [(a, 0) for a in archs[repeat:]]
 
 
 def done_rows(path: Path) -> Dict[Tuple[str, int], dict]:
