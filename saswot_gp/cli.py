@@ -194,5 +194,12 @@ def bench_build(space, data, n, seeds, repeat, steps, batch_size, input_size, ba
     click.echo(f"seed-to-seed agreement over {nc['n']} architectures: Kendall {nc['kendall']:.3f}, Spearman {nc['spearman']:.3f}")
 
 
+def _register_commands() -> None:
+    from .commands.proxies import proxies
+    main.add_command(proxies)
+
+
+_register_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()
