@@ -62,6 +62,22 @@ class SearchSpace(ABC):
         return count_flops(self.build(arch), torch.zeros(1, 3, h, w))
 
 
+class MetaSizedSpace(SearchSpace):
+    """A space whose params and FLOPs are counted on a network built on the meta device (no memory, no init)."""
+
+    def params(self, arch: str) -> int:
+        """Trainable parameters, counted on a network built on the meta device."""
+        with torch.device("meta"):
+            return count_params(self.build(arch))
+
+    def flops(self, arch: str, input_size: Tuple[int, int] | None = None) -> int:
+        """Multiply-accumulates for one image of ``input_size`` (shape-only pass on the meta device)."""
+        h, w = input_size or self.input_size
+        with torch.device("meta"):
+            model = self.build(arch)
+        return count_flops(model, torch.zeros(1, 3, h, w, device="meta"))
+
+
 def count_params(model: nn.Module) -> int:
     """Number of trainable parameters of ``model``."""
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SaswotError
-from .base import SearchSpace, count_flops, count_params, register_space
+from .base import MetaSizedSpace, register_space
 
 NUM_CLASSES = 19
 EMBEDDING_LEN = 27
@@ -223,7 +223,7 @@ def _choices(position: int) -> Tuple[int, ...]:
 
 
 @register_space("nbmr-seg")
-class NBMRSegSpace(SearchSpace):
+class NBMRSegSpace(MetaSizedSpace):
     """NAS-Bench-MR Cityscapes segmentation space (HRNet-like, 4 stages of 1-4 modules)."""
 
     name = "nbmr-seg"
@@ -277,15 +277,3 @@ class NBMRSegSpace(SearchSpace):
         e = self.decode(arch)
         ic, setting, last = embedding_to_setting(e)
         return MultiResolutionNet(ic, setting, last, num_classes or self.num_classes, arch=self.encode(e))
-
-    def params(self, arch: str) -> int:
-        """Trainable parameters, counted on a network built on the meta device."""
-        with torch.device("meta"):
-            return count_params(self.build(arch))
-
-    def flops(self, arch: str, input_size: Tuple[int, int] | None = None) -> int:
-        """Conv multiply-accumulates for one image of ``input_size`` (shape-only pass on the meta device)."""
-        h, w = input_size or self.input_size
-        with torch.device("meta"):
-            model = self.build(arch)
-        return count_flops(model, torch.zeros(1, 3, h, w, device="meta"))

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import SaswotError
-from .base import SearchSpace, count_flops, count_params, register_space
+from .base import MetaSizedSpace, register_space
 
 BASE_CHANNELS = 64
 MICRO_SKELETON = "41414"
@@ -279,7 +279,7 @@ MACRO_CODES: Tuple[str, ...] = tuple(
     "".join(t) for n in (4, 5, 6) for t in itertools.product("1234", repeat=n) if _macro_ok("".join(t)))
 
 
-class _TransNASSpace(SearchSpace):
+class _TransNASSpace(MetaSizedSpace):
     """Shared parts: meta-device parameter and FLOP counting."""
 
     num_classes = NUM_CLASSES
@@ -288,18 +288,6 @@ class _TransNASSpace(SearchSpace):
     def __init__(self, num_classes: int = NUM_CLASSES, input_size: Tuple[int, int] = (TARGET_SIZE, TARGET_SIZE)):
         self.num_classes = int(num_classes)
         self.input_size = tuple(input_size)
-
-    def params(self, arch: str) -> int:
-        """Trainable parameters, counted on a network built on the meta device (no memory, no init cost)."""
-        with torch.device("meta"):
-            return count_params(self.build(arch))
-
-    def flops(self, arch: str, input_size: Tuple[int, int] | None = None) -> int:
-        """Conv/deconv multiply-accumulates for one image of ``input_size`` (shape-only pass on the meta device)."""
-        h, w = input_size or self.input_size
-        with torch.device("meta"):
-            model = self.build(arch)
-        return count_flops(model, torch.zeros(1, 3, h, w, device="meta"))
 
 
 @register_space("transnas-micro")
