@@ -16,7 +16,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .errors import SaswotError
 

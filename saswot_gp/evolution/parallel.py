@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-from typing import Callable, Optional, Tuple
+from typing import Callable, Tuple
 
 _WORKER_EVAL = None
 
