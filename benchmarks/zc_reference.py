@@ -34,7 +34,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ FILES = {"micro": "zc_transbench101_micro.json", "macro": "zc_transbench101_macr
 NASLIB_PROXIES = ("flops", "params", "snip", "grasp", "fisher", "grad_norm", "l2_norm", "plain", "nwot", "jacov")
 
 
-def spearman(a, b) -> Dict[str, float]:
+def spearman(a: Sequence[float], b: Sequence[float]) -> Dict[str, float]:
     """Spearman over finite pairs (NaN when fewer than 3 or constant)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     ok = np.isfinite(a) & np.isfinite(b)
@@ -62,7 +62,7 @@ def spearman(a, b) -> Dict[str, float]:
     return {"n": int(ok.sum()), "spearman": float(sstats.spearmanr(a[ok], b[ok]).statistic)}
 
 
-def clean(obj):
+def clean(obj: Any) -> Any:
     """JSON-safe copy (NaN -> None, numpy -> Python)."""
     if isinstance(obj, dict):
         return {k: clean(v) for k, v in obj.items()}
@@ -75,7 +75,7 @@ def clean(obj):
     return obj
 
 
-def f3(v) -> str:
+def f3(v: Optional[float]) -> str:
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:+.3f}"
 
 
@@ -129,9 +129,10 @@ def write_report(res: dict, out: Path) -> None:
         a, b = s["resolution"], s["sens_resolution"]
         L.append(f"### Resolution sensitivity: {a[0]}x{a[1]} vs {b[0]}x{b[1]}")
         L.append("")
+        which = (f"all {s['n']} sampled architectures of each space" if s["sens_n"] >= s["n"] else
+                 f"{s['sens_n']} seeded architectures per space (`default_rng({s['seed'] + 1})` out of the sample)")
         L.append(f"Spearman between our scores at {a[0]}x{a[1]} and at {b[0]}x{b[1]} (same architectures, weights, batch "
-                 f"seed and size; the {b[0]}x{b[1]} batch is `default_batch` at that size), {s['sens_n']} seeded "
-                 "architectures per space.")
+                 f"seed and size; the {b[0]}x{b[1]} batch is `default_batch` at that size), {which}.")
         L.append("")
         L.append("| proxy | " + " | ".join(f"{k} (n)" for k in sens["per_space"]) + " | pooled |")
         L.append("|---|" + "---:|" * (len(sens["per_space"]) + 1))
@@ -142,6 +143,20 @@ def write_report(res: dict, out: Path) -> None:
         L.append("Seconds per architecture at the larger resolution: " +
                  ", ".join(f"{k} mean {v:.2f}" for k, v in sens["seconds_mean"].items()) + ".")
         L.append("")
+        for kind, r in sens.get("at_larger_resolution", {}).items():
+            L.append(f"#### {kind} at {b[0]}x{b[1]} vs {a[0]}x{a[1]}: {r['n_archs']} architectures")
+            L.append("")
+            L.append(f"| proxy | rho(ours, NASLib) {a[0]} | {b[0]} | ours vs val_acc: Spearman {a[0]} | {b[0]} [95% CI] | "
+                     f"Kendall {b[0]} | NASLib's vs val_acc: Spearman |")
+            L.append("|---|---:|---:|---:|---:|---:|---:|")
+            for name in measure_names():
+                g, gl = r["vs_truth"][name], r["vs_truth_lo"][name]
+                ref, refl = r["vs_naslib"].get(name), r["vs_naslib_lo"].get(name)
+                nref = r["naslib_vs_truth"].get(name, {})
+                L.append(f"| {name} | {f3(refl['spearman']) if refl else '-'} | {f3(ref['spearman']) if ref else '-'} | "
+                         f"{f3(gl['spearman'])} | {f3(g['spearman'])} [{f3(g['spearman_lo'])}, {f3(g['spearman_hi'])}] | "
+                         f"{f3(g['kendall'])} | {f3(nref.get('spearman'))} |")
+            L.append("")
     sw = res.get("swap_large_batch")
     if sw:
         L.append(f"### swap with a batch of {s['swap_batch']}")
@@ -244,7 +259,7 @@ def main() -> None:
             res["wall_s"] = time.time() - t_start
             write_report(res, out)
     if args.sens_n > 0 and samples:
-        per_space, seconds, sens_archs = {}, {}, {}
+        per_space, seconds, sens_archs, at_hi = {}, {}, {}, {}
         pooled_lo = {n: [] for n in measure_names()}
         pooled_hi = {n: [] for n in measure_names()}
         for kind, sub in samples.items():
@@ -256,6 +271,13 @@ def main() -> None:
                                             seed=args.seed, cache=cdir / f"{kind}_{res_hi[0]}x{res_hi[1]}.jsonl",
                                             progress=progress(f"{kind} {res_hi[0]}x{res_hi[1]}"))
             per_space[kind] = {n: spearman(lo[n], hi[n]) for n in measure_names()}
+            at_hi[kind] = {"n_archs": len(s_sub),
+                           "vs_naslib": {n: spearman(hi[n], s_sub.reference[n]) for n in NASLIB_PROXIES if n in s_sub.reference},
+                           "vs_naslib_lo": {n: spearman(lo[n], s_sub.reference[n]) for n in NASLIB_PROXIES if n in s_sub.reference},
+                           "vs_truth": {n: rank_correlations(hi[n], s_sub.target, n_boot=1000, seed=args.seed) for n in measure_names()},
+                           "vs_truth_lo": {n: rank_correlations(lo[n], s_sub.target, n_boot=0) for n in measure_names()},
+                           "naslib_vs_truth": {n: rank_correlations(s_sub.reference[n], s_sub.target, n_boot=0)
+                                               for n in NASLIB_PROXIES if n in s_sub.reference}}
             for n in measure_names():
                 # pool ranks taken within each space, so the two spaces' scales do not dominate
                 ok = np.isfinite(lo[n]) & np.isfinite(hi[n])
@@ -266,7 +288,7 @@ def main() -> None:
             seconds[kind] = float(np.mean(sum(np.nan_to_num(v) for v in hs.values())))
             res["sensitivity"] = {"per_space": per_space, "seconds_mean": seconds,
                                   "pooled": {n: spearman(pooled_lo[n], pooled_hi[n]) for n in measure_names()},
-                                  "archs": sens_archs}
+                                  "archs": sens_archs, "at_larger_resolution": at_hi}
             res["done"].append(f"sensitivity {kind} {res_hi[0]}x{res_hi[1]}")
             res["wall_s"] = time.time() - t_start
             write_report(res, out)

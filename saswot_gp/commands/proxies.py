@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Optional, Tuple
 
 import click
 
@@ -33,7 +34,9 @@ def _load(benchmark: str, metric):
               help="bootstrap resamples for the 95% intervals")
 @click.option("--out", "out_dir", default="runs/proxies", show_default=True, type=click.Path(file_okay=False))
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1), help="torch threads")
-def proxies(benchmark, metric, proxy_files, measures, n_archs, resolution, batch_size, seed, n_boot, out_dir, threads):
+def proxies(benchmark: str, metric: Optional[str], proxy_files: Tuple[str, ...], measures: Optional[str],
+            n_archs: Optional[int], resolution: Optional[str], batch_size: int, seed: int, n_boot: int, out_dir: str,
+            threads: int) -> None:
     """Score a benchmark's architectures with zero-cost proxies; print and save rank correlations.
 
     Writes OUT/proxies.csv (one row per proxy), OUT/scores.csv (one row per architecture),
