@@ -61,6 +61,7 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--overhead-only", action="store_true", help="skip the candidate timing; update only the overhead figures")
     ap.add_argument("--out", default=str(ROOT / "results" / "engine.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,7 +74,9 @@ def main():
     result = {"space": args.space, "input_size": list(space.input_size), "batch": args.batch, "archs": len(archs),
               "candidates": len(cands), "threads": args.threads, "torch": torch.__version__,
               "machine": platform.processor() or platform.machine(), "k": {}}
-    for k in (256, None):
+    if args.overhead_only:
+        result = json.loads(Path(args.out).read_text())
+    for k in (() if args.overhead_only else (256, None)):
         t = time.perf_counter()
         stats = [collect_stats(build_model(space, a, 0), images, labels, k=k, seed=0) for a in archs]
         t_collect = time.perf_counter() - t
@@ -109,6 +112,7 @@ def main():
             tc = median_time(lambda: collect_stats(model, images, labels, k=k, seed=0))
             ratios[name].append(tc / tb)
     for name, r in ratios.items():
+        result["k"][name]["overhead_threads"] = args.threads
         result["k"][name]["collection_overhead_median"] = statistics.median(r)
         result["k"][name]["collection_overhead_max"] = max(r)
         print(f"collection / bare forward+backward, K={name}: median {statistics.median(r):.3f}x, max {max(r):.3f}x "

@@ -134,7 +134,7 @@ def collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
         per_sample = flat.shape[1]
         kk = None if k is None else max(1, k // nb)
         pos = _positions(per_sample, kk, seed, len(records), 0)
-        rec = {"mod": mod, "a": (flat.clone() if pos is None else flat[:, pos]).t().contiguous().float(), "pos": pos,
+        rec = {"mod": mod, "a": (flat.clone() if pos is None else flat[:, pos]), "pos": pos,
                "a_numel": out.numel(), "channels": out.shape[1],
                "resolution": int(np.prod(out.shape[2:])) if out.dim() > 2 else 1,
                "flops": _layer_flops(mod, inp[0], out), "ag": None}
@@ -144,7 +144,7 @@ def collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
         if out.requires_grad:
             def grad_hook(grad, rec=rec):
                 gflat = grad.detach().reshape(nb, -1)
-                rec["ag"] = (gflat if rec["pos"] is None else gflat[:, rec["pos"]]).t().contiguous().float()
+                rec["ag"] = gflat.clone() if rec["pos"] is None else gflat[:, rec["pos"]]
             out.register_hook(grad_hook)
 
     layers = [m for m in model.modules() if isinstance(m, LAYER_TYPES)]
@@ -180,14 +180,15 @@ def collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
         wl.append(np.full(wflat.numel(), i, dtype=np.int32)); wn.append(mod.weight.numel())
         ag = rec["ag"] if rec["ag"] is not None else torch.zeros_like(rec["a"])
         as_.append(rec["a"]); ags.append(ag)
-        al.append(np.full(rec["a"].shape[0], i, dtype=np.int32)); an.append(rec["a_numel"])
+        al.append(np.full(rec["a"].shape[1], i, dtype=np.int32)); an.append(rec["a_numel"])
         scal["params"].append(sum(p.numel() for p in mod.parameters(recurse=False)))
         scal["flops"].append(rec["flops"]); scal["channels"].append(rec["channels"]); scal["resolution"].append(rec["resolution"])
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     model.zero_grad(set_to_none=True)
     return ArchStats(
         w=torch.cat(ws).numpy(), g=torch.cat(gs).numpy(), w_layer=np.concatenate(wl), w_numel=np.asarray(wn, np.int64),
-        a=torch.cat(as_).numpy(), ag=torch.cat(ags).numpy(), a_layer=np.concatenate(al), a_numel=np.asarray(an, np.int64),
+        # (batch, positions) per layer; one transpose at the end gives the (rows, batch) layout
+        a=torch.cat(as_, 1).t().float().contiguous().numpy(), ag=torch.cat(ags, 1).t().float().contiguous().numpy(), a_layer=np.concatenate(al), a_numel=np.asarray(an, np.int64),
         layer={k_: np.asarray(v, np.float64) for k_, v in scal.items()},
         arch={"params": float(params), "flops": float(sum(scal["flops"]))},
         meta={"loss": float(loss.item()), "k": k, "seed": seed},
