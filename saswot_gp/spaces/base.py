@@ -78,6 +78,18 @@ class MetaSizedSpace(SearchSpace):
         return count_flops(model, torch.zeros(1, 3, h, w, device="meta"))
 
 
+def init_conv_bn(model: nn.Module) -> None:
+    """Kaiming-normal (fan_out) conv weights, BN weight 1 and bias 0; meta (shape-only) layers are skipped."""
+    for m in model.modules():
+        if any(t.is_meta for t in m.parameters(recurse=False)):
+            continue  # shape-only network (parameter/FLOP counting): nothing to initialise
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def count_params(model: nn.Module) -> int:
     """Number of trainable parameters of ``model``."""
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))

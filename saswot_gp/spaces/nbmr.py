@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SaswotError
-from .base import MetaSizedSpace, register_space
+from .base import MetaSizedSpace, init_conv_bn, register_space
 
 NUM_CLASSES = 19
 EMBEDDING_LEN = 27
@@ -139,14 +139,7 @@ class MultiResolutionNet(nn.Module):
         self.features = nn.Sequential(*features)
         self.transform = ConvBNReLU(sum(prev), last_channel, 1)
         self.classifier = nn.Conv2d(last_channel, num_classes, 1)
-        for m in self.modules():
-            if any(t.is_meta for t in m.parameters(recurse=False)):
-                continue  # shape-only network (parameter/FLOP counting): nothing to initialise
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xs = self.features([self.stem(x)])

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import SaswotError
-from .base import MetaSizedSpace, register_space
+from .base import MetaSizedSpace, init_conv_bn, register_space
 
 BASE_CHANNELS = 64
 MICRO_SKELETON = "41414"
@@ -189,14 +189,7 @@ class TransNASEncoder(nn.Module):
             layers.append(nn.Sequential(*cells))
         self.layers = nn.Sequential(*layers)
         self.out_channels, self.out_width = c, width
-        for m in self.modules():
-            if any(t.is_meta for t in m.parameters(recurse=False)):
-                continue  # shape-only network (parameter/FLOP counting): nothing to initialise
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(self.stem(x))
