@@ -4,7 +4,6 @@ import copy
 import math
 import random
 
-import numpy as np
 import pytest
 import torch
 from torch import nn

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import torch
 from scipy import stats as sstats
 
 from ..errors import SaswotError

@@ -27,7 +27,6 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SaswotError
@@ -281,17 +280,22 @@ def nwot(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **opts) -
         x = (inp[0].detach().reshape(n, -1) > 0).double().cpu()
         kern.add_(x @ x.T).add_((1.0 - x) @ (1.0 - x).T)
 
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, NWOT_LAYERS)]
+    if not _forward_with_hooks(net, images, NWOT_LAYERS, hook):
+        return math.nan
+    sign, logdet = np.linalg.slogdet(kern.numpy())
+    return float(logdet) if sign != 0 else math.nan
+
+
+def _forward_with_hooks(net: nn.Module, images: torch.Tensor, layer_types, hook) -> int:
+    """One gradient-free forward with ``hook`` on every module of ``layer_types``; returns how many were hooked."""
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, layer_types)]
     try:
         with torch.no_grad():
             net(images)
     finally:
         for h in handles:
             h.remove()
-    if not handles:
-        return math.nan
-    sign, logdet = np.linalg.slogdet(kern.numpy())
-    return float(logdet) if sign != 0 else math.nan
+    return len(handles)
 
 
 def _pack_bits(bits: torch.Tensor) -> torch.Tensor:
@@ -322,13 +326,7 @@ def swap(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **opts) -
             bits = (out.detach().reshape(n, -1) > 0).T
             codes.append(torch.unique(_pack_bits(bits), dim=0))
 
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, SWAP_LAYERS)]
-    try:
-        with torch.no_grad():
-            net(images)
-    finally:
-        for h in handles:
-            h.remove()
+    _forward_with_hooks(net, images, SWAP_LAYERS, hook)
     if not codes:
         return math.nan
     return float(torch.unique(torch.cat(codes), dim=0).shape[0])
