@@ -48,9 +48,6 @@ def evaluate_proxies(proxies: Dict[str, "object"], packed: PackedStats, target) 
 
 
 # ---------------------------------------------------------------------------------------------- evolve
-BENCHMARK_NAMES = {
-    "synthetic": "stand-in: 80 random 'tiny' networks whose target is a planted proxy plus noise",
-}
 
 
 def resolve_benchmark(spec: str, metric: Optional[str] = None, cache_dir: Optional[str] = None) -> Benchmark:

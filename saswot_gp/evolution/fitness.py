@@ -71,8 +71,6 @@ class FitnessCache:
 
     def __init__(self):
         self.entries: Dict[str, Tuple[float, bool]] = {}
-        self.hits = 0
-        self.misses = 0
 
     def lookup(self, key: str, sign: int) -> Optional[Tuple[float, bool]]:
         """Cached (tau, valid) for a key and sign, or None."""
