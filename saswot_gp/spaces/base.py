@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import SaswotError
+from ..stats.collect import LAYER_TYPES, layer_macs
 
 
 class SearchSpace(ABC):
@@ -100,16 +101,9 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> int:
     total = [0]
 
     def hook(mod, inp, out):
-        n = out.shape[0]
-        if isinstance(mod, nn.Conv2d):
-            total[0] += out.numel() // n * (mod.in_channels // mod.groups) * mod.weight[0, 0].numel()
-        elif isinstance(mod, nn.ConvTranspose2d):
-            total[0] += inp[0].numel() // n * (mod.out_channels // mod.groups) * mod.weight[0, 0].numel()
-        else:
-            total[0] += out.numel() // n * mod.in_features
+        total[0] += layer_macs(mod, inp[0], out)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, LAYER_TYPES)]
     was_training = model.training
     model.eval()
     try:

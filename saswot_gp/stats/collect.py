@@ -102,7 +102,8 @@ def _positions(n: int, k: Optional[int], seed: int, layer: int, tag: int) -> Opt
     return _cached_positions(seed, layer, tag, n, k)
 
 
-def _layer_flops(mod: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
+def layer_macs(mod: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
+    """Multiply-accumulates per sample of one Conv2d, ConvTranspose2d or Linear call (bias not counted)."""
     n = out.shape[0]
     if isinstance(mod, nn.Conv2d):
         return out.numel() // n * (mod.in_channels // mod.groups) * mod.weight[0, 0].numel()
@@ -137,7 +138,7 @@ def collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
         rec = {"mod": mod, "a": (flat.clone() if pos is None else flat[:, pos]), "pos": pos,
                "a_numel": out.numel(), "channels": out.shape[1],
                "resolution": int(np.prod(out.shape[2:])) if out.dim() > 2 else 1,
-               "flops": _layer_flops(mod, inp[0], out), "ag": None}
+               "flops": layer_macs(mod, inp[0], out), "ag": None}
         wpos = _positions(mod.weight.numel(), k, seed, len(records), 1)
         rec["wpos"] = wpos
         records.append(rec)
