@@ -175,8 +175,11 @@ def _new_individual(tb, cfg: EvolutionConfig):
 
 
 def _key(ind):
-    if not ind.fitness.valid or not hasattr(ind, "key"):
-        ind.key = Proxy.from_deap(ind).canonical_key()
+    """Canonical key of ``ind``, recomputed (sympy) only when its tokens changed since the last time."""
+    toks = tuple(n.name for n in ind)
+    if getattr(ind, "key_tokens", None) != toks:
+        ind.key = Proxy(list(toks)).canonical_key()
+        ind.key_tokens = toks
     return ind.key
 
 
@@ -250,6 +253,7 @@ def _ind_from_json(rec, tb):
     ind = creator.ProxyIndividual(Proxy(rec["tokens"]).to_deap(tb.pset))
     ind.fitness.values = tuple(rec["fitness"])
     ind.key = (rec["key"], rec["sign"])
+    ind.key_tokens = tuple(rec["tokens"])
     return ind
 
 
