@@ -23,17 +23,28 @@ from .errors import SaswotError
 COLUMNS = ["arch", "mIoU", "pixel_acc", "params", "flops", "latency_ms", "fps", "train_time_s", "final_loss", "seed"]
 
 
-def plan(space, n: int, seeds: int, repeat: int, sample_seed: int = 0) -> List[Tuple[str, int]]:
+SAMPLERS = ("uniform", "diverse")
+
+
+def plan(space, n: int, seeds: int, repeat: int, sample_seed: int = 0, sampler: str = "uniform") -> List[Tuple[str, int]]:
     """(arch, seed) jobs: ``n`` distinct sampled architectures; the first ``repeat`` get ``seeds`` seeds,
-    the others seed 0 only; the repeated ones come first with their seeds back to back."""
+    the others seed 0 only; the repeated ones come first with their seeds back to back.
+
+    ``sampler`` 'uniform' uses ``space.sample``; 'diverse' uses ``space.sample_diverse`` (per-architecture
+    operator and width preferences, so the sample spans weak to strong architectures)."""
     if n < 1 or seeds < 1 or repeat < 0:
         raise SaswotError(f"--n {n} / --seeds {seeds} / --repeat {repeat}; expected n >= 1, seeds >= 1, repeat >= 0")
+    if sampler not in SAMPLERS:
+        raise SaswotError(f"sampler {sampler!r}; expected one of {list(SAMPLERS)}")
+    if sampler == "diverse" and not hasattr(space, "sample_diverse"):
+        raise SaswotError(f"space {space.name!r} has no diverse sampler; use sampler 'uniform'")
+    draw = space.sample if sampler == "uniform" else space.sample_diverse
     rng = random.Random(sample_seed)
     archs: List[str] = []
     seen = set()
     tries = 0
     while len(archs) < n:
-        a = space.sample(rng)
+        a = draw(rng)
         tries += 1
         if a not in seen:
             seen.add(a)
@@ -88,7 +99,7 @@ def _train_job(args) -> dict:
 
 def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200, seeds: int = 2, repeat: int = 50,
           steps: int = 300, batch_size: int = 16, lr: Optional[float] = None, optimizer: str = "adamw",
-          space_kwargs: Optional[dict] = None, data_seed: int = 0, sample_seed: int = 0, workers: int = 1,
+          warmup: int = 0, sampler: str = "uniform", space_kwargs: Optional[dict] = None, data_seed: int = 0, sample_seed: int = 0, workers: int = 1,
           threads: int = 1, log: Callable[[str], None] = print) -> Path:
     """Train the planned (arch, seed) jobs not yet in ``out`` and append their rows; return the path.
 
@@ -101,22 +112,28 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
     path = Path(out)
     training = {"steps": steps, "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "data": data,
                 "data_seed": data_seed, "threads": threads}
+    if warmup:
+        training["warmup_steps"] = warmup
+    if sampler != "uniform":
+        training["sampler"] = sampler
     settings = {"space": space, "metric": "mIoU", "name": f"{space}-{data}",
                 "description": f"{space} architectures trained on {data} ({steps} steps, batch {batch_size}, "
-                               f"{optimizer}); mIoU on the validation split; latency at batch 1, 1 thread",
+                               f"{optimizer}, lr {lr or 'default'}, warm-up {warmup}); mIoU on the validation split; latency at batch 1, 1 thread",
                 "space_kwargs": json.dumps(space_kwargs or {}, sort_keys=True), "training": json.dumps(training, sort_keys=True)}
     if path.exists():
         _check_header(path, settings)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         _header(path, settings)
-    jobs = plan(sp, n, seeds, repeat, sample_seed)
+    jobs = plan(sp, n, seeds, repeat, sample_seed, sampler)
     done = done_rows(path)
     todo = [j for j in jobs if j not in done]
     log(f"bench build: {len(jobs)} jobs ({n} architectures, {min(repeat, n)} with {seeds} seeds); "
         f"{len(jobs) - len(todo)} already in {path}, {len(todo)} to train with {workers} worker(s)")
     train_kw = {"steps": steps, "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "threads": threads,
                 "data_kwargs": {"seed": data_seed}, "latency_threads": 1}
+    if warmup:
+        train_kw["warmup_steps"] = warmup
     args = [(a, s, space, space_kwargs or {}, data, train_kw) for a, s in todo]
     t0 = time.perf_counter()
     pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None

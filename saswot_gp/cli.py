@@ -180,16 +180,27 @@ def bench():
 @click.option("--repeat", default=50, show_default=True, type=click.IntRange(0), help="how many architectures get all --seeds")
 @click.option("--steps", default=1000, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
+@click.option("--lr", default=None, type=click.FloatRange(min=0, min_open=True), help="peak learning rate (default: the optimizer's)")
+@click.option("--warmup", default=0, show_default=True, type=click.IntRange(0), help="linear warm-up steps")
+@click.option("--sampler", type=click.Choice(["uniform", "diverse"]), default="uniform", show_default=True,
+              help="how architectures are drawn: i.i.d. layers, or per-architecture operator/width preferences")
 @click.option("--input-size", default=None, type=click.IntRange(32))
 @click.option("--base-width", default=None, type=click.IntRange(1))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
-def bench_build(space, data, n, seeds, repeat, steps, batch_size, input_size, base_width, workers, out):
+def bench_build(space, data, n, seeds, repeat, steps, batch_size, optimizer, lr, warmup, sampler, input_size,
+                base_width, workers, out):
     """Train N sampled architectures (append-only, resumable CSV; one row per architecture and seed)."""
     from .benchbuild import build, noise_ceiling
     skw = {k: v for k, v in (("input_size", input_size), ("base_width", base_width)) if v is not None}
-    build(out, space=space, data=data, n=n, seeds=seeds, repeat=repeat, steps=steps, batch_size=batch_size,
-          space_kwargs=skw, workers=workers, log=lambda m: click.echo(m, err=True))
+    try:
+        build(out, space=space, data=data, n=n, seeds=seeds, repeat=repeat, steps=steps, batch_size=batch_size,
+              optimizer=optimizer, lr=lr, warmup=warmup, sampler=sampler, space_kwargs=skw, workers=workers,
+              log=lambda m: click.echo(m, err=True))
+    except SaswotError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     nc = noise_ceiling(out)
     click.echo(f"seed-to-seed agreement over {nc['n']} architectures: Kendall {nc['kendall']:.3f}, Spearman {nc['spearman']:.3f}")
 

@@ -85,3 +85,41 @@ def test_real_training_row_through_cli(tmp_path):
     r = rows[0]
     assert 0.0 <= float(r["mIoU"]) <= 1.0 and int(r["params"]) > 0 and float(r["latency_ms"]) > 0
     assert not math.isnan(float(r["train_time_s"]))
+
+
+def test_diverse_sampler_spans_more_capacity_than_uniform():
+    """Per-architecture preferences give architectures dominated by one operator far more often."""
+    from collections import Counter
+    sp = get_space("realtime")
+    div = [a for a, _ in benchbuild.plan(sp, 80, 1, 0, sample_seed=3, sampler="diverse")]
+    uni = [a for a, _ in benchbuild.plan(sp, 80, 1, 0, sample_seed=3, sampler="uniform")]
+    assert div == [a for a, _ in benchbuild.plan(sp, 80, 1, 0, sample_seed=3, sampler="diverse")]
+    assert all(sp.validate(a) == a for a in div) and len(set(div)) == 80
+
+    def top_share(a):
+        return Counter(layer.op for layer in sp.decode(a)).most_common(1)[0][1] / sp.num_layers
+    mean = lambda xs: sum(xs) / len(xs)
+    assert mean([top_share(a) for a in div]) > mean([top_share(a) for a in uni]) + 0.15
+    with pytest.raises(SaswotError, match="sampler 'bogus'"):
+        benchbuild.plan(sp, 3, 1, 0, sampler="bogus")
+    with pytest.raises(SaswotError, match="no diverse sampler"):
+        benchbuild.plan(get_space("tiny"), 3, 1, 0, sampler="diverse")
+    with pytest.raises(SaswotError, match="concentration"):
+        sp.sample_diverse(random.Random(0), concentration=0)
+
+
+def test_training_settings_go_into_the_header(tmp_path, monkeypatch):
+    seen = []
+
+    def spy(args):
+        seen.append(args[5])
+        return fake_job(args)
+    monkeypatch.setattr(benchbuild, "_train_job", spy)
+    out = tmp_path / "w.csv"
+    benchbuild.build(str(out), space="tiny", n=2, seeds=1, repeat=0, steps=5, lr=0.01, warmup=3, log=lambda m: None)
+    assert all(kw["warmup_steps"] == 3 and kw["lr"] == 0.01 for kw in seen)
+    head = out.read_text()
+    assert '"warmup_steps": 3' in head and '"lr": 0.01' in head
+    # a different warm-up is a different benchmark: refuse to append to this file
+    with pytest.raises(SaswotError, match="was built with training"):
+        benchbuild.build(str(out), space="tiny", n=2, seeds=1, repeat=0, steps=5, lr=0.01, warmup=4, log=lambda m: None)

@@ -187,3 +187,15 @@ def test_get_dataset_rejects_unknown_names():
     with pytest.raises(SaswotError, match="unknown digits split"):
         DigitScenes("dev")
     assert isinstance(get_dataset("digits", "val", num_images=2), DigitScenes)
+
+
+def test_scene_cache_is_shared_between_instances_with_the_same_settings():
+    from saswot_gp.datasets.digits import DigitScenes
+    a = DigitScenes("train", num_images=3, image_size=32, seed=11)
+    img, lab, placed = a.scene(1)
+    b = DigitScenes("train", num_images=5, image_size=32, seed=11)
+    assert b.scene(1)[0] is img                                  # same settings: the stored scene
+    c = DigitScenes("train", num_images=3, image_size=32, seed=11, texture=0.0)
+    assert c.scene(1)[0] is not img and not np.array_equal(c.scene(1)[0], img)
+    fresh = DigitScenes("train", num_images=3, image_size=32, seed=11, cache=False).scene(1)
+    assert np.array_equal(fresh[0], img) and np.array_equal(fresh[1], lab) and fresh[2] == placed

@@ -103,7 +103,26 @@ def test_sample_resolution_and_proxy_file(bench_csv, tmp_path):
     assert got == want and len(set(got)) == 5
 
 
+def test_heldout_split_matches_evolve(bench_csv, tmp_path):
+    """--train-size/--heldout-size/--split-seed score exactly the held-out archs evolve's split holds out."""
+    out = tmp_path / "split"
+    res = _invoke(["--benchmark", bench_csv, "--measures", "params", "--train-size", "4", "--heldout-size", "3",
+                   "--split-seed", "5", "--out", out] + BASE)
+    assert res.exit_code == 0, res.output
+    with open(out / "scores.csv", newline="") as fh:
+        got = [r["arch"] for r in csv.DictReader(fh)]
+    train, held = load_benchmark(bench_csv).split(4, seed=5, max_eval=3)
+    assert got == held.archs and len(got) == 3 and not set(got) & set(train.archs)
+    assert "held-out" in res.output
+    other = _invoke(["--benchmark", bench_csv, "--measures", "params", "--train-size", "4", "--split-seed", "6",
+                     "--out", tmp_path / "s6"] + BASE)
+    with open(tmp_path / "s6" / "scores.csv", newline="") as fh:
+        assert [r["arch"] for r in csv.DictReader(fh)] == load_benchmark(bench_csv).split(4, seed=6)[1].archs
+
+
 @pytest.mark.parametrize("args, text", [
+    (["--heldout-size", "3"], "--heldout-size needs --train-size"),
+    (["--train-size", "4", "--n", "5"], "not both"),
     (["--measures", "snip,snap"], "unknown zero-cost measure 'snap'"),
     (["--resolution", "64by64"], "resolution '64by64'"),
     (["--proxy", "no_such_proxy.json"], "not found"),

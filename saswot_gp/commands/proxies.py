@@ -27,6 +27,11 @@ def _load(benchmark: str, metric):
 @click.option("--measures", default=None,
               help="comma-separated registered measures (default: all; 'none' for proxy files only)")
 @click.option("--n", "n_archs", default=None, type=click.IntRange(3), help="score N architectures sampled with --seed")
+@click.option("--train-size", "split_train", default=None, type=click.IntRange(2),
+              help="score only the held-out part of the split `evolve --train-size N` makes (same seeded split)")
+@click.option("--heldout-size", "split_heldout", default=None, type=click.IntRange(1),
+              help="with --train-size: at most this many held-out architectures, as `evolve --heldout-size`")
+@click.option("--split-seed", default=0, show_default=True, type=int, help="with --train-size: the split seed (evolve's --seed)")
 @click.option("--resolution", default=None, help="HxW of the batch (default: the space's input size)")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(2))
 @click.option("--seed", default=0, show_default=True, type=int, help="seeds the sample, the weights and the batch")
@@ -35,21 +40,27 @@ def _load(benchmark: str, metric):
 @click.option("--out", "out_dir", default="runs/proxies", show_default=True, type=click.Path(file_okay=False))
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1), help="torch threads")
 def proxies(benchmark: str, metric: Optional[str], proxy_files: Tuple[str, ...], measures: Optional[str],
-            n_archs: Optional[int], resolution: Optional[str], batch_size: int, seed: int, n_boot: int, out_dir: str,
-            threads: int) -> None:
+            n_archs: Optional[int], split_train: Optional[int], split_heldout: Optional[int], split_seed: int,
+            resolution: Optional[str], batch_size: int, seed: int, n_boot: int, out_dir: str, threads: int) -> None:
     """Score a benchmark's architectures with zero-cost proxies; print and save rank correlations.
 
     Writes OUT/proxies.csv (one row per proxy), OUT/scores.csv (one row per architecture),
     OUT/scatter_<proxy>.png and OUT/score_cache.jsonl (a rerun with the same settings resumes from it).
     """
     try:
-        _run(benchmark, metric, proxy_files, measures, n_archs, resolution, batch_size, seed, n_boot, out_dir, threads)
+        if split_heldout is not None and split_train is None:
+            raise SaswotError("--heldout-size needs --train-size (it limits the held-out part of that split)")
+        if split_train is not None and n_archs is not None:
+            raise SaswotError("give --n or --train-size, not both")
+        _run(benchmark, metric, proxy_files, measures, n_archs, resolution, batch_size, seed, n_boot, out_dir, threads,
+             (split_train, split_heldout, split_seed) if split_train is not None else None)
     except SaswotError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
 
-def _run(benchmark, metric, proxy_files, measures, n_archs, resolution, batch_size, seed, n_boot, out_dir, threads):
+def _run(benchmark, metric, proxy_files, measures, n_archs, resolution, batch_size, seed, n_boot, out_dir, threads,
+         split=None):
     import torch
     from ..zerocost import get_measure, measure_names
     from ..zerocost.evaluate import (format_table, parse_resolution, plot_scatter, proxy_table, sample_benchmark,
@@ -64,7 +75,18 @@ def _run(benchmark, metric, proxy_files, measures, n_archs, resolution, batch_si
         names = [m.strip() for m in measures.split(",") if m.strip()]
         for m in names:
             get_measure(m)
-    bench = sample_benchmark(_load(benchmark, metric), n_archs, seed=seed)
+    bench = _load(benchmark, metric)
+    if split is not None:
+        n_train, n_held, split_seed = split
+        full = len(bench)
+        try:
+            bench = bench.split(n_train, seed=split_seed, max_eval=n_held)[1]
+        except ValueError as exc:
+            raise SaswotError(str(exc)) from None
+        click.echo(f"scoring the {len(bench)} held-out architectures of the split --train-size {n_train} "
+                   f"--heldout-size {n_held} --seed {split_seed} of {full} (as evolve makes it)", err=True)
+    else:
+        bench = sample_benchmark(bench, n_archs, seed=seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     from ..pipeline import default_batch

@@ -28,6 +28,9 @@ SPLIT_FRACTIONS: Tuple[float, float, float] = (0.6, 0.2, 0.2)
 DEFAULT_COUNTS: Dict[str, int] = {"train": 2000, "val": 300, "test": 300}
 CLASS_NAMES: Tuple[str, ...] = ("background",) + tuple(str(d) for d in range(10))
 _PARTITION_SEED = 1797
+# raw scenes shared by every cached DigitScenes with the same settings (a build trains many nets on one set)
+_SHARED_SCENES: Dict[tuple, Dict[int, Tuple[np.ndarray, np.ndarray, list]]] = {}
+_SHARED_LIMIT = 8
 
 
 @functools.lru_cache(maxsize=1)
@@ -122,7 +125,8 @@ class DigitScenes(Dataset):
     """Torch Dataset of digit scenes: item ``i`` is ``(image float32 3xHxW normalised, label int64 HxW)``.
 
     ``transform`` is a joint :class:`~saswot_gp.datasets.transforms.JointTransform` (default: normalise
-    only); with ``cache`` the raw uint8 scenes are kept in memory after their first use.
+    only); with ``cache`` the raw uint8 scenes are kept in memory after their first use, shared by every
+    instance with the same settings in the process (at most 8 settings are kept).
     """
 
     num_classes = 11
@@ -154,7 +158,13 @@ class DigitScenes(Dataset):
         self.ignore_border = bool(ignore_border)
         self.texture, self.min_contrast, self.bold = float(texture), float(min_contrast), float(bold)
         self.transform: JointTransform = transform or eval_transform()
-        self._cache: Optional[Dict[int, Tuple[np.ndarray, np.ndarray, list]]] = {} if cache else None
+        self._cache: Optional[Dict[int, Tuple[np.ndarray, np.ndarray, list]]] = None
+        if cache:
+            key = (self.seed, split, self.image_size, self.min_digits, self.max_digits, self.scale_range,
+                   self.ignore_border, self.texture, self.min_contrast, self.bold)
+            if key not in _SHARED_SCENES and len(_SHARED_SCENES) >= _SHARED_LIMIT:
+                _SHARED_SCENES.pop(next(iter(_SHARED_SCENES)))
+            self._cache = _SHARED_SCENES.setdefault(key, {})
 
     def __len__(self) -> int:
         return self.num_images

@@ -284,6 +284,24 @@ class RealtimeSpace(SearchSpace):
         downs = set(rng.sample(range(n), k))
         return self.encode([RTLayer(rng.choice(OPS), rng.choice(WIDTHS), i in downs) for i in range(n)])
 
+    def sample_diverse(self, rng: random.Random, concentration: float = 0.5) -> str:
+        """Draw with per-architecture operator and width preferences (Dirichlet(``concentration``) weights).
+
+        Every architecture of the space can be drawn, but small ``concentration`` favours architectures that
+        repeat a few operators and widths (all-skip and narrow, or all stacked-conv and wide), so a sample
+        spans the space's range of capacity instead of clustering around its average, as i.i.d. draws do.
+        """
+        if not concentration > 0:
+            raise SaswotError(f"concentration {concentration!r}; expected a positive number")
+        n = self.num_layers
+        counts = [math.comb(n, k) for k in range(MIN_DOWNS, MAX_DOWNS + 1)]
+        k = rng.choices(range(MIN_DOWNS, MAX_DOWNS + 1), weights=counts)[0]
+        downs = set(rng.sample(range(n), k))
+        op_w = [rng.gammavariate(concentration, 1.0) + 1e-12 for _ in OPS]
+        width_w = [rng.gammavariate(concentration, 1.0) + 1e-12 for _ in WIDTHS]
+        return self.encode([RTLayer(rng.choices(OPS, weights=op_w)[0], rng.choices(WIDTHS, weights=width_w)[0],
+                                    i in downs) for i in range(n)])
+
     def mutate(self, arch: str, rng: random.Random) -> str:
         """Change exactly one field (op, width or move) of one layer, keeping 1-2 descents."""
         layers = list(self.decode(arch))
