@@ -116,7 +116,7 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
         training["warmup_steps"] = warmup
     if sampler != "uniform":
         training["sampler"] = sampler
-    settings = {"space": space, "metric": "mIoU", "name": f"{space}-{data}",
+    settings = {"space": space, "metric": "mIoU", "name": f"{space}-{data}", "reference": "params, flops",
                 "description": f"{space} architectures trained on {data} ({steps} steps, batch {batch_size}, "
                                f"{optimizer}, lr {lr or 'default'}, warm-up {warmup}); mIoU on the validation split; latency at batch 1, 1 thread",
                 "space_kwargs": json.dumps(space_kwargs or {}, sort_keys=True), "training": json.dumps(training, sort_keys=True)}

@@ -12,12 +12,35 @@ from .groundtruth.base import Benchmark
 from .stats import PackedStats, pack, stats_for_archs
 
 
+def batch_source(bench: Benchmark) -> str:
+    """'digits' for a benchmark trained on the embedded digit scenes (its name says so), else 'synthetic'."""
+    return "digits" if bench.space == "realtime" and "digits" in bench.name else "synthetic"
+
+
 def default_batch(bench: Benchmark, n: int = 8, seed: int = 0, resolution: Optional[Tuple[int, int]] = None):
-    """The fixed batch used for a benchmark's statistics (seeded synthetic images and labels)."""
+    """The fixed batch used for a benchmark's statistics: ``(images, labels)``.
+
+    For a benchmark trained on the embedded digit scenes (:func:`batch_source`), the first ``n`` training
+    scenes generated with data seed ``seed`` (the build's own data when ``seed`` is 0); otherwise seeded
+    synthetic images with spatially coherent random labels (real images of the public benchmarks are not
+    available offline).
+    """
     from .spaces import get_space
     sp = get_space(bench.space, **bench.space_kwargs)
     size = tuple(resolution or sp.input_size)
+    if batch_source(bench) == "digits":
+        from .datasets import get_dataset
+        ds = get_dataset("digits", "train", image_size=size, seed=seed)
+        items = [ds[i] for i in range(n)]
+        return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
     return synthetic_batch(n=n, size=size, num_classes=sp.num_classes, seed=seed)
+
+
+def describe_batch(bench: Benchmark, images: torch.Tensor, seed: int) -> str:
+    """One line saying what :func:`default_batch` gave (printed by the commands that use it)."""
+    if batch_source(bench) == "digits":
+        return f"the first {images.shape[0]} training digit scenes (data seed {seed}), {tuple(images.shape)}"
+    return f"seeded synthetic images {tuple(images.shape)} with smooth random labels (seed {seed})"
 
 
 def stats_and_targets(bench: Benchmark, images: torch.Tensor, labels: torch.Tensor, k: Optional[int] = 256,
@@ -125,8 +148,7 @@ def run_evolve(benchmark: str = "synthetic", metric: Optional[str] = None, out_d
     images, labels = default_batch(bench, n=batch_size, seed=seed, resolution=resolution)
     log(f"benchmark {bench.name}: {len(bench)} architectures of space {bench.space!r}, target {bench.metric}; "
         f"{len(train)} train / {len(test)} held out (split seed {seed})")
-    log(f"statistics batch: seeded synthetic images {tuple(images.shape)} with smooth random labels "
-        f"(seed {seed}); sketch K={'full' if k is None else k}")
+    log(f"statistics batch: {describe_batch(bench, images, seed)}; sketch K={'full' if k is None else k}")
 
     def bar(label):
         step = [0]

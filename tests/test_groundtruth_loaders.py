@@ -200,6 +200,20 @@ def test_csv_seeds_averaged_and_columns(tmp_path):
     np.testing.assert_allclose(load_benchmark(p, metric="mAcc").target, [82.0, 70.0, 70.0])
 
 
+def test_csv_reference_line_limits_reference_columns(tmp_path):
+    body = ("arch,mIoU,pixel_acc,params,flops,seed\n"
+            "64-1242-basic,70,90,22.2,5,0\n64-4434-basic,60,85,24.5,6,0\n")
+    p = tmp_path / "built.csv"
+    p.write_text("# space: transnas-macro\n# reference: params, flops\n" + body)
+    b = load_csv(p)
+    assert list(b.reference) == ["params", "flops"]               # the training outcome is not a proxy
+    assert load_csv(p, metric="pixel_acc").target.tolist() == [90.0, 85.0]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("# space: transnas-macro\n# reference: params, latency\n" + body)
+    with pytest.raises(SaswotError, match="'latency'"):
+        load_csv(bad)
+
+
 def test_csv_space_column_and_errors(tmp_path):
     p = tmp_path / "a.csv"
     p.write_text("arch,space,acc\n64-41414-1_00_210,transnas-micro,93\n")

@@ -89,10 +89,10 @@ def _run(benchmark, metric, proxy_files, measures, n_archs, resolution, batch_si
         bench = sample_benchmark(bench, n_archs, seed=seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from ..pipeline import default_batch
+    from ..pipeline import default_batch, describe_batch
     images, _ = default_batch(bench, n=batch_size, seed=seed, resolution=res)
     click.echo(f"benchmark {bench.name}: {len(bench)} architectures of space {bench.space!r}, target {bench.metric}; "
-               f"batch: seeded synthetic images {tuple(images.shape)} with smooth random labels (seed {seed})", err=True)
+               f"batch: {describe_batch(bench, images, seed)}", err=True)
 
     def progress(i, n, arch, sec):
         if sec > 0 or i == n:

@@ -28,7 +28,8 @@ Supported inputs (``load_benchmark`` picks by file type and content):
   a ``space`` column names it; ``space_kwargs`` is a JSON object). Column ``arch`` is required.
   The target is the column named by ``metric=`` (argument), else by ``# metric:``, else the first
   column after ``arch`` that is not ``space`` or ``seed``. Every other numeric column becomes a
-  reference column; ``seed`` only groups rows. Rows of the same arch (e.g. several seeds) are
+  reference column, unless a ``# reference: params, flops`` line names the only reference columns
+  (other columns, such as training outcomes, are then kept out of proxy tables); ``seed`` only groups rows. Rows of the same arch (e.g. several seeds) are
   averaged (NaN-aware); empty cells are NaN; rows with an empty target are skipped. Archs are
   checked (and canonicalised) by the named space when it is registered.
 
@@ -332,6 +333,12 @@ def load_csv(path: PathLike, metric: Optional[str] = None) -> Benchmark:
         if not isinstance(space_kwargs, dict):
             raise SaswotError(f"{path}: '# space_kwargs:' must be a JSON object like {{\"num_classes\": 19}}")
     numeric = [h for h in header if h not in _RESERVED and h != metric]
+    if settings.get("reference"):
+        named = [h.strip() for h in settings["reference"].split(",") if h.strip()]
+        missing = [h for h in named if h not in col]
+        if missing:
+            raise SaswotError(f"{path}: '# reference:' names column {missing[0]!r}, which is not in header {header}")
+        numeric = [h for h in named if h in numeric]
     ref_cols = []
     for h in numeric:  # reference columns: numeric ones only (text columns such as notes are ignored)
         try:
