@@ -208,6 +208,10 @@ def bench_build(space, data, n, seeds, repeat, steps, batch_size, optimizer, lr,
 def _register_commands() -> None:
     from .commands.proxies import proxies
     main.add_command(proxies)
+    from .commands.latency import latency
+    main.add_command(latency)
+    from .commands.search import search
+    main.add_command(search)
 
 
 _register_commands()

@@ -1,0 +1,107 @@
+"""``saswot-gp latency build|check``: the realtime space's latency lookup table."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from ..errors import SaswotError
+
+
+def parse_hw(value: Optional[str]):
+    """``'64x64'`` -> ``(64, 64)``; None stays None (SaswotError on anything else)."""
+    if value is None:
+        return None
+    try:
+        h, w = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise SaswotError(f"resolution {value!r}; expected HxW such as 64x64") from None
+    if h <= 0 or w <= 0:
+        raise SaswotError(f"resolution {value!r}; expected positive HxW such as 64x64")
+    return h, w
+
+
+def _fail(exc: SaswotError) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
+@click.group("latency")
+def latency() -> None:
+    """Latency lookup table of a search space: build it, check it against measured networks."""
+
+
+@latency.command("build")
+@click.option("--space", "space_name", default="realtime", show_default=True, help="search space (only 'realtime')")
+@click.option("--resolution", default="64x64", show_default=True, help="input HxW (sides divisible by 32)")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch threads while timing")
+@click.option("--repeats", default=20, show_default=True, type=click.IntRange(1), help="timed runs per entry (median)")
+@click.option("--warmup", default=5, show_default=True, type=click.IntRange(0), help="untimed runs per entry first")
+@click.option("--rounds", default=1, show_default=True, type=click.IntRange(1),
+              help="time all entries this many times in turn and summarise (spreads load bursts evenly)")
+@click.option("--statistic", default="median", show_default=True, type=click.Choice(["median", "min"]),
+              help="summary of the repeats (min resists interference from other processes on a busy machine)")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="LUT JSON file to write")
+def build(space_name: str, resolution: str, threads: int, repeats: int, warmup: int, rounds: int, statistic: str,
+          out_path: str) -> None:
+    """Time every stem, layer and head configuration once at batch 1 and write the lookup table (JSON)."""
+    from ..latency import build_lut
+    from ..spaces import get_space
+    try:
+        res = parse_hw(resolution)
+        space = get_space(space_name, input_size=res)
+        step = [0]
+
+        def progress(i: int, n: int, key: str) -> None:
+            if i == n or i - step[0] >= max(1, n // 10):
+                step[0] = i
+                click.echo(f"  [{i}/{n}] {key}", err=True)
+
+        table = build_lut(space, res, threads=threads, repeats=repeats, warmup=warmup, progress=progress,
+                          statistic=statistic, rounds=rounds)
+        table.save(out_path)
+    except SaswotError as exc:
+        _fail(exc)
+    click.echo(f"latency table of {space_name} at {res[0]}x{res[1]}, {threads} thread(s), {statistic} of {repeats}: "
+               f"{len(table.entries)} entries timed in {table.meta['build_s']:.1f} s -> {out_path}")
+
+
+@latency.command("check")
+@click.option("--lut", "lut_path", required=True, type=click.Path(dir_okay=False), help="LUT JSON file")
+@click.option("--n", "n", default=50, show_default=True, type=click.IntRange(2), help="networks to sample and measure")
+@click.option("--seed", default=0, show_default=True, type=int, help="seeds the sample and the weights")
+@click.option("--repeats", default=20, show_default=True, type=click.IntRange(1), help="timed runs per network (median)")
+@click.option("--warmup", default=5, show_default=True, type=click.IntRange(0))
+@click.option("--rounds", default=1, show_default=True, type=click.IntRange(1),
+              help="measure all networks this many times in turn and summarise")
+@click.option("--repeatability", is_flag=True,
+              help="measure everything twice and report measured-vs-measured tau (the noise ceiling)")
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False), help="write the results as JSON")
+def check(lut_path: str, n: int, seed: int, repeats: int, warmup: int, rounds: int, repeatability: bool,
+          out_path: Optional[str]) -> None:
+    """Measure N sampled networks and compare with the table's predictions (Kendall tau, median ratio)."""
+    from ..io import atomic_write_json
+    from ..latency import LatencyTable, check_lut
+    try:
+        table = LatencyTable.load(lut_path)
+
+        def progress(i: int, total: int) -> None:
+            if i % max(1, total // 5) == 0 or i == total:
+                click.echo(f"  measured [{i}/{total}]", err=True)
+
+        res = check_lut(table, n=n, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds,
+                        repeatability=repeatability, progress=progress)
+        res["lut_path"] = str(Path(lut_path))
+        if out_path:
+            atomic_write_json(out_path, res)
+    except SaswotError as exc:
+        _fail(exc)
+    click.echo(f"{res['n']} networks at {table.resolution[0]}x{table.resolution[1]}, {table.threads} thread(s), "
+               f"{table.statistic} of {repeats}: "
+               f"Kendall tau {res['kendall_tau']:.3f}, median predicted/measured {res['median_ratio']:.3f}, "
+               f"measured {res['measured_ms_range'][0]:.2f}-{res['measured_ms_range'][1]:.2f} ms"
+               + (f"; measured-vs-measured tau {res['repeat_tau']:.3f}" if repeatability else "")
+               + (f" -> {out_path}" if out_path else ""))

@@ -1,0 +1,82 @@
+"""``saswot-gp search``: training-free, latency-bounded evolutionary search scored by a proxy."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from ..errors import SaswotError
+from .latency import parse_hw
+
+
+@click.command("search")
+@click.option("--proxy", "proxy_spec", required=True,
+              help="a discovered proxy JSON file, or a registered zero-cost measure name (snip, nwot, params, ...)")
+@click.option("--space", "space_name", default="realtime", show_default=True, help="search space (only 'realtime')")
+@click.option("--max-latency", "max_latency", default=None, type=float, help="latency budget in ms (LUT-predicted)")
+@click.option("--min-fps", "min_fps", default=None, type=float, help="or: FPS budget (max latency = 1000 / F ms)")
+@click.option("--resolution", default=None,
+              help="input HxW (default: the LUT's, else 64x64); sides divisible by 32")
+@click.option("--lut", "lut_path", default=None, type=click.Path(dir_okay=False),
+              help="latency table from `saswot-gp latency build` (default: build one into OUT/latency_lut.json)")
+@click.option("--budget", default=500, show_default=True, type=click.IntRange(1), help="architectures to score")
+@click.option("--top", "top_k", default=10, show_default=True, type=click.IntRange(1), help="architectures to report")
+@click.option("--out", "out_dir", default="runs/search", show_default=True, type=click.Path(file_okay=False))
+@click.option("--seed", default=0, show_default=True, type=int, help="seeds the evolution and the weights")
+@click.option("--population", default=50, show_default=True, type=click.IntRange(2))
+@click.option("--sample-size", default=10, show_default=True, type=click.IntRange(1), help="tournament size")
+@click.option("--batch", "batch_kind", default="digits", show_default=True, type=click.Choice(["digits", "synthetic"]),
+              help="scoring batch: digit scenes (train split, data seed 0) or the seeded synthetic batch")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch threads")
+@click.option("--train-time", "train_time", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="measured training time of one network (s): also report the cost of training every scored one")
+@click.option("--resume", is_flag=True, help="continue the search checkpointed in OUT (same settings)")
+def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_fps: Optional[float],
+           resolution: Optional[str], lut_path: Optional[str], budget: int, top_k: int, out_dir: str, seed: int,
+           population: int, sample_size: int, batch_kind: str, batch_size: int, threads: int,
+           train_time: Optional[float], resume: bool) -> None:
+    """Regularised evolution under a latency budget, scoring candidates with a proxy only (never training).
+
+    Writes OUT/top.csv, OUT/top.json (top architectures with proxy score, predicted latency and FPS, params,
+    FLOPs, and the run's summary) and OUT/checkpoint.json (every few scores; --resume continues it).
+    """
+    import torch
+    from ..io import atomic_write_json
+    from ..search import ProxyScorer, format_top, parse_budget, resolve_lut, run_search, search_cost
+
+    def say(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    try:
+        limit = parse_budget(max_latency, min_fps)
+        res = parse_hw(resolution)
+        scorer = ProxyScorer(proxy_spec, seed=seed)
+        torch.set_num_threads(threads)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        space, lut = resolve_lut(space_name, res, lut_path, out, threads=threads, log=say)
+        every = max(1, budget // 20)
+
+        def progress(i: int, n: int, arch: str, score: float) -> None:
+            if i % every == 0 or i == n:
+                say(f"  [{i}/{n}] {score:.5g} {arch}")
+
+        summary = run_search(space, scorer, lut, limit, budget, out, top_k=top_k, seed=seed, population=population,
+                             sample_size=sample_size, batch=batch_kind, batch_size=batch_size, resume=resume,
+                             progress=progress, log=say)
+        if train_time is not None:
+            summary["search_cost"] = search_cost(summary["scored"], train_time, summary["wall_s"])
+            atomic_write_json(out / "top.json", summary)
+    except SaswotError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(format_top(summary))
+    if train_time is not None:
+        c = summary["search_cost"]
+        click.echo(f"training every scored candidate would take {c['train_all_h']:.2f} h "
+                   f"({c['scored']} x {train_time:g} s) vs {c['search_wall_s']:.1f} s of search")
+    click.echo(f"wrote {out}/top.csv, top.json, checkpoint.json")

@@ -1,0 +1,367 @@
+"""Training-free architecture search: regularised (aging) evolution scored by a proxy under a latency budget.
+
+Real et al. (2019), "Regularized evolution for image classifier architecture search": a population of
+``population`` random architectures; at each step ``sample_size`` members are drawn at random, the
+best of them (by proxy score) is mutated (``space.mutate``), the child joins the population and the
+oldest member leaves. Here every architecture is feasible: its latency predicted by the latency
+lookup table (:mod:`saswot_gp.latency`) is at most ``max_latency_ms`` (random members are
+rejection-sampled, infeasible children are redrawn from the same parent up to a cap). Candidates are
+never trained: each is built once with weights from ``seed`` and scored by the proxy on one fixed
+batch (one forward and backward). ``budget`` counts distinct architectures scored; scores are cached
+by architecture, so a revisited architecture costs nothing.
+
+The search state (population, history of scores, RNG state) is checkpointed atomically as JSON
+every few scores; resuming gives the same result as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import random
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from .errors import SaswotError
+from .io import atomic_write_json, atomic_write_text
+from .latency import LatencyTable, space_kwargs
+
+CHECKPOINT = "checkpoint.json"
+CHECKPOINT_FORMAT = "saswot-gp-search-checkpoint"
+MUTATION_TRIES = 50
+SAMPLE_TRIES = 10000
+BATCH_KINDS = ("digits", "synthetic")
+# settings that must agree between a checkpoint and the run resuming it
+RESUME_KEYS = ("space", "space_kwargs", "proxy", "max_latency_ms", "seed", "population", "sample_size",
+               "batch", "batch_size", "k", "lut_digest")
+
+Progress = Callable[[int, int, str, float], None]
+
+
+# ---------------------------------------------------------------------------------- the proxy
+
+class ProxyScorer:
+    """A proxy by file (discovered, :class:`saswot_gp.proxy.Proxy`) or by registered zero-cost measure name."""
+
+    def __init__(self, spec: str, k: Optional[int] = 256, seed: int = 0):
+        from .zerocost import get_measure, measure_names
+        self.spec, self.k, self.seed = str(spec), k, int(seed)
+        path = Path(self.spec)
+        if path.is_file() or self.spec.lower().endswith(".json"):
+            from .proxy import Proxy
+            self.proxy = Proxy.load(path)
+            self.measure = None
+            self.kind = "file"
+            self.label = f"{path.name} ({self.proxy.expression()})"
+        elif self.spec in measure_names():
+            self.proxy = None
+            self.measure = get_measure(self.spec)
+            self.kind = "measure"
+            self.label = self.spec
+        else:
+            raise SaswotError(f"unknown proxy {self.spec!r}: not a proxy JSON file and not a registered measure "
+                              f"({', '.join(measure_names())})")
+
+    def identity(self) -> Dict[str, object]:
+        """What identifies the proxy in a checkpoint (a file by its tokens, a measure by its name)."""
+        if self.kind == "file":
+            return {"kind": "file", "tokens": list(self.proxy.tokens)}
+        return {"kind": "measure", "name": self.spec}
+
+    def __call__(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """Score ``model`` on the batch (higher is better); NaN when the proxy fails numerically."""
+        if self.proxy is not None:
+            try:
+                return float(self.proxy.score(model, images, labels, k=self.k, seed=self.seed))
+            except (RuntimeError, ValueError, FloatingPointError, OverflowError, ZeroDivisionError):
+                return math.nan  # a numerical accident makes this candidate the worst, never a crash
+        return float(self.measure(model, images, labels))
+
+
+def search_batch(space, kind: str = "digits", n: int = 8) -> Tuple[torch.Tensor, torch.Tensor, str]:
+    """The fixed scoring batch and its description: ``n`` digit scenes (train split, data seed 0) or the
+    seeded synthetic batch (``synthetic_batch(seed=0)``), at the space's input size."""
+    h, w = space.input_size
+    if kind == "digits":
+        from .datasets import get_dataset
+        if space.num_classes < 11:
+            raise SaswotError(f"digit scenes have 11 classes but the space has {space.num_classes}; "
+                              f"use the synthetic batch")
+        ds = get_dataset("digits", "train", image_size=(h, w), seed=0, num_images=n)
+        items = [ds[i] for i in range(n)]
+        images = torch.stack([x for x, _ in items])
+        labels = torch.stack([y for _, y in items]).long()
+        return images, labels, f"{n} digit scenes (digits train split, data seed 0, {h}x{w})"
+    if kind == "synthetic":
+        from .batches import synthetic_batch
+        images, labels = synthetic_batch(n=n, size=(h, w), num_classes=space.num_classes, seed=0)
+        return images, labels, f"seeded synthetic batch of {n} images (seed 0, {h}x{w}, {space.num_classes} classes)"
+    raise SaswotError(f"unknown batch {kind!r}; expected one of {list(BATCH_KINDS)}")
+
+
+# ------------------------------------------------------------------------------ the search
+
+def _rng_to_json(state) -> list:
+    return [state[0], list(state[1]), state[2]]
+
+
+def _rng_from_json(obj) -> tuple:
+    return (obj[0], tuple(obj[1]), obj[2])
+
+
+def _key(score: Optional[float]) -> float:
+    return -math.inf if score is None or not math.isfinite(score) else score
+
+
+class _State:
+    def __init__(self, seed: int):
+        self.rng = random.Random(seed)
+        self.population: deque = deque()      # architecture strings, oldest first
+        self.history: List[Dict[str, object]] = []  # one row per distinct scored architecture, in order
+        self.scores: Dict[str, Optional[float]] = {}
+        self.latency: Dict[str, float] = {}
+        self.steps = 0                        # evolution steps taken (children proposed, including cached)
+        self.infeasible = 0                   # infeasible proposals (samples and children) rejected
+        self.elapsed = 0.0
+
+    def to_json(self, settings: Dict[str, object]) -> Dict[str, object]:
+        return {"format": CHECKPOINT_FORMAT, "version": 1, "settings": settings,
+                "rng": _rng_to_json(self.rng.getstate()), "population": list(self.population),
+                "history": self.history, "steps": self.steps, "infeasible": self.infeasible,
+                "elapsed_s": self.elapsed}
+
+    @classmethod
+    def from_json(cls, doc: Dict[str, object]) -> "_State":
+        st = cls(0)
+        try:
+            st.rng.setstate(_rng_from_json(doc["rng"]))
+            st.population = deque(doc["population"])  # type: ignore[arg-type]
+            st.history = list(doc["history"])  # type: ignore[arg-type]
+            st.steps, st.infeasible = int(doc["steps"]), int(doc["infeasible"])  # type: ignore[arg-type]
+            st.elapsed = float(doc["elapsed_s"])  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SaswotError(f"search checkpoint is damaged ({type(exc).__name__}: {exc})") from None
+        for row in st.history:
+            st.scores[row["arch"]] = row["score"]
+            st.latency[row["arch"]] = row["latency_ms"]
+        return st
+
+
+def search_cost(scored: int, train_seconds: float, search_wall_s: float) -> Dict[str, float]:
+    """Search wall time next to the time training every scored candidate would take (``scored x train_seconds``)."""
+    train_all = float(scored) * float(train_seconds)
+    return {"scored": int(scored), "train_seconds_per_network": float(train_seconds),
+            "train_all_s": train_all, "train_all_h": train_all / 3600.0, "search_wall_s": float(search_wall_s),
+            "speedup": train_all / search_wall_s if search_wall_s > 0 else math.inf}
+
+
+def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_latency_ms: float, budget: int,
+               out_dir: Union[str, Path], top_k: int = 10, seed: int = 0, population: int = 50,
+               sample_size: int = 10, batch: str = "digits", batch_size: int = 8, k: Optional[int] = 256,
+               resume: bool = False, checkpoint_every: int = 5, progress: Optional[Progress] = None,
+               log: Optional[Callable[[str], None]] = None) -> Dict[str, object]:
+    """Aging evolution over ``space`` scored by ``proxy`` under ``max_latency_ms`` (LUT-predicted); writes OUT.
+
+    Writes OUT/checkpoint.json (atomic, every ``checkpoint_every`` scores and at the end), OUT/top.csv and
+    OUT/top.json; returns the summary (``top``, ``scored``, ``wall_s``, ``archs_per_s``, ...). With ``resume``
+    an existing checkpoint is continued (its settings must match; ``budget`` may grow).
+    ``progress(scored, budget, arch, score)`` is called after each new score.
+    """
+    from .stats.cache import build_model
+    say = log or (lambda msg: None)
+    if budget < 1 or top_k < 1 or population < 2 or sample_size < 1 or batch_size < 1:
+        raise SaswotError(f"need budget >= 1, top >= 1, population >= 2, sample size >= 1, batch size >= 1; got "
+                          f"{budget}, {top_k}, {population}, {sample_size}, {batch_size}")
+    if not (max_latency_ms > 0 and math.isfinite(max_latency_ms)):
+        raise SaswotError(f"latency budget {max_latency_ms!r} ms; expected a positive number")
+    lut.check_compatible(space)
+    scorer = proxy if isinstance(proxy, ProxyScorer) else ProxyScorer(proxy, k=k, seed=seed)
+    out = Path(out_dir)
+    settings = {"space": space.name, "space_kwargs": space_kwargs(space), "proxy": scorer.identity(),
+                "proxy_spec": scorer.spec, "max_latency_ms": float(max_latency_ms), "seed": int(seed),
+                "population": int(population), "sample_size": int(sample_size), "batch": batch,
+                "batch_size": int(batch_size), "k": k, "lut_digest": lut.digest()}
+    ckpt = out / CHECKPOINT
+    state = None
+    if resume and ckpt.is_file():
+        try:
+            doc = json.loads(ckpt.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SaswotError(f"search checkpoint {str(ckpt)!r} is not valid JSON: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+            raise SaswotError(f"{str(ckpt)!r} is not a saswot-gp search checkpoint")
+        old = doc.get("settings", {})
+        for key in RESUME_KEYS:
+            if old.get(key) != settings[key]:
+                raise SaswotError(f"cannot resume {str(out)!r}: {key} was {old.get(key)!r}, now {settings[key]!r}")
+        state = _State.from_json(doc)
+        say(f"resuming {out}: {len(state.history)} architectures already scored")
+    elif resume:
+        say(f"no checkpoint in {out}; starting a new search")
+    if state is None:
+        state = _State(seed)
+    images, labels, batch_text = search_batch(space, batch, batch_size)
+    say(f"batch: {batch_text}; proxy: {scorer.label}; latency budget {max_latency_ms:.3f} ms "
+        f"(predicted, {lut.threads} thread(s))")
+
+    def feasible(arch: str) -> bool:
+        if arch not in state.latency:
+            state.latency[arch] = lut.predict(arch)
+        return state.latency[arch] <= max_latency_ms
+
+    def score(arch: str) -> None:
+        if arch in state.scores:
+            return
+        t = time.perf_counter()
+        value = scorer(build_model(space, arch, seed), images, labels)
+        value = value if math.isfinite(value) else None
+        state.scores[arch] = value
+        state.history.append({"arch": arch, "score": value, "latency_ms": state.latency[arch],
+                              "step": state.steps, "score_s": time.perf_counter() - t})
+        if progress:
+            progress(len(state.history), budget, arch, math.nan if value is None else value)
+
+    def checkpoint() -> None:
+        atomic_write_json(ckpt, state.to_json(settings))
+
+    def random_feasible() -> str:
+        fastest = math.inf
+        for _ in range(SAMPLE_TRIES):
+            arch = space.sample(state.rng)
+            if feasible(arch):
+                return arch
+            state.infeasible += 1
+            fastest = min(fastest, state.latency[arch])
+        raise SaswotError(f"no architecture met the latency budget {max_latency_ms:.3f} ms in {SAMPLE_TRIES} random "
+                          f"draws (the fastest was {fastest:.3f} ms); raise --max-latency or lower --min-fps")
+
+    t_start = time.perf_counter()
+    elapsed0 = state.elapsed
+    last_ckpt = len(state.history)
+    max_steps = 50 * budget + population
+    while len(state.history) < budget and state.steps < max_steps:
+        if len(state.population) < population:
+            arch = random_feasible()
+        else:
+            members = state.rng.sample(list(state.population), min(sample_size, len(state.population)))
+            parent = max(members, key=lambda a: _key(state.scores[a]))
+            arch = None
+            for _ in range(MUTATION_TRIES):
+                child = space.mutate(parent, state.rng)
+                if feasible(child):
+                    arch = child
+                    break
+                state.infeasible += 1
+            if arch is None:
+                arch = random_feasible()
+        state.steps += 1
+        score(arch)
+        state.population.append(arch)
+        if len(state.population) > population:
+            state.population.popleft()
+        state.elapsed = elapsed0 + time.perf_counter() - t_start
+        if len(state.history) - last_ckpt >= checkpoint_every:
+            checkpoint()
+            last_ckpt = len(state.history)
+    state.elapsed = elapsed0 + time.perf_counter() - t_start
+    checkpoint()
+    return finish(space, lut, state, settings, out, top_k, budget, batch_text, scorer.label)
+
+
+def _top(space, state: _State, top_k: int, lut: LatencyTable) -> List[Dict[str, object]]:
+    from .spaces.base import count_flops, count_params
+    order = sorted(range(len(state.history)), key=lambda i: (-_key(state.history[i]["score"]), i))
+    rows = []
+    h, w = space.input_size
+    for rank, i in enumerate(order[:top_k], 1):
+        row = state.history[i]
+        arch = str(row["arch"])
+        with torch.random.fork_rng(devices=[]):
+            model = space.build(arch)
+        lat = float(row["latency_ms"])
+        rows.append({"rank": rank, "arch": arch, "score": row["score"], "latency_ms": lat,
+                     "fps": 1000.0 / lat if lat > 0 else math.inf, "params": count_params(model),
+                     "flops": count_flops(model, torch.zeros(1, 3, h, w))})
+    return rows
+
+
+def finish(space, lut: LatencyTable, state: _State, settings: Dict[str, object], out: Path, top_k: int,
+           budget: int, batch_text: str, proxy_label: str) -> Dict[str, object]:
+    """Write OUT/top.csv and OUT/top.json for the search ``state``; return the summary."""
+    top = _top(space, state, top_k, lut)
+    scored = len(state.history)
+    summary = {"scored": scored, "budget": int(budget), "steps": state.steps, "infeasible_rejected": state.infeasible,
+               "wall_s": state.elapsed, "archs_per_s": scored / state.elapsed if state.elapsed > 0 else math.inf,
+               "proxy": proxy_label, "max_latency_ms": settings["max_latency_ms"],
+               "min_fps": 1000.0 / float(settings["max_latency_ms"]), "batch": batch_text,
+               "resolution": list(space.input_size), "lut": {"digest": lut.digest(), "threads": lut.threads,
+                                                            "date": lut.meta.get("date")},
+               "settings": settings, "top": top}
+    atomic_write_json(out / "top.json", summary)
+    buf = io.StringIO()
+    fields = ["rank", "arch", "score", "latency_ms", "fps", "params", "flops"]
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in top:
+        writer.writerow({f: row[f] for f in fields})
+    atomic_write_text(out / "top.csv", buf.getvalue())
+    return summary
+
+
+def format_top(summary: Dict[str, object]) -> str:
+    """A plain-text table of the summary's top architectures and its cost line."""
+    lines = [f"{'rank':>4}  {'score':>12}  {'lat ms':>8}  {'FPS':>8}  {'params':>9}  {'MMACs':>8}  arch"]
+    for r in summary["top"]:  # type: ignore[union-attr]
+        s = "nan" if r["score"] is None else f"{r['score']:.5g}"
+        lines.append(f"{r['rank']:>4}  {s:>12}  {r['latency_ms']:8.3f}  {r['fps']:8.1f}  {r['params']:9d}  "
+                     f"{r['flops'] / 1e6:8.2f}  {r['arch']}")
+    lines.append(f"scored {summary['scored']} architectures in {summary['wall_s']:.1f} s "
+                 f"({summary['archs_per_s']:.2f}/s); proxy {summary['proxy']}; latency budget "
+                 f"{summary['max_latency_ms']:.3f} ms ({summary['min_fps']:.1f} FPS)")
+    return "\n".join(lines)
+
+
+def parse_budget(max_latency: Optional[float], min_fps: Optional[float]) -> float:
+    """The latency budget (ms) from exactly one of ``max_latency`` (ms) and ``min_fps``."""
+    if (max_latency is None) == (min_fps is None):
+        raise SaswotError("give exactly one of --max-latency MS and --min-fps F")
+    if max_latency is not None:
+        if not max_latency > 0:
+            raise SaswotError(f"--max-latency {max_latency}; expected a positive number of ms")
+        return float(max_latency)
+    if not min_fps > 0:  # type: ignore[operator]
+        raise SaswotError(f"--min-fps {min_fps}; expected a positive number")
+    return 1000.0 / float(min_fps)  # type: ignore[arg-type]
+
+
+def resolve_lut(space_name: str, resolution: Optional[Sequence[int]], lut_path: Optional[str], out: Path,
+                threads: int = 1, log: Optional[Callable[[str], None]] = None) -> Tuple[object, LatencyTable]:
+    """The search space and its LUT: loaded from ``lut_path`` (space settings from it), else OUT/latency_lut.json
+    if present, else built now at ``resolution`` and saved there."""
+    from .latency import build_lut
+    from .spaces import get_space
+    say = log or (lambda msg: None)
+    saved = out / "latency_lut.json"
+    path = Path(lut_path) if lut_path else (saved if saved.is_file() else None)
+    if path is not None:
+        lut = LatencyTable.load(path)
+        if lut.space_name != space_name:
+            raise SaswotError(f"latency table {str(path)!r} is for space {lut.space_name!r}, not {space_name!r}")
+        if resolution is not None and tuple(resolution) != lut.resolution:
+            raise SaswotError(f"latency table {str(path)!r} is for {lut.resolution[0]}x{lut.resolution[1]}, "
+                              f"not {resolution[0]}x{resolution[1]}")
+        say(f"latency table {path} ({len(lut.entries)} entries, {lut.resolution[0]}x{lut.resolution[1]}, "
+            f"{lut.threads} thread(s))")
+        return lut.space(), lut
+    space = get_space(space_name, **({"input_size": tuple(resolution)} if resolution else {}))
+    say(f"no --lut: building a latency table of {space_name} at {space.input_size[0]}x{space.input_size[1]} "
+        f"with {threads} thread(s) -> {saved}")
+    lut = build_lut(space, threads=threads)
+    lut.save(saved)
+    return space, lut

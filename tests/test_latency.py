@@ -1,0 +1,150 @@
+import json
+import math
+import random
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from saswot_gp.cli import main
+from saswot_gp.errors import SaswotError
+from saswot_gp.latency import (LatencyTable, arch_keys, build_lut, check_lut, enumerate_configs, head_key,
+                               layer_key, stem_key)
+from saswot_gp.spaces import get_space
+from saswot_gp.spaces.base import count_flops, count_params
+from saswot_gp.stats.cache import build_model
+
+torch.set_num_threads(1)
+SMALL = dict(base_width=4, input_size=32, num_layers=4)
+
+
+@pytest.fixture(scope="module")
+def space():
+    return get_space("realtime", **SMALL)
+
+
+@pytest.fixture(scope="module")
+def lut(space):
+    return build_lut(space, repeats=1, warmup=0)
+
+
+def test_enumeration_has_exactly_the_reachable_configurations(space, lut):
+    # 5 level transitions (stay at 1/8, 1/8->1/16, stay at 1/16, 1/16->1/32, stay at 1/32), each with
+    # 4 input widths x 4 output widths x 7 ops; one stem; heads: 4 c_hi x (4 widths at 1/16 + 4 at 1/32)
+    assert len(lut.entries) == 5 * 4 * 4 * 7 + 1 + 4 * 8
+    assert set(lut.entries) == set(enumerate_configs(space))
+    assert all(e["ms"] > 0 or k.startswith("layer:sk") for k, e in lut.entries.items())
+    # with 2 layers a layer can only stay at 1/32 after two descents: impossible, so no such entry
+    keys = enumerate_configs(get_space("realtime", base_width=4, input_size=32, num_layers=2))
+    assert not any(k.startswith("layer:") and k.endswith(":1:1x1") for k in keys)
+    assert any(k.startswith("layer:") and k.endswith(":2:2x2") for k in keys)
+
+
+def test_predict_covers_random_archs_and_sums_reproduce_network_size(space, lut):
+    rng = random.Random(3)
+    archs = [space.sample(rng) for _ in range(25)] + [space.sample_diverse(rng) for _ in range(25)]
+    for arch in archs:
+        ms = lut.predict(arch)
+        assert math.isfinite(ms) and ms > 0
+        model = build_model(space, arch, 0)
+        assert lut.predict_params(arch) == count_params(model), arch
+        assert lut.predict_flops(arch) == count_flops(model, torch.zeros(1, 3, 32, 32)), arch
+
+
+def test_prediction_is_the_sum_of_hand_checked_entries(lut):
+    arch = "c3.w1.0.s-ir.w0.5.d-sk.w1.0.s-dw.w1.25.d"
+    # base 4: stem ends with 8 channels at 4x4; level 0 width 1.0 -> 8; level 1: 0.5 -> 8, 1.0 -> 16;
+    # level 2: 1.25 -> 40; head fuses the last 1/8 feature (8 ch) with the 1/32 one (40 ch)
+    keys = [stem_key(4, (32, 32)), layer_key("c3", 8, 8, 1, (4, 4)), layer_key("ir", 8, 8, 2, (4, 4)),
+            layer_key("sk", 8, 16, 1, (2, 2)), layer_key("dw", 16, 40, 2, (2, 2)), head_key(8, 40, 0, 2)]
+    assert keys == ["stem:4:32x32", "layer:c3:8:8:1:4x4", "layer:ir:8:8:2:4x4", "layer:sk:8:16:1:2x2",
+                    "layer:dw:16:40:2:2x2", "head:8:40:L0:L2"]
+    assert arch_keys(lut.space(), arch) == keys
+    assert lut.predict(arch) == pytest.approx(sum(lut.entries[k]["ms"] for k in keys), rel=1e-12)
+
+
+def test_json_round_trip(lut, tmp_path, space):
+    path = tmp_path / "lut.json"
+    lut.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["lut.json"]  # no temporary file left behind
+    doc = json.loads(path.read_text())
+    assert doc["meta"]["space"] == "realtime" and doc["meta"]["resolution"] == [32, 32]
+    assert doc["meta"]["threads"] == 1 and doc["meta"]["repeats"] == 1 and doc["meta"]["torch"] == torch.__version__
+    assert doc["meta"]["space_kwargs"]["num_layers"] == 4 and "date" in doc["meta"]
+    back = LatencyTable.load(path)
+    assert back.entries == lut.entries and back.resolution == (32, 32) and back.digest() == lut.digest()
+    arch = space.sample(random.Random(0))
+    assert back.predict(arch) == lut.predict(arch)
+
+
+def test_other_space_or_resolution_is_refused(lut):
+    with pytest.raises(SaswotError, match="input_size"):
+        lut.check_compatible(get_space("realtime", base_width=4, input_size=64, num_layers=4))
+    with pytest.raises(SaswotError, match="base_width"):
+        lut.check_compatible(get_space("realtime", base_width=8, input_size=32, num_layers=4))
+    with pytest.raises(SaswotError, match="is for space 'realtime', not 'tiny'"):
+        lut.check_compatible(get_space("tiny"))
+    ten = get_space("realtime").sample(random.Random(0))
+    with pytest.raises(SaswotError, match="10 layers"):
+        lut.predict(ten)
+    broken = LatencyTable({k: v for k, v in lut.entries.items() if not k.startswith("head:")}, lut.meta)
+    with pytest.raises(SaswotError, match=r"no entry 'head:"):
+        broken.predict("c3.w1.0.s-ir.w0.5.d-sk.w1.0.s-dw.w1.25.d")
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (None, "not found"),
+    ("{not json", "not valid JSON"),
+    (lambda d: d.pop("format"), "not a saswot-gp latency table"),
+    (lambda d: d["meta"].pop("threads"), "missing key 'threads'"),
+    (lambda d: d["meta"]["space_kwargs"].pop("head_width"), "missing key 'head_width'"),
+    (lambda d: d["meta"].update(resolution="64x64"), "is not \\[H, W\\]"),
+    (lambda d: d["entries"]["stem:4:32x32"].update(ms=-1.0), "entry 'stem:4:32x32' has bad or missing 'ms'"),
+    (lambda d: d["entries"]["stem:4:32x32"].pop("macs"), "bad or missing 'macs'"),
+    (lambda d: d["meta"]["space_kwargs"].update(input_size=[33, 33]), "divisible by 32"),
+])
+def test_bad_lut_files_give_one_line_errors(lut, tmp_path, mutate, message):
+    path = tmp_path / "bad.json"
+    if isinstance(mutate, str):
+        path.write_text(mutate)
+    elif mutate is not None:
+        doc = json.loads(json.dumps(lut.to_json()))
+        mutate(doc)
+        path.write_text(json.dumps(doc))
+    with pytest.raises(SaswotError, match=message) as info:
+        LatencyTable.load(path)
+    assert "\n" not in str(info.value)
+
+
+def test_check_reports_tau_and_ratio_on_given_archs(lut, space):
+    rng = random.Random(1)
+    archs = [space.sample(rng) for _ in range(4)]
+    res = check_lut(lut, archs=archs, repeats=1, warmup=0, repeatability=True)
+    assert res["n"] == 4 and [r["arch"] for r in res["rows"]] == archs
+    assert -1 <= res["kendall_tau"] <= 1 and -1 <= res["repeat_tau"] <= 1
+    for r in res["rows"]:
+        assert r["predicted_ms"] == lut.predict(r["arch"]) and r["ratio"] == r["predicted_ms"] / r["measured_ms"]
+
+
+def test_cli_build_and_check(tmp_path):
+    out = tmp_path / "lut.json"
+    res = CliRunner().invoke(main, ["latency", "build", "--resolution", "32x32", "--repeats", "1", "--warmup", "0",
+                                    "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "593 entries" in res.output
+    table = LatencyTable.load(out)
+    assert table.space_kwargs["base_width"] == 16 and table.resolution == (32, 32)
+    res = CliRunner().invoke(main, ["latency", "check", "--lut", str(out), "--n", "3", "--repeats", "1", "--warmup",
+                                    "0", "--out", str(tmp_path / "check.json")])
+    assert res.exit_code == 0, res.output
+    assert "Kendall tau" in res.output and "median predicted/measured" in res.output
+    check = json.loads((tmp_path / "check.json").read_text())
+    assert check["n"] == 3 and len(check["rows"]) == 3 and check["median_ratio"] > 0
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    res = CliRunner().invoke(main, ["latency", "check", "--lut", str(tmp_path / "nope.json")])
+    assert res.exit_code == 2 and res.output.strip().startswith("error: latency table")
+    assert len(res.output.strip().splitlines()) == 1
+    res = CliRunner().invoke(main, ["latency", "build", "--resolution", "48x48", "--out", str(tmp_path / "x.json")])
+    assert res.exit_code == 2 and "divisible by 32" in res.output

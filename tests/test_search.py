@@ -1,0 +1,165 @@
+import csv
+import json
+import random
+import statistics
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from saswot_gp.cli import main
+from saswot_gp.errors import SaswotError
+from saswot_gp.latency import build_lut
+from saswot_gp.proxy import Proxy
+from saswot_gp.search import ProxyScorer, parse_budget, run_search, search_batch, search_cost
+from saswot_gp.spaces import get_space
+from saswot_gp.spaces.base import count_params
+from saswot_gp.stats.cache import build_model
+
+torch.set_num_threads(1)
+SETTINGS = dict(top_k=4, population=5, sample_size=3, batch_size=2, checkpoint_every=2)
+
+
+@pytest.fixture(scope="module")
+def space():
+    return get_space("realtime", base_width=4, input_size=32, num_layers=4)
+
+
+@pytest.fixture(scope="module")
+def lut(space):
+    return build_lut(space, repeats=1, warmup=0)
+
+
+@pytest.fixture(scope="module")
+def limit(space, lut):
+    rng = random.Random(0)
+    return statistics.median(lut.predict(space.sample(rng)) for _ in range(200))  # about half the space is feasible
+
+
+@pytest.fixture(scope="module")
+def lut_file(lut, tmp_path_factory):
+    path = tmp_path_factory.mktemp("lut") / "lut.json"
+    lut.save(path)
+    return path
+
+
+def _history(out):
+    return json.loads((out / "checkpoint.json").read_text())["history"]
+
+
+def test_budget_respected_and_params_proxy_returns_largest_feasible(space, lut, limit, tmp_path):
+    summary = run_search(space, "params", lut, limit, 14, tmp_path, **SETTINGS)
+    hist = _history(tmp_path)
+    assert summary["scored"] == 14 == len(hist) == len({h["arch"] for h in hist})
+    for h in hist:  # every scored architecture is feasible, by the table's prediction
+        assert h["latency_ms"] == lut.predict(h["arch"]) <= limit
+    top = summary["top"]
+    assert len(top) == 4 and all(r["latency_ms"] <= limit for r in top)
+    sizes = sorted((count_params(space.build(h["arch"])) for h in hist), reverse=True)
+    assert [r["params"] for r in top] == sizes[:4] and [r["score"] for r in top] == [float(s) for s in sizes[:4]]
+    assert all(abs(r["fps"] - 1000.0 / r["latency_ms"]) < 1e-9 and r["flops"] > 0 for r in top)
+    rows = list(csv.DictReader((tmp_path / "top.csv").open()))
+    assert [r["arch"] for r in rows] == [r["arch"] for r in top]
+    doc = json.loads((tmp_path / "top.json").read_text())
+    assert doc["scored"] == 14 and doc["archs_per_s"] > 0 and doc["max_latency_ms"] == limit
+    assert doc["proxy"] == "params" and "digit scenes" in doc["batch"]
+
+
+def test_evolution_improves_on_random_init(space, lut, limit, tmp_path):
+    run_search(space, "params", lut, limit, 30, tmp_path, **SETTINGS)
+    scores = [h["score"] for h in _history(tmp_path)]
+    assert max(scores[5:]) > max(scores[:5])  # children of the best beat the random population
+
+
+def test_deterministic_for_a_seed(space, lut, limit, tmp_path):
+    a = run_search(space, "grad_norm", lut, limit, 8, tmp_path / "a", seed=3, **SETTINGS)
+    b = run_search(space, "grad_norm", lut, limit, 8, tmp_path / "b", seed=3, **SETTINGS)
+    c = run_search(space, "grad_norm", lut, limit, 8, tmp_path / "c", seed=4, **SETTINGS)
+    key = [(h["arch"], h["score"]) for h in _history(tmp_path / "a")]
+    assert key == [(h["arch"], h["score"]) for h in _history(tmp_path / "b")]
+    assert a["top"] == b["top"] and a["top"] != c["top"]
+
+
+def test_resume_equals_uninterrupted(space, lut, limit, tmp_path):
+    straight = run_search(space, "params", lut, limit, 16, tmp_path / "straight", **SETTINGS)
+    # budget 6, then resume to 16
+    run_search(space, "params", lut, limit, 6, tmp_path / "extend", **SETTINGS)
+    assert len(_history(tmp_path / "extend")) == 6
+    extended = run_search(space, "params", lut, limit, 16, tmp_path / "extend", resume=True, **SETTINGS)
+
+    # killed after the 11th score (last checkpoint at 10), then resumed
+    def kill(i, n, arch, score):
+        if i == 11:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        run_search(space, "params", lut, limit, 16, tmp_path / "killed", progress=kill, **SETTINGS)
+    assert len(_history(tmp_path / "killed")) == 10
+    resumed = run_search(space, "params", lut, limit, 16, tmp_path / "killed", resume=True, **SETTINGS)
+    want = [h["arch"] for h in _history(tmp_path / "straight")]
+    assert [h["arch"] for h in _history(tmp_path / "extend")] == want
+    assert [h["arch"] for h in _history(tmp_path / "killed")] == want
+    assert straight["top"] == extended["top"] == resumed["top"]
+    ck = [json.loads((tmp_path / d / "checkpoint.json").read_text()) for d in ("straight", "killed")]
+    assert ck[0]["population"] == ck[1]["population"] and ck[0]["rng"] == ck[1]["rng"]
+    with pytest.raises(SaswotError, match="cannot resume .* max_latency_ms"):
+        run_search(space, "params", lut, limit * 0.9, 20, tmp_path / "killed", resume=True, **SETTINGS)
+
+
+def test_proxy_file_scores_match_the_proxy(space, lut, limit, tmp_path):
+    path = tmp_path / "p.json"
+    Proxy.parse("layers_sum(l1_w(mul_w(W, G)))").save(path)
+    summary = run_search(space, str(path), lut, limit, 6, tmp_path / "run", seed=2, **SETTINGS)
+    images, labels, _ = search_batch(space, "digits", 2)
+    best = summary["top"][0]
+    again = Proxy.load(path).score(build_model(space, best["arch"], 2), images, labels, k=256, seed=2)
+    assert best["score"] == pytest.approx(again, rel=1e-6)
+    assert all(a["score"] >= b["score"] for a, b in zip(summary["top"], summary["top"][1:]))
+
+
+def test_proxy_resolution_errors(tmp_path):
+    with pytest.raises(SaswotError, match="unknown proxy 'nope'.*snip"):
+        ProxyScorer("nope")
+    with pytest.raises(SaswotError, match="not found"):
+        ProxyScorer(str(tmp_path / "missing.json"))
+    assert ProxyScorer("nwot").identity() == {"kind": "measure", "name": "nwot"}
+
+
+def test_infeasible_budget_and_budget_parsing(space, lut, tmp_path):
+    with pytest.raises(SaswotError, match="no architecture met the latency budget"):
+        run_search(space, "params", lut, 1e-6, 4, tmp_path, **SETTINGS)
+    assert parse_budget(None, 50.0) == 20.0 and parse_budget(12.5, None) == 12.5
+    with pytest.raises(SaswotError, match="exactly one"):
+        parse_budget(10.0, 50.0)
+    with pytest.raises(SaswotError, match="does not match the search space"):
+        run_search(get_space("realtime", base_width=4, input_size=64, num_layers=4), "params", lut, 5.0, 4, tmp_path)
+
+
+def test_search_cost():
+    c = search_cost(200, 90.0, 30.0)
+    assert c["train_all_s"] == 18000.0 and c["train_all_h"] == 5.0 and c["speedup"] == 600.0
+
+
+def test_cli_search(lut_file, limit, tmp_path):
+    out = tmp_path / "run"
+    args = ["search", "--proxy", "params", "--space", "realtime", "--lut", str(lut_file), "--resolution", "32x32",
+            "--max-latency", str(limit), "--budget", "8", "--top", "3", "--population", "4", "--sample-size", "2",
+            "--batch-size", "2", "--out", str(out), "--train-time", "60"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader((out / "top.csv").open()))
+    assert len(rows) == 3 and all(float(r["latency_ms"]) <= limit for r in rows)
+    assert "scored 8 architectures" in res.output and "would take 0.13 h" in res.output
+    assert json.loads((out / "top.json").read_text())["search_cost"]["train_all_s"] == 480.0
+    res = CliRunner().invoke(main, args[:-2] + ["--budget", "10", "--resume"])
+    assert res.exit_code == 0 and "resuming" in res.output and "scored 10 architectures" in res.output
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--proxy", "nope", "--max-latency", "5"], "error: unknown proxy 'nope'"),
+    (["--proxy", "params"], "error: give exactly one of --max-latency"),
+    (["--proxy", "params", "--min-fps", "100", "--resolution", "64x64"], "error: latency table"),
+])
+def test_cli_search_errors(lut_file, tmp_path, extra, message):
+    res = CliRunner().invoke(main, ["search", "--lut", str(lut_file), "--out", str(tmp_path)] + extra)
+    assert res.exit_code == 2
+    assert res.output.strip().startswith(message) and len(res.output.strip().splitlines()) == 1
