@@ -139,3 +139,18 @@ def test_train_arch_returns_a_result_row():
     assert row["params"] == sp.params(ARCH) and row["flops"] == sp.flops(ARCH)
     with pytest.raises(SaswotError):
         train_arch("c3.w1.0.s", space_kwargs={"base_width": 4, "input_size": 32}, steps=1)
+
+
+def test_lraspp_small_baseline_is_seeded_and_gives_logits():
+    from saswot_gp.training.baselines import lraspp_mobilenet_v3_small
+    a, b = lraspp_mobilenet_v3_small(11, seed=3), lraspp_mobilenet_v3_small(11, seed=3)
+    c = lraspp_mobilenet_v3_small(11, seed=4)
+    pa, pc = dict(a.named_parameters()), dict(c.named_parameters())
+    assert all(torch.equal(p, dict(b.named_parameters())[n]) for n, p in pa.items())
+    assert any(not torch.equal(p, pc[n]) for n, p in pa.items())
+    a.eval()
+    with torch.no_grad():
+        out = a(torch.randn(2, 3, 64, 96))
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 11, 64, 96)
+    # the 1/8 branch is the 24-channel MobileNetV3-Small stage, the high branch the last 576-channel conv
+    assert a.model.classifier.low_classifier.in_channels == 24 and a.model.classifier.cbr[0].in_channels == 576
