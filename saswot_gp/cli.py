@@ -47,7 +47,9 @@ def main():
 
 
 @main.command()
-@click.option("--benchmark", default="synthetic", show_default=True, help="registered name or path to a benchmark file")
+@click.option("--benchmark", default="realtime-digits", show_default=True,
+              help="registered name or path to a benchmark file (default: the embedded trained realtime/digits "
+                   "benchmark; 'synthetic' is the planted test stand-in)")
 @click.option("--metric", default=None, help="target column of the benchmark (default: the file's main metric)")
 @click.option("--population", default=64, show_default=True, type=click.IntRange(4))
 @click.option("--generations", default=20, show_default=True, type=click.IntRange(0))

@@ -104,7 +104,7 @@ def _safe_simplify(expr, seconds: int = 3):
         signal.signal(signal.SIGALRM, old)
 
 
-def run_evolve(benchmark: str = "synthetic", metric: Optional[str] = None, out_dir: str = "runs/evolve",
+def run_evolve(benchmark: str = "realtime-digits", metric: Optional[str] = None, out_dir: str = "runs/evolve",
                population: int = 64, generations: int = 20, seed: int = 0, k: Optional[int] = 256,
                train_size: int = 200, batch_size: int = 8, workers: int = 0, resume: bool = False,
                resolution: Optional[Tuple[int, int]] = None, top: int = 5, heldout_size: Optional[int] = None,

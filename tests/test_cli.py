@@ -10,8 +10,8 @@ from saswot_gp.proxy import Proxy
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("evolve")
-    res = CliRunner().invoke(main, ["evolve", "--population", "12", "--generations", "2", "--seed", "1",
-                                    "--out", str(out), "--train-size", "40", "--threads", "1"])
+    res = CliRunner().invoke(main, ["evolve", "--benchmark", "synthetic", "--population", "12", "--generations", "2",
+                                    "--seed", "1", "--out", str(out), "--train-size", "40", "--threads", "1"])
     assert res.exit_code == 0, res.output
     return out, res.output
 
@@ -39,6 +39,18 @@ def test_resume_extends_a_finished_run(run_dir):
     assert "resuming" in res.output and "gen   3/3" in res.output and "gen   1/3" not in res.output
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["gen"] for r in log] == [0, 1, 2, 3]
+
+
+def test_default_benchmark_is_the_embedded_realtime_digits_one(tmp_path):
+    """No --benchmark: the shipped trained ground truth of the realtime space, scored on its own digit scenes."""
+    res = CliRunner().invoke(main, ["evolve", "--population", "8", "--generations", "1", "--train-size", "8",
+                                    "--heldout-size", "4", "--out", str(tmp_path / "d"), "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    assert "benchmark realtime-digits" in res.output and "of space 'realtime', target mIoU" in res.output
+    assert "training digit scenes" in res.output
+    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert summary["n_train"] == 8 and summary["n_heldout"] == 4
+    assert {r["name"] for r in summary["reference"]} == {"params (file)", "flops (file)"}
 
 
 @pytest.mark.parametrize("fmt, expect", [
