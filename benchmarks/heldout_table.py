@@ -5,7 +5,9 @@ Usage: python benchmarks/heldout_table.py benchmarks/runs/transnas-micro [more r
 
 Each run dir holds ``summary.json`` (written by ``saswot-gp evolve``) and ``proxies/proxies.csv`` (written
 by ``saswot-gp proxies --train-size N --heldout-size M --split-seed S --proxy RUN/best_proxy.json``, i.e.
-the same held-out architectures and the same statistics batch). Rows: the evolved proxy (from the evolve
+the same held-out architectures and the same statistics batch), and optionally ``proxies_swap32/proxies.csv``
+(``--measures swap --batch-size 32``: SWAP counts distinct activation patterns over the batch, which
+saturate at 2^8 with the 8-image batch, so its row comes from a 32-image batch of the same generator). Rows: the evolved proxy (from the evolve
 run and re-scored on live models by ``proxies``), the 14 registered measures computed on live models with
 bootstrap 95 % intervals, the hand-designed proxies written in the proxy language, and the benchmark
 file's precomputed scores. Sorted by held-out Kendall tau.
@@ -36,6 +38,11 @@ def table(run: Path) -> str:
         ci = f"[{_f(r['kendall_lo']):.3f}, {_f(r['kendall_hi']):.3f}]"
         name = ("evolved, re-scored on live models" if r["kind"] == "file" else f"{r['proxy']} (registry, live model)")
         rows.append((name, _f(r["kendall"]), _f(r["spearman"]), ci))
+    extra = run / "proxies_swap32" / "proxies.csv"   # swap saturates at 2^8 patterns with 8 images
+    for r in (list(csv.DictReader(open(extra))) if extra.exists() else []):
+        rows = [x for x in rows if not x[0].startswith(f"{r['proxy']} (registry")]
+        rows.append((f"{r['proxy']} (registry, live model, batch of 32)", _f(r["kendall"]), _f(r["spearman"]),
+                     f"[{_f(r['kendall_lo']):.3f}, {_f(r['kendall_hi']):.3f}]"))
     for h in s.get("handcrafted", []):
         rows.append((f"{h['name']} (in the proxy language)", h["heldout_kendall"], h["heldout_spearman"], ""))
     for r in s.get("reference", []):
