@@ -10,6 +10,13 @@ from saswot_gp.batches import synthetic_batch
 
 torch.set_num_threads(1)
 
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Every test starts with 1 torch thread (commands under test may set another count and keep it)."""
+    torch.set_num_threads(1)
+    yield
+
 TINY_ARCHS = ["8k3s2_16k3s1", "4k1s1_8k5s2_16k3s2", "16k3s1_16k3s2_32k3s2_8k1s1", "32k5s2_4k3s1",
               "8k3s1_8k3s1_8k3s1", "16k5s2_32k1s1_32k3s2_16k3s1_8k5s1"]
 
