@@ -31,11 +31,11 @@ def summary_row(run: Path) -> str:
     """One markdown row: evolved vs the best proxy of each kind on the held-out architectures."""
     s = json.loads((run / "summary.json").read_text())
     ev = s["evolved"][0]
-    live = list(csv.DictReader(open(run / "proxies" / "proxies.csv")))
+    rows = list(csv.DictReader(open(run / "proxies" / "proxies.csv")))
     extra = run / "proxies_swap32" / "proxies.csv"
-    live = [r for r in live if r["kind"] != "file" and not (extra.exists() and r["proxy"] == "swap")]
+    live = [r for r in rows if r["kind"] != "file" and not (extra.exists() and r["proxy"] == "swap")]
     live += list(csv.DictReader(open(extra))) if extra.exists() else []
-    again = [r for r in csv.DictReader(open(run / "proxies" / "proxies.csv")) if r["kind"] == "file"]
+    again = [r for r in rows if r["kind"] == "file"]
     best = max((r for r in live if not math.isnan(_f(r["kendall"]))), key=lambda r: _f(r["kendall"]))
     lang = max(s.get("handcrafted", []), key=lambda h: h["heldout_kendall"])
     ref = max(s.get("reference", []), key=lambda h: h["heldout_kendall"] if not math.isnan(h["heldout_kendall"]) else -9)

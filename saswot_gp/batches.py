@@ -8,6 +8,14 @@ import torch
 import torch.nn.functional as F
 
 
+def digits_batch(n: int = 8, size: Tuple[int, int] = (64, 64), seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` training scenes of the embedded digit set (data seed ``seed``) at ``size``: (images, labels)."""
+    from .datasets import get_dataset
+    ds = get_dataset("digits", "train", image_size=tuple(size), seed=seed, num_images=n)
+    items = [ds[i] for i in range(n)]
+    return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
+
+
 def synthetic_batch(n: int = 8, size: Tuple[int, int] = (32, 32), num_classes: int = 11,
                     seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
     """A seeded batch of smooth random images and spatially coherent labels (argmax of smooth fields).

@@ -196,13 +196,9 @@ def bench_build(space, data, n, seeds, repeat, steps, batch_size, optimizer, lr,
     """Train N sampled architectures (append-only, resumable CSV; one row per architecture and seed)."""
     from .benchbuild import build, noise_ceiling
     skw = {k: v for k, v in (("input_size", input_size), ("base_width", base_width)) if v is not None}
-    try:
-        build(out, space=space, data=data, n=n, seeds=seeds, repeat=repeat, steps=steps, batch_size=batch_size,
-              optimizer=optimizer, lr=lr, warmup=warmup, sampler=sampler, space_kwargs=skw, workers=workers,
-              log=lambda m: click.echo(m, err=True))
-    except SaswotError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    build(out, space=space, data=data, n=n, seeds=seeds, repeat=repeat, steps=steps, batch_size=batch_size,
+          optimizer=optimizer, lr=lr, warmup=warmup, sampler=sampler, space_kwargs=skw, workers=workers,
+          log=lambda m: click.echo(m, err=True))
     nc = noise_ceiling(out)
     click.echo(f"seed-to-seed agreement over {nc['n']} architectures: Kendall {nc['kendall']:.3f}, Spearman {nc['spearman']:.3f}")
 

@@ -41,6 +41,18 @@ def atomic_write_json(path: PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def read_json(path: PathLike, where: str, missing_hint: str) -> Any:
+    """Parse the JSON file ``path``; a missing or unparsable file is a one-line SaswotError naming ``where``."""
+    from .errors import SaswotError
+    p = Path(path)
+    if not p.is_file():
+        raise SaswotError(f"{where} not found; {missing_hint}")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SaswotError(f"{where} is not valid JSON: {str(exc).splitlines()[0]}") from None
+
+
 def append_jsonl(path: PathLike, obj: Any) -> None:
     """Append one JSON line to ``path`` (flushed and fsynced)."""
     with open(path, "a", encoding="utf-8") as fh:

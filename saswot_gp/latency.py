@@ -301,15 +301,9 @@ class LatencyTable:
     @classmethod
     def load(cls, path: Union[str, Path]) -> "LatencyTable":
         """Read and validate a table written by :meth:`save` (one-line SaswotError naming what is wrong)."""
-        p = Path(path)
-        where = f"latency table {str(p)!r}"
-        if not p.is_file():
-            raise SaswotError(f"{where} not found; build one with `saswot-gp latency build`")
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SaswotError(f"{where} is not valid JSON: {str(exc).splitlines()[0]}") from None
-        return cls.from_json(doc, where=where)
+        from .io import read_json
+        where = f"latency table {str(Path(path))!r}"
+        return cls.from_json(read_json(path, where, "build one with `saswot-gp latency build`"), where=where)
 
     @classmethod
     def from_json(cls, doc, where: str = "latency table") -> "LatencyTable":

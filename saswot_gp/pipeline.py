@@ -7,7 +7,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from .batches import synthetic_batch
+from .batches import digits_batch, synthetic_batch
 from .groundtruth.base import Benchmark
 from .stats import PackedStats, pack, stats_for_archs
 
@@ -29,10 +29,7 @@ def default_batch(bench: Benchmark, n: int = 8, seed: int = 0, resolution: Optio
     sp = get_space(bench.space, **bench.space_kwargs)
     size = tuple(resolution or sp.input_size)
     if batch_source(bench) == "digits":
-        from .datasets import get_dataset
-        ds = get_dataset("digits", "train", image_size=size, seed=seed)
-        items = [ds[i] for i in range(n)]
-        return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
+        return digits_batch(n=n, size=size, seed=seed)
     return synthetic_batch(n=n, size=size, num_classes=sp.num_classes, seed=seed)
 
 

@@ -8,7 +8,6 @@ live model on a batch (:meth:`Proxy.score`).
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -182,14 +181,9 @@ class Proxy:
     @classmethod
     def load(cls, path) -> "Proxy":
         """Read a proxy JSON file (validated; nothing in it is executed)."""
-        p = Path(path)
-        if not p.is_file():
-            raise SaswotError(f"proxy file {str(p)!r} not found; expected a JSON file written by saswot-gp")
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SaswotError(f"proxy file {str(p)!r} is not valid JSON: {exc}") from None
-        return cls.from_json(doc, where=f"proxy file {str(p)!r}")
+        from .io import read_json
+        where = f"proxy file {str(Path(path))!r}"
+        return cls.from_json(read_json(path, where, "expected a JSON file written by saswot-gp"), where=where)
 
     # ------------------------------------------------------------------ DEAP
     def to_deap(self, pset):

@@ -89,14 +89,11 @@ def search_batch(space, kind: str = "digits", n: int = 8) -> Tuple[torch.Tensor,
     seeded synthetic batch (``synthetic_batch(seed=0)``), at the space's input size."""
     h, w = space.input_size
     if kind == "digits":
-        from .datasets import get_dataset
+        from .batches import digits_batch
         if space.num_classes < 11:
             raise SaswotError(f"digit scenes have 11 classes but the space has {space.num_classes}; "
                               f"use the synthetic batch")
-        ds = get_dataset("digits", "train", image_size=(h, w), seed=0, num_images=n)
-        items = [ds[i] for i in range(n)]
-        images = torch.stack([x for x, _ in items])
-        labels = torch.stack([y for _, y in items]).long()
+        images, labels = digits_batch(n=n, size=(h, w), seed=0)
         return images, labels, f"{n} digit scenes (digits train split, data seed 0, {h}x{w})"
     if kind == "synthetic":
         from .batches import synthetic_batch

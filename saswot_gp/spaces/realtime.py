@@ -278,11 +278,15 @@ class RealtimeSpace(SearchSpace):
     # --- variation ------------------------------------------------------------------------------
     def sample(self, rng: random.Random) -> str:
         """Uniform draw over the space: ops and widths i.i.d., the set of 'd' layers uniform over valid sets."""
+        downs = self._draw_downs(rng)
+        return self.encode([RTLayer(rng.choice(OPS), rng.choice(WIDTHS), i in downs) for i in range(self.num_layers)])
+
+    def _draw_downs(self, rng: random.Random) -> set:
+        """Indices of the 'd' layers, uniform over every valid set (1 or 2 of ``num_layers``)."""
         n = self.num_layers
         counts = [math.comb(n, k) for k in range(MIN_DOWNS, MAX_DOWNS + 1)]
         k = rng.choices(range(MIN_DOWNS, MAX_DOWNS + 1), weights=counts)[0]
-        downs = set(rng.sample(range(n), k))
-        return self.encode([RTLayer(rng.choice(OPS), rng.choice(WIDTHS), i in downs) for i in range(n)])
+        return set(rng.sample(range(n), k))
 
     def sample_diverse(self, rng: random.Random, concentration: float = 0.5) -> str:
         """Draw with per-architecture operator and width preferences (Dirichlet(``concentration``) weights).
@@ -293,14 +297,11 @@ class RealtimeSpace(SearchSpace):
         """
         if not concentration > 0:
             raise SaswotError(f"concentration {concentration!r}; expected a positive number")
-        n = self.num_layers
-        counts = [math.comb(n, k) for k in range(MIN_DOWNS, MAX_DOWNS + 1)]
-        k = rng.choices(range(MIN_DOWNS, MAX_DOWNS + 1), weights=counts)[0]
-        downs = set(rng.sample(range(n), k))
+        downs = self._draw_downs(rng)
         op_w = [rng.gammavariate(concentration, 1.0) + 1e-12 for _ in OPS]
         width_w = [rng.gammavariate(concentration, 1.0) + 1e-12 for _ in WIDTHS]
         return self.encode([RTLayer(rng.choices(OPS, weights=op_w)[0], rng.choices(WIDTHS, weights=width_w)[0],
-                                    i in downs) for i in range(n)])
+                                    i in downs) for i in range(self.num_layers)])
 
     def mutate(self, arch: str, rng: random.Random) -> str:
         """Change exactly one field (op, width or move) of one layer, keeping 1-2 descents."""
