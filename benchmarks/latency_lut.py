@@ -9,7 +9,8 @@ with ``sample_diverse`` (wider range of latency) is checked the same way.
 
 Usage (from the repository root)::
 
-    python benchmarks/latency_lut.py [--out benchmarks/results/latency_lut.json] [--n 50] [--seed 0]
+    python benchmarks/latency_lut.py [--out benchmarks/results/latency_lut.json] [--n 50] [--seed 0] \
+        [--repeats 10] [--rounds 3] [--statistic median|min]
 
 Timings depend on the machine and on its load; the JSON records the load average at start and end.
 """
@@ -48,14 +49,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--statistic", choices=["median", "min"], default="median",
+                    help="summary of repeated timings, for the table and the networks alike")
     args = ap.parse_args()
     torch.set_num_threads(1)
     load_start = _load()
     space = get_space("realtime", input_size=64)
     t0 = time.perf_counter()
-    lut = build_lut(space, (64, 64), threads=1, repeats=args.repeats, warmup=3, rounds=args.rounds)
+    lut = build_lut(space, (64, 64), threads=1, repeats=args.repeats, warmup=3, rounds=args.rounds,
+                    statistic=args.statistic)
     build_s = time.perf_counter() - t0
-    print(f"LUT: {len(lut.entries)} entries, built in {build_s:.1f} s (1 thread, 64x64, median of {args.repeats} "
+    print(f"LUT: {len(lut.entries)} entries, built in {build_s:.1f} s (1 thread, 64x64, {args.statistic} of {args.repeats} "
           f"x {args.rounds} rounds)")
     uniform = check_lut(lut, n=args.n, seed=args.seed, warmup=3, repeats=args.repeats, rounds=args.rounds,
                         repeatability=True)
@@ -73,9 +77,9 @@ def main() -> None:
     doc = {
         "what": "realtime latency LUT at 64x64, 1 thread: predicted (sum of entries) vs measured (measure_latency)",
         "target": "Kendall tau >= 0.9",
-        "note": (f"timings on a shared {os.cpu_count()}-CPU machine with a load average of {load_start[:1]} at start "
-                 "(other CPU-bound jobs were running: a load above the CPU count means timings are noisy and "
-                 "inflated); measured-vs-measured tau is the ceiling that noise puts on any predictor's tau in "
+        "note": (f"timings on a {os.cpu_count()}-CPU machine with a 1-minute load average of {load_start[:1]} at "
+                 "start (each other CPU-bound job adds about 1; other jobs make timings noisy and inflated); "
+                 "measured-vs-measured tau is the ceiling that noise puts on any predictor's tau in "
                  "this run. The LUT and the networks are timed minutes apart, so the ratio also absorbs load "
                  "drift; timed side by side, sum-of-parts / whole-network is about 0.9 (per-network Python "
                  "overhead not in any entry)."),
