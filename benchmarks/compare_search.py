@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+LRASPP = "lraspp_mobilenet_v3_small"  # the row key of baseline (d), which has no architecture string
+
 
 def _train(job):
     method, arch, kw = job
@@ -50,7 +52,7 @@ def _train(job):
         r = train_arch(arch, steps=kw["steps"], batch_size=kw["batch_size"], lr=kw["lr"], warmup_steps=kw["warmup"],
                        seed=kw["seed"], threads=1, eval_split="test", data_kwargs={"seed": 0}, latency_repeats=50)
         row = {k: r[k] for k in ("mIoU", "pixel_acc", "params", "flops", "train_time_s", "latency_ms")}
-    row.update({"method": method, "arch": arch or "lraspp_mobilenet_v3_small", "fps": 1000.0 / row["latency_ms"]})
+    row.update({"method": method, "arch": arch or LRASPP, "fps": 1000.0 / row["latency_ms"]})
     return row
 
 
@@ -109,7 +111,7 @@ def main() -> int:
             except ValueError:
                 continue  # a line cut short by an interruption
             done[(r["method"], r["arch"])] = r
-    todo = [(m, x, kw) for m, x in jobs if (m, x or "lraspp_mobilenet_v3_small") not in done]
+    todo = [(m, x, kw) for m, x in jobs if (m, x or LRASPP) not in done]
     print(f"{len(jobs)} networks to compare, {len(todo)} to train with {a.workers} worker(s)")
     t0 = time.perf_counter()
     pool = mp.get_context("spawn").Pool(a.workers) if a.workers > 1 else None
@@ -123,17 +125,18 @@ def main() -> int:
     finally:
         if pool:
             pool.terminate()
-    rows = [dict(done[(m, x or "lraspp_mobilenet_v3_small")]) for m, x in jobs]
+    rows = [dict(done[(m, x or LRASPP)]) for m, x in jobs]
     # FPS again for every network, one after the other in this process once no training runs (the
     # figure taken right after training shared the cores with the other worker)
     from saswot_gp.training import measure_latency
     from saswot_gp.training.baselines import lraspp_mobilenet_v3_small
     for r in rows:
-        net = (lraspp_mobilenet_v3_small(11) if r["arch"] == "lraspp_mobilenet_v3_small" else space.build(r["arch"]))
+        baseline = r["arch"] == LRASPP
+        net = lraspp_mobilenet_v3_small(11) if baseline else space.build(r["arch"])
         r["latency_ms_after_training"] = r["latency_ms"]
         r["latency_ms"] = measure_latency(net, (64, 64), threads=1, warmup=10, repeats=100)["latency_ms"]
         r["fps"] = 1000.0 / r["latency_ms"]
-        r["predicted_ms"] = lut.predict(r["arch"]) if r["arch"] != "lraspp_mobilenet_v3_small" else None
+        r["predicted_ms"] = None if baseline else lut.predict(r["arch"])
     per_net = statistics.median(r["train_time_s"] for r in rows)
     methods = []
     for m in dict.fromkeys(r["method"] for r in rows):
