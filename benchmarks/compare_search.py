@@ -1,8 +1,8 @@
 """Issue 5 comparison: retrain what training-free search finds, against random search and LRASPP.
 
 Usage (the command recorded in RESULTS.md):
-    python benchmarks/compare_search.py --discovered runs/realtime-digits/best_proxy.json --handcrafted NAME \
-        --max-latency MS --budget 300 --k 3 --steps 1200 --lr 0.01 --warmup 50 --workers 2 \
+    python benchmarks/compare_search.py --discovered benchmarks/runs/realtime-digits/best_proxy.json --handcrafted NAME \
+        --max-latency MS --budget 300 --k 3 --steps 1500 --lr 0.01 --warmup 50 --workers 2 \
         --out benchmarks/results/compare
 
 Under one latency budget (predicted by the latency table, 64x64, batch 1, 1 thread) and with the same
