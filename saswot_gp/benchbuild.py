@@ -77,14 +77,20 @@ def _header(path: Path, settings: dict) -> None:
         fh.write(",".join(COLUMNS) + "\n")
 
 
-def _check_header(path: Path, settings: dict) -> None:
+def read_header(path: Path) -> Dict[str, str]:
+    """The ``# key: value`` settings lines at the top of a benchmark-build CSV, as strings."""
+    got = {}
     with open(path, encoding="utf-8") as fh:
-        got = {}
         for ln in fh:
             if not ln.startswith("#"):
                 break
             k, _, v = ln[1:].partition(":")
             got[k.strip()] = v.strip()
+    return got
+
+
+def _check_header(path: Path, settings: dict) -> None:
+    got = read_header(path)
     for k in ("space", "space_kwargs", "training"):
         if k in settings and got.get(k) != str(settings[k]):
             raise SaswotError(f"{path}: was built with {k} {got.get(k)!r}, now {settings[k]!r}; use another --out")
