@@ -69,6 +69,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--discovered", required=True)
     ap.add_argument("--handcrafted", required=True)
+    ap.add_argument("--transferred", default=None,
+                    help="a proxy evolved without this benchmark (leave-one-benchmark-out): method e")
     ap.add_argument("--max-latency", type=float, required=True)
     ap.add_argument("--budget", type=int, default=300)
     ap.add_argument("--k", type=int, default=3)
@@ -87,8 +89,12 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     space, lut = resolve_lut("realtime", (64, 64), None, out, threads=1, log=print)
     searches = {}
-    for method, spec in (("a: discovered proxy", a.discovered), (f"b: {a.handcrafted}", a.handcrafted)):
-        sdir = out / ("search_discovered" if method.startswith("a") else f"search_{a.handcrafted}")
+    methods_in = [("a: discovered proxy", a.discovered, "search_discovered"),
+                  (f"b: {a.handcrafted}", a.handcrafted, f"search_{a.handcrafted}")]
+    if a.transferred:
+        methods_in.append(("e: transferred proxy (LOBO)", a.transferred, "search_transferred"))
+    for method, spec, sub in methods_in:
+        sdir = out / sub
         s = run_search(space, spec, lut, a.max_latency, a.budget, sdir, top_k=a.k, seed=a.seed, resume=True,
                        log=print)
         searches[method] = s
@@ -101,6 +107,7 @@ def main() -> int:
             rand.append(x)
     jobs = [(m, r["arch"]) for m, s in searches.items() for r in s["top"]] + [("c: random", x) for x in rand]
     jobs.append(("d: LRASPP-MobileNetV3-Small", None))
+    jobs.sort(key=lambda j: j[0])  # methods in letter order (e, when given, after the baselines)
     kw = {"steps": a.steps, "lr": a.lr, "warmup": a.warmup, "batch_size": a.batch_size, "seed": a.seed}
     store = out / "trained.jsonl"
     done = {}

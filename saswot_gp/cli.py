@@ -47,16 +47,30 @@ def main():
 
 
 @main.command()
-@click.option("--benchmark", default="realtime-digits", show_default=True,
-              help="registered name or path to a benchmark file (default: the embedded trained realtime/digits "
-                   "benchmark; 'synthetic' is the planted test stand-in)")
+@click.option("--benchmark", "benchmarks", multiple=True, default=("realtime-digits",), show_default=True,
+              help="registered name or path to a benchmark file; repeat it to evolve on several benchmarks at once "
+                   "(default: the embedded trained realtime/digits benchmark; 'synthetic' is the planted test stand-in)")
 @click.option("--metric", default=None, help="target column of the benchmark (default: the file's main metric)")
+@click.option("--fitness", type=click.Choice(["mean", "min"]), default="mean", show_default=True,
+              help="how the per-benchmark training Kendall taus are combined")
+@click.option("--terminals", type=click.Choice(["all", "stats", "sizes", "scalefree"]), default="all", show_default=True,
+              help="leaves of the trees: network statistics and layer sizes, statistics only (W, G, A, AG), sizes only, "
+                   "or statistics through size-independent reductions only (scalefree)")
+@click.option("--select", type=click.Choice(["train", "val"]), default="train", show_default=True,
+              help="choose the final proxy among the hall of fame by training or validation Kendall")
+@click.option("--val-frac", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="fraction of each training split kept aside for --select val")
+@click.option("--batch", type=click.Choice(["auto", "synthetic", "natural", "digits"]), default="auto", show_default=True,
+              help="statistics batch: auto (digit scenes for digits-trained benchmarks, else synthetic), or one kind for all")
 @click.option("--population", default=64, show_default=True, type=click.IntRange(4))
 @click.option("--generations", default=20, show_default=True, type=click.IntRange(0))
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--data-seed", default=None, type=int, help="seed of splits, batches and weights (default: --seed)")
 @click.option("--out", "out_dir", default="runs/evolve", show_default=True, type=click.Path(file_okay=False))
 @click.option("--resume", "resume_dir", default=None, type=click.Path(file_okay=False),
               help="continue the run in DIR (settings come from its checkpoint; --generations may extend it)")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+              help="statistics cache shared between runs (default: OUT/stats_cache)")
 @click.option("--k", "k", default="256", show_default=True, help="sketch size per tensor, or 'full'")
 @click.option("--train-size", default=200, show_default=True, type=click.IntRange(2))
 @click.option("--heldout-size", default=None, type=click.IntRange(2), help="at most this many held-out architectures (default: all the rest)")
@@ -64,16 +78,18 @@ def main():
 @click.option("--resolution", default=None, help="HxW of the statistics batch (default: the space's input size)")
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(0), help="process pool size (0 = serial)")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1), help="torch threads")
-def evolve(benchmark, metric, population, generations, seed, out_dir, resume_dir, k, train_size, heldout_size, batch_size,
-           resolution, workers, threads):
-    """Evolve a proxy on a benchmark and report it beside the hand-designed proxies."""
+def evolve(benchmarks, metric, fitness, terminals, select, val_frac, batch, population, generations, seed, data_seed,
+           out_dir, resume_dir, cache_dir, k, train_size, heldout_size, batch_size, resolution, workers, threads):
+    """Evolve a proxy on one or several benchmarks and report it beside the hand-designed proxies."""
     import torch
-    from .pipeline import format_table, run_evolve
+    from .evolution.job import format_table, run_evolve
     torch.set_num_threads(threads)
-    summary = run_evolve(benchmark=benchmark, metric=metric, out_dir=resume_dir or out_dir, population=population,
+    summary = run_evolve(benchmark=list(benchmarks), metric=metric, out_dir=resume_dir or out_dir, population=population,
                          generations=generations, seed=seed, k=_k_option(k), train_size=train_size,
                          batch_size=batch_size, workers=workers, resume=resume_dir is not None, heldout_size=heldout_size,
-                         resolution=_resolution(resolution), log=lambda m: click.echo(m, err=True))
+                         resolution=_resolution(resolution), fitness=fitness, terminals=terminals, select=select,
+                         val_frac=val_frac, batch=batch, data_seed=data_seed, cache_dir=cache_dir,
+                         log=lambda m: click.echo(m, err=True))
     click.echo(f"\n{summary['benchmark']} ({summary['metric']}): {summary['n_train']} train / "
                f"{summary['n_heldout']} held-out architectures; Kendall tau and Spearman rho")
     click.echo(format_table(summary))

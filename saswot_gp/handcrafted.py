@@ -40,10 +40,11 @@ def handcrafted_proxies() -> Dict[str, Proxy]:
 
 
 def resolve_proxy(spec: str) -> Proxy:
-    """A proxy from a hand-designed name, a JSON file path, or functional notation."""
+    """A proxy from a hand-designed name, a shipped proxy's name (``saswot``), a JSON file path, or functional notation."""
     from pathlib import Path
+    from .proxy import shipped_proxy_path
     if spec in HANDCRAFTED:
         return Proxy.parse(HANDCRAFTED[spec], name=spec)
-    if spec.endswith(".json") or Path(spec).is_file():
+    if spec.endswith(".json") or Path(spec).is_file() or shipped_proxy_path(spec) is not None:
         return Proxy.load(spec)
     return Proxy.parse(spec)

@@ -21,6 +21,7 @@ from .primitives import get_operator
 from .primitives.types import TYPE_DOC
 
 FORMAT = "saswot-gp-proxy"
+SHIPPED_PROXIES = {"saswot": "proxy_saswot.json"}  # name -> file under saswot_gp/resources
 VERSION = 1
 MAX_TOKENS = 2000
 
@@ -53,6 +54,13 @@ def check_tokens(tokens: Sequence[str], where: str = "proxy") -> List[str]:
     if need:
         raise SaswotError(f"{where}: the tree ends early; {len(need)} more argument(s) expected, next {_a(TYPE_DOC[need[-1]])}")
     return list(tokens)
+
+
+def shipped_proxy_path(name: str) -> Optional[Path]:
+    """The file of a proxy shipped inside the package (``saswot``: the general proxy), or None for other names."""
+    if name not in SHIPPED_PROXIES:
+        return None
+    return Path(__file__).resolve().parent / "resources" / SHIPPED_PROXIES[name]
 
 
 _TOKEN_RE = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(\()|(\))|(,))")
@@ -180,8 +188,12 @@ class Proxy:
 
     @classmethod
     def load(cls, path) -> "Proxy":
-        """Read a proxy JSON file (validated; nothing in it is executed)."""
+        """Read a proxy JSON file, or a proxy shipped with the package by name (``saswot``); validated, nothing
+        in it is executed."""
         from .io import read_json
+        shipped = shipped_proxy_path(str(path))
+        if shipped is not None and not Path(path).exists():
+            path = shipped
         where = f"proxy file {str(Path(path))!r}"
         return cls.from_json(read_json(path, where, "expected a JSON file written by saswot-gp"), where=where)
 

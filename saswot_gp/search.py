@@ -52,9 +52,9 @@ class ProxyScorer:
     def __init__(self, spec: str, k: Optional[int] = 256, seed: int = 0):
         from .zerocost import get_measure, measure_names
         self.spec, self.k, self.seed = str(spec), k, int(seed)
+        from .proxy import Proxy, shipped_proxy_path
         path = Path(self.spec)
-        if path.is_file() or self.spec.lower().endswith(".json"):
-            from .proxy import Proxy
+        if path.is_file() or self.spec.lower().endswith(".json") or shipped_proxy_path(self.spec) is not None:
             self.proxy = Proxy.load(path)
             self.measure = None
             self.kind = "file"
@@ -65,7 +65,7 @@ class ProxyScorer:
             self.kind = "measure"
             self.label = self.spec
         else:
-            raise SaswotError(f"unknown proxy {self.spec!r}: not a proxy JSON file and not a registered measure "
+            raise SaswotError(f"unknown proxy {self.spec!r}: not a proxy JSON file, not a shipped proxy (saswot) and not a registered measure "
                               f"({', '.join(measure_names())})")
 
     def identity(self) -> Dict[str, object]:

@@ -14,8 +14,27 @@ from ..proxy import Proxy
 INVALID = -1.0
 
 
-def rank_quality(scores, target, min_unique_frac: float = 0.5) -> Tuple[float, bool, str]:
-    """(Kendall tau-b, valid, reason): invalid for non-finite or constant scores, or too many ties."""
+MIN_SPREAD = 1e-3  # robust relative spread below which scores count as near-constant (see relative_spread)
+MIN_UNIQUE_FRAC = 0.5  # fewer distinct scores than this fraction of the architectures: too many ties
+
+
+def relative_spread(scores) -> float:
+    """Robust relative spread of scores: (q95 - q5) / max(|q5|, |q95|), in [0, 2]; 0 for constant scores.
+
+    A proxy whose scores differ by less than ``MIN_SPREAD`` of their magnitude between the 5th and 95th
+    percentile is a large constant plus a small term: its ranking hangs on the small term and on float
+    rounding, and during a search nearly all candidates look the same.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    lo, hi = np.percentile(s, [5.0, 95.0])
+    mag = max(abs(lo), abs(hi))
+    return 0.0 if mag == 0.0 else float((hi - lo) / mag)
+
+
+def rank_quality(scores, target, min_unique_frac: float = MIN_UNIQUE_FRAC,
+                 min_spread: float = MIN_SPREAD) -> Tuple[float, bool, str]:
+    """(Kendall tau-b, valid, reason): invalid for non-finite, constant or near-constant scores
+    (:func:`relative_spread` below ``min_spread``), or fewer distinct values than ``min_unique_frac``."""
     s = np.asarray(scores, dtype=np.float64)
     if s.shape != np.shape(target):
         return INVALID, False, "shape"
@@ -23,6 +42,8 @@ def rank_quality(scores, target, min_unique_frac: float = 0.5) -> Tuple[float, b
         return INVALID, False, "non-finite"
     if np.ptp(s) <= 1e-12 * max(1.0, float(np.abs(s).max())):
         return INVALID, False, "constant"
+    if relative_spread(s) < min_spread:
+        return INVALID, False, "near-constant"
     if len(np.unique(s)) < min_unique_frac * len(s):
         return INVALID, False, "ties"
     tau = sstats.kendalltau(s, target).statistic
@@ -45,7 +66,7 @@ def correlations(scores, target) -> Dict[str, float]:
 class ProxyEvaluator:
     """Scores token lists on one packed split and returns rank quality (picklable for process pools)."""
 
-    def __init__(self, packed, target: Sequence[float], min_unique_frac: float = 0.5):
+    def __init__(self, packed, target: Sequence[float], min_unique_frac: float = MIN_UNIQUE_FRAC):
         self.packed = packed
         self.target = np.asarray(target, dtype=np.float64)
         self.min_unique_frac = min_unique_frac
@@ -61,6 +82,38 @@ class ProxyEvaluator:
         except (RuntimeError, ValueError, FloatingPointError, IndexError) as exc:  # numerical accident
             return INVALID, False, f"error: {type(exc).__name__}"
         return rank_quality(s, self.target, self.min_unique_frac)
+
+
+FITNESS_AGGREGATES = ("mean", "min")
+
+
+class MultiEvaluator:
+    """Fitness over several benchmarks: the mean or the minimum of their training Kendall tau.
+
+    ``evaluators`` maps a benchmark name to its :class:`ProxyEvaluator` (each with its own statistics,
+    batch and split). A candidate invalid on any benchmark is invalid (the reason names the benchmark).
+    """
+
+    def __init__(self, evaluators: Dict[str, "ProxyEvaluator"], how: str = "mean"):
+        if how not in FITNESS_AGGREGATES:
+            raise ValueError(f"fitness aggregate {how!r}; expected one of {FITNESS_AGGREGATES}")
+        if not evaluators:
+            raise ValueError("MultiEvaluator needs at least one benchmark")
+        self.evaluators = dict(evaluators)
+        self.how = how
+
+    def per_benchmark(self, tokens: Sequence[str]) -> Dict[str, Tuple[float, bool, str]]:
+        """(tau, valid, reason) of ``tokens`` on every benchmark."""
+        return {name: ev(tokens) for name, ev in self.evaluators.items()}
+
+    def __call__(self, tokens: Sequence[str]) -> Tuple[float, bool, str]:
+        taus = []
+        for name, ev in self.evaluators.items():
+            tau, valid, reason = ev(tokens)
+            if not valid:
+                return INVALID, False, f"{name}: {reason}"
+            taus.append(tau)
+        return (float(np.mean(taus)) if self.how == "mean" else float(np.min(taus))), True, ""
 
 
 class FitnessCache:

@@ -7,6 +7,7 @@ parallelism. Every generation is appended to ``log.jsonl`` and checkpointed atom
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import statistics
@@ -21,7 +22,7 @@ from ..errors import SaswotError
 from ..io import append_jsonl, atomic_write_json
 from ..proxy import Proxy
 from .fitness import INVALID, FitnessCache
-from .pset import build_pset, ensure_creator
+from .pset import TERMINAL_SETS, build_pset, ensure_creator
 
 CHECKPOINT = "checkpoint.json"
 LOG = "log.jsonl"
@@ -45,6 +46,7 @@ class EvolutionConfig:
     max_size: int = 30
     local_search: int = 12  # node-replacement neighbours tried around each elite per generation
     immigrants: float = 0.0  # fraction of each generation replaced by fresh random trees
+    terminals: str = "all"  # terminal set: all, stats (network statistics only) or sizes (layer sizes only)
 
     def check(self) -> None:
         """Raise SaswotError on a nonsensical setting."""
@@ -56,6 +58,8 @@ class EvolutionConfig:
             raise SaswotError(f"elite {self.elite}; expected 0 <= elite < population")
         if not (0 <= self.cxpb <= 1 and 0 <= self.mutpb <= 1):
             raise SaswotError(f"cxpb {self.cxpb} / mutpb {self.mutpb}; expected probabilities in [0, 1]")
+        if self.terminals not in TERMINAL_SETS:
+            raise SaswotError(f"terminal set {self.terminals!r}; expected one of {', '.join(TERMINAL_SETS)}")
         if self.tournament < 1:
             raise SaswotError(f"tournament size {self.tournament}; expected >= 1")
 
@@ -77,8 +81,56 @@ class EvolutionResult:
         return Proxy(self.hall_of_fame[0]["tokens"], name="best")
 
 
+def gen_typed(pset, min_: int, max_: int, type_=None, full: Optional[bool] = None) -> list:
+    """Ramped half-and-half generation of a typed tree (as DEAP's ``genHalfAndHalf``) for primitive sets in
+    which some type has no terminal (``--terminals stats``: no layer-scalar or score terminal).
+
+    Where DEAP would need a terminal of such a type it places the primitive closest to the leaves (one
+    whose inputs all have terminals, e.g. a reduction of ``W``), so trees may end one or two levels below
+    ``max_``; the static limits still apply to every offspring.
+    """
+    type_ = pset.ret if type_ is None else type_
+    full = random.random() < 0.5 if full is None else full
+    dist = _leaf_distance(pset)
+    height = random.randint(min_, max_)
+    expr, stack = [], [(0, type_)]
+    while stack:
+        depth, t = stack.pop()
+        terms, prims = pset.terminals[t], pset.primitives[t]
+        stop = depth >= height or (not full and depth >= min_ and random.random() < pset.terminalRatio)
+        if terms and (stop or not prims):
+            expr.append(random.choice(terms))
+            continue
+        choices = prims
+        if stop:  # head for the leaves by the shortest way
+            need = min(max(dist[a] for a in p.args) for p in prims)
+            choices = [p for p in prims if max(dist[a] for a in p.args) == need]
+        prim = random.choice(choices)
+        expr.append(prim)
+        for a in reversed(prim.args):
+            stack.append((depth + 1, a))
+    return expr
+
+
+def _leaf_distance(pset) -> dict:
+    """Per type, the fewest primitive levels needed before a terminal can be placed (0: it has terminals)."""
+    types = set(pset.primitives) | set(pset.terminals) | {pset.ret}
+    dist = {t: (0 if pset.terminals[t] else float("inf")) for t in types}
+    for _ in range(len(types)):
+        for t in types:
+            for p in pset.primitives[t]:
+                dist[t] = min(dist[t], 1 + max(dist[a] for a in p.args))
+    return dist
+
+
+def _has_all_terminals(pset) -> bool:
+    return all(pset.terminals[t] for t in list(pset.primitives) + [pset.ret])
+
+
 def _mutate_any(individual, pset, expr):
     op = random.randrange(4)
+    if op == 3 and not _has_all_terminals(pset):
+        op = 1  # insertion needs a terminal of every argument type; node replacement instead
     if op == 0:
         return gp.mutUniform(individual, expr=expr, pset=pset)
     if op == 1:
@@ -112,14 +164,15 @@ def make_toolbox(cfg: EvolutionConfig, pset=None, map_fn: Callable = map) -> bas
     """The DEAP toolbox: ramped half-and-half, tournament, subtree crossover, four mutations, limits."""
     ensure_creator()
     from deap import creator
-    pset = pset or build_pset()
+    pset = pset or build_pset(terminals=cfg.terminals)
     tb = base.Toolbox()
     tb.pset = pset
-    tb.register("expr", gp.genHalfAndHalf, pset=pset, min_=cfg.init_min, max_=cfg.init_max)
+    complete = _has_all_terminals(pset)  # DEAP's generators need a terminal of every type
+    tb.register("expr", gp.genHalfAndHalf if complete else gen_typed, pset=pset, min_=cfg.init_min, max_=cfg.init_max)
     tb.register("individual", tools.initIterate, creator.ProxyIndividual, tb.expr)
     tb.register("select", tools.selTournament, tournsize=cfg.tournament)
     tb.register("mate", cx_one_point)
-    tb.register("expr_mut", gp.genFull, min_=0, max_=2)
+    tb.register("expr_mut", gp.genFull if complete else functools.partial(gen_typed, full=True), min_=0, max_=2)
     tb.register("mutate", _mutate_any, pset=pset, expr=tb.expr_mut)
     for name in ("mate", "mutate"):
         tb.decorate(name, gp.staticLimit(key=lambda ind: ind.height, max_value=cfg.max_height))
@@ -277,7 +330,7 @@ def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (
     tb = make_toolbox(cfg, map_fn=map_fn)
     out = Path(out_dir) if out_dir else None
     cache = FitnessCache()
-    archive = _Archive(cfg.hof_size)
+    archive = _Archive(cfg.hof_size * 3)  # spare entries: the report drops rank-identical forms
     history: List[dict] = []
     stats = {"hits": 0, "evals": 0}
     ckpt_path = out / CHECKPOINT if out else None
@@ -289,8 +342,9 @@ def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (
             raise SaswotError(f"{str(ckpt_path)!r} is not a saswot-gp checkpoint")
         old = dict(ck["config"])
         for k in asdict(cfg):
-            if k != "generations" and old.get(k) != getattr(cfg, k):
-                raise SaswotError(f"cannot resume: --{k} was {old.get(k)!r} in the checkpoint, now {getattr(cfg, k)!r}")
+            was = old.get(k, getattr(EvolutionConfig(), k))  # settings added later: their default
+            if k != "generations" and was != getattr(cfg, k):
+                raise SaswotError(f"cannot resume: --{k} was {was!r} in the checkpoint, now {getattr(cfg, k)!r}")
         pop = [_ind_from_json(r, tb) for r in ck["population"]]
         cache = FitnessCache.from_json(ck["cache"])
         archive.hof = {e["key"]: e for e in ck["hall_of_fame"]}
@@ -310,7 +364,8 @@ def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (
                 (out / LOG).unlink()
         random.seed(cfg.seed)
         from deap import creator
-        pop = [creator.ProxyIndividual(p.to_deap(tb.pset)) for p in list(seeds)[: cfg.population]]
+        usable = [p for p in seeds if all(t in tb.pset.mapping for t in p.tokens)]  # seeds of this terminal set
+        pop = [creator.ProxyIndividual(p.to_deap(tb.pset)) for p in usable[: cfg.population]]
         while len(pop) < cfg.population:
             pop.append(_new_individual(tb, cfg))
         start = 0

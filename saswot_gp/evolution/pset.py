@@ -6,6 +6,7 @@ from typing import Iterable, Optional
 
 from deap import base, creator, gp
 
+from ..errors import SaswotError
 from ..primitives import operators
 from ..primitives.types import TYPES
 
@@ -18,9 +19,33 @@ def ensure_creator() -> None:
         creator.create("ProxyIndividual", gp.PrimitiveTree, fitness=creator.ProxyFitness)
 
 
-def build_pset(exclude: Optional[Iterable[str]] = None) -> gp.PrimitiveSetTyped:
-    """A typed primitive set with every registered operator (minus ``exclude``), root type = score."""
-    skip = set(exclude or ())
+SIZE_TERMINALS = ("params_l", "flops_l", "channels_l", "resolution_l", "params", "flops")
+STAT_TERMINALS = ("W", "G", "A", "AG")
+TERMINAL_SETS = ("all", "stats", "sizes", "scalefree")
+# reductions and aggregations whose value grows with a layer's size or a network's depth
+SIZE_DEPENDENT = tuple(f"{r}_{t}" for r in ("sum", "l1", "l2") for t in ("w", "a")) + ("layers_sum",)
+
+
+def excluded_by(terminals: str) -> set:
+    """Operator names a terminal set leaves out: 'stats' drops the size terminals, 'sizes' drops the network
+    statistics and every operator on weight- or activation-shaped tensors, 'scalefree' is 'stats' without the
+    reductions and aggregations that grow with layer size or depth (sum, l1, l2, layers_sum: what is left,
+    per-element means, spreads, maxima and NWOT-like log-determinants averaged over layers, means the same
+    on a narrow and a wide, a shallow and a deep network), 'all' drops nothing."""
+    if terminals not in TERMINAL_SETS:
+        raise SaswotError(f"terminal set {terminals!r}; expected one of {', '.join(TERMINAL_SETS)}")
+    if terminals == "stats":
+        return set(SIZE_TERMINALS)
+    if terminals == "scalefree":
+        return set(SIZE_TERMINALS) | set(SIZE_DEPENDENT)
+    if terminals == "sizes":
+        return {op.name for op in operators() if {"W", "A"} & {*op.in_types, op.out_type}}
+    return set()
+
+
+def build_pset(exclude: Optional[Iterable[str]] = None, terminals: str = "all") -> gp.PrimitiveSetTyped:
+    """A typed primitive set with the registered operators of a terminal set (minus ``exclude``), root type = score."""
+    skip = set(exclude or ()) | excluded_by(terminals)
     pset = gp.PrimitiveSetTyped("proxy", [], TYPES["S"])
     for op in operators():
         if op.name in skip:

@@ -71,9 +71,12 @@ def sample_benchmark(bench: Benchmark, n: Optional[int], seed: int = 0) -> Bench
 
 def load_proxy_files(paths: Sequence[PathLike]) -> Dict[str, object]:
     """Discovered proxies by display name (the file's stem, made unique) from their JSON files."""
-    from ..proxy import Proxy
+    from ..proxy import Proxy, shipped_proxy_path
     out: Dict[str, object] = {}
     for p in paths:
+        if not Path(p).is_file() and shipped_proxy_path(str(p)) is not None:
+            out[str(p)] = Proxy.load(str(p))
+            continue
         if not Path(p).is_file():
             raise SaswotError(f"proxy file {os.fspath(p)!r} not found")
         proxy = Proxy.load(p)

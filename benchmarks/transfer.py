@@ -1,0 +1,299 @@
+"""Do discovered proxies transfer? Leave-one-benchmark-out (LOBO) evolution, the transfer matrix, and the
+general proxy evolved on all five benchmarks.
+
+    python benchmarks/transfer.py run lobo --variant all-val --seeds 0 1 2      # evolve (resumable: finished runs are kept)
+    python benchmarks/transfer.py run matrix --seeds 0 1 2
+    python benchmarks/transfer.py run general --seeds 0 1 2
+    python benchmarks/transfer.py report                                          # tables -> results/transfer.{json,md}
+
+Every run is ``saswot_gp.evolution.job.run_evolve`` (what ``saswot-gp evolve`` calls) with population 64 and
+20 generations (the defaults), fitness over the training splits of its benchmarks, one torch thread.
+Splits, batches and network weights use data seed 0 for every run (so the statistics are collected once,
+cached in ``benchmarks/.stats_cache``); evolution seeds vary. Per benchmark: at most 200 training
+architectures (100 of the 200 of realtime-digits) and the first 150 of the held-out permutation (100 for
+realtime-digits), the same architectures on which ``saswot-gp proxies`` scored every registered measure
+on live models (``benchmarks/runs/<name>/proxies*/scores.csv``; NAS-Bench-MR seg-4x has exactly the
+architectures of seg, so seg's scores serve both). Batches: realtime-digits its own digit scenes, the
+others the seeded synthetic batch, 8 images at 64x64, K = 256.
+
+Variants (``--variant``): ``<terminals>-<select>[-min]``: terminal set all|stats|sizes|scalefree, final proxy chosen by
+training (``train``) or validation Kendall (``val``: 25 % of each training split kept aside), fitness mean
+(default) or min of the per-benchmark training Kendall. Nothing about the left-out benchmark is used to
+evolve or to choose a proxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+
+BENCHES = ["realtime-digits", "transnas-micro", "transnas-macro", "nbmr-seg", "nbmr-seg-4x"]
+SHORT = {"realtime-digits": "digits", "transnas-micro": "micro", "transnas-macro": "macro", "nbmr-seg": "nbmr",
+         "nbmr-seg-4x": "nbmr4x"}
+# registered measures scored on live models on these held-out architectures (same batch, weights and split)
+SCORE_FILES = {"realtime-digits": "realtime-digits", "transnas-micro": "transnas-micro",
+               "transnas-macro": "transnas-macro", "nbmr-seg": "nbmr-seg", "nbmr-seg-4x": "nbmr-seg"}
+FAMILY_OUT = {"nbmr-family": ["nbmr-seg", "nbmr-seg-4x"]}
+CACHE = ROOT / ".stats_cache"
+RUNS = ROOT / "runs" / "transfer"
+RESULTS = ROOT / "results"
+SETTINGS = dict(train_size=200, heldout_size=150, batch_size=8, resolution=(64, 64), k=256, data_seed=0,
+                population=64, generations=20)
+VAL_FRAC = 0.25
+
+
+def parse_variant(v: str) -> dict:
+    """``all-val`` -> terminals, select, fitness."""
+    parts = v.split("-")
+    if len(parts) not in (2, 3) or parts[0] not in ("all", "stats", "sizes", "scalefree") or parts[1] not in ("train", "val") \
+            or (len(parts) == 3 and parts[2] != "min"):
+        raise SystemExit(f"variant {v!r}; expected <all|stats|sizes|scalefree>-<train|val>[-min]")
+    return {"terminals": parts[0], "select": parts[1], "fitness": "min" if len(parts) == 3 else "mean"}
+
+
+def evolve_run(benches, out: Path, seed: int, variant: str) -> dict:
+    """One evolution run (kept if finished before)."""
+    from saswot_gp.evolution.job import run_evolve
+    done = out / "summary.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    v = parse_variant(variant)
+    resume = (out / "checkpoint.json").is_file()
+    t = time.time()
+    s = run_evolve(benchmark=list(benches), out_dir=str(out), seed=seed, resume=resume, cache_dir=str(CACHE),
+                   val_frac=VAL_FRAC if v["select"] == "val" else 0.0, log=lambda m: None, **v, **SETTINGS)
+    print(f"  {out.relative_to(ROOT)}: {time.time() - t:.0f} s, train {s['evolved'][0]['train_kendall']:.3f}  "
+          f"{s['evolved'][0]['expression']}", flush=True)
+    return s
+
+
+_DATA = {}
+
+
+def heldout_data(name: str):
+    """Held-out split of one benchmark with its packed statistics (the split every run reports on)."""
+    if name not in _DATA:
+        from saswot_gp.evolution.job import prepare_benchmark
+        _DATA[name] = prepare_benchmark(name, seed=SETTINGS["data_seed"], train_size=SETTINGS["train_size"],
+                                        heldout_size=SETTINGS["heldout_size"], batch_size=SETTINGS["batch_size"],
+                                        resolution=SETTINGS["resolution"], k=SETTINGS["k"], cache_dir=str(CACHE),
+                                        log=lambda m: None)
+    return _DATA[name]
+
+
+def score_heldout(tokens, name: str) -> np.ndarray:
+    """The proxy's scores on a benchmark's held-out architectures (NaN if it fails there)."""
+    import torch
+    from saswot_gp.proxy import Proxy
+    d = heldout_data(name)
+    try:
+        with torch.no_grad():
+            return Proxy(tokens).evaluate(d.ptest).numpy()
+    except (RuntimeError, ValueError, IndexError):
+        return np.full(len(d.test), np.nan)
+
+
+def run_lobo(variant: str, seeds, folds) -> None:
+    for left in folds:
+        train = [b for b in BENCHES if b not in FAMILY_OUT.get(left, [left])]
+        for seed in seeds:
+            evolve_run(train, RUNS / variant / f"without-{SHORT.get(left, left)}" / f"seed{seed}", seed, variant)
+
+
+def run_matrix(variant: str, seeds) -> None:
+    for b in BENCHES:
+        for seed in seeds:
+            evolve_run([b], RUNS / "matrix" / variant / f"on-{SHORT[b]}" / f"seed{seed}", seed, variant)
+
+
+def run_general(variant: str, seeds) -> None:
+    for seed in seeds:
+        evolve_run(BENCHES, RUNS / "general" / variant / f"seed{seed}", seed, variant)
+
+
+# ------------------------------------------------------------------------------------------- report
+
+def registry_scores(name: str):
+    """{measure: scores} of the registered zero-cost measures on the held-out architectures, in their order."""
+    from saswot_gp.zerocost import measure_names
+    d = heldout_data(name)
+    src = ROOT / "runs" / SCORE_FILES[name]
+    cols = {}
+    for sub in ("proxies", "proxies_swap32"):
+        f = src / sub / "scores.csv"
+        if not f.is_file():
+            continue
+        with open(f, newline="") as fh:
+            rows = {r["arch"]: r for r in csv.DictReader(fh)}
+        for m in measure_names():
+            if sub == "proxies" and m == "swap":
+                continue  # swap saturates on 8 images: its 32-image pass is used
+            if all(a in rows and m in rows[a] for a in d.test.archs):
+                cols[m] = np.array([float(rows[a][m] or "nan") for a in d.test.archs])
+    return cols
+
+
+def kendall(s, t) -> float:
+    from saswot_gp.evolution import correlations
+    return correlations(s, t)["kendall"]
+
+
+def boot_ci(fn, n: int, reps: int = 1000, seed: int = 0):
+    """Percentile-bootstrap 95 % interval of fn(idx) over resampled architectures."""
+    rng = np.random.default_rng(seed)
+    vals = np.array([fn(rng.integers(0, n, n)) for _ in range(reps)])
+    vals = vals[np.isfinite(vals)]
+    return [float(v) for v in np.percentile(vals, [2.5, 97.5])] if len(vals) else [float("nan")] * 2
+
+
+def baselines(name: str) -> dict:
+    """Held-out Kendall of every hand-designed proxy on a benchmark: registry (live) and proxy language."""
+    from saswot_gp.handcrafted import handcrafted_proxies
+    d = heldout_data(name)
+    t = d.test.target
+    out = {f"{m} (live)": kendall(s, t) for m, s in registry_scores(name).items()}
+    for n, p in handcrafted_proxies().items():
+        out[f"{n} (lang)"] = kendall(score_heldout(p.tokens, name), t)
+    return {k: v for k, v in out.items() if np.isfinite(v)}
+
+
+def lobo_table(variant: str) -> dict:
+    rows = {}
+    for left in BENCHES + list(FAMILY_OUT):
+        targets = FAMILY_OUT.get(left, [left])
+        for name in targets:
+            d = heldout_data(name)
+            t = d.test.target
+            taus, scores, exprs = [], [], []
+            for sd in sorted((RUNS / variant / f"without-{SHORT.get(left, left)}").glob("seed*/best_proxy.json")):
+                doc = json.loads(sd.read_text())
+                s = score_heldout(doc["tokens"], name)
+                taus.append(kendall(s, t))
+                scores.append(s)
+                exprs.append(doc.get("expression") or " ".join(doc["tokens"]))
+            if not taus:
+                continue
+            base = baselines(name)
+            best = max(base, key=base.get)
+            bs = registry_scores(name).get(best.split(" ")[0]) if best.endswith("(live)") else \
+                score_heldout(__import__("saswot_gp.handcrafted", fromlist=["x"]).handcrafted_proxies()[best.split(" ")[0]].tokens, name)
+            mean_tau = lambda idx: float(np.mean([kendall(s[idx], t[idx]) for s in scores]))  # noqa: E731
+            diff = lambda idx: mean_tau(idx) - kendall(bs[idx], t[idx])  # noqa: E731
+            key = name if left == name else f"{name} (without {left})"
+            rows[key] = {"left_out": left, "benchmark": name, "n": len(t), "seeds": len(taus), "kendall": taus,
+                         "mean": float(np.mean(taus)), "sd": float(np.std(taus, ddof=1)) if len(taus) > 1 else 0.0,
+                         "ci_mean": boot_ci(mean_tau, len(t)), "best_handcrafted": best,
+                         "best_handcrafted_kendall": base[best], "margin": float(np.mean(taus)) - base[best],
+                         "ci_margin": boot_ci(diff, len(t), seed=1), "expressions": exprs,
+                         "params_kendall": base.get("params (live)", base.get("params (lang)"))}
+    return rows
+
+
+def matrix_table(variant: str) -> dict:
+    out = {}
+    for src in BENCHES:
+        runs = sorted((RUNS / "matrix" / variant / f"on-{SHORT[src]}").glob("seed*/best_proxy.json"))
+        if not runs:
+            continue
+        toks = [json.loads(r.read_text())["tokens"] for r in runs]
+        out[src] = {}
+        for dst in BENCHES:
+            t = heldout_data(dst).test.target
+            taus = [kendall(score_heldout(tk, dst), t) for tk in toks]
+            out[src][dst] = {"mean": float(np.mean(taus)), "sd": float(np.std(taus, ddof=1)) if len(taus) > 1 else 0.0,
+                             "n_seeds": len(taus)}
+    return out
+
+
+def general_table(variant: str) -> dict:
+    out = []
+    for r in sorted((RUNS / "general" / variant).glob("seed*/summary.json")):
+        s = json.loads(r.read_text())
+        e = s["evolved"][0]
+        out.append({"run": str(r.parent.relative_to(ROOT)), "seed": s["seed"], "expression": e["expression"],
+                    "sympy": e["sympy"], "tokens": e["tokens"], "train_kendall": e["train_kendall"],
+                    "val_kendall": e.get("val_kendall"), "heldout_kendall": e["heldout_kendall"],
+                    "per_benchmark": e["per_benchmark"]})
+    return {"runs": out}
+
+
+def _f(x, spec=".3f"):
+    return "nan" if x is None or not np.isfinite(x) else format(x, spec)
+
+
+def report() -> None:
+    RESULTS.mkdir(exist_ok=True)
+    variants = sorted(p.name for p in RUNS.iterdir() if p.is_dir() and p.name not in ("matrix", "general")) if RUNS.is_dir() else []
+    res = {"settings": {**SETTINGS, "val_frac": VAL_FRAC, "benchmarks": BENCHES}, "lobo": {}, "matrix": {}, "general": {}}
+    for v in variants:
+        res["lobo"][v] = lobo_table(v)
+    for v in sorted(p.name for p in (RUNS / "matrix").iterdir()) if (RUNS / "matrix").is_dir() else []:
+        res["matrix"][v] = matrix_table(v)
+    for v in sorted(p.name for p in (RUNS / "general").iterdir()) if (RUNS / "general").is_dir() else []:
+        res["general"][v] = general_table(v)
+    (RESULTS / "transfer.json").write_text(json.dumps(res, indent=1))
+    L = ["# Transfer of discovered proxies (`python benchmarks/transfer.py report`)", ""]
+    for v, rows in res["lobo"].items():
+        L += [f"## LOBO, variant `{v}`", "",
+              "| left out | n | seeds | transferred Kendall mean (sd) [95% CI] | best hand-designed | its Kendall | margin [95% CI] | params |",
+              "|---|---:|---:|---|---|---:|---|---:|"]
+        for k, r in rows.items():
+            L.append(f"| {k} | {r['n']} | {r['seeds']} | {_f(r['mean'])} ({_f(r['sd'])}) [{_f(r['ci_mean'][0])}, "
+                     f"{_f(r['ci_mean'][1])}] | {r['best_handcrafted']} | {_f(r['best_handcrafted_kendall'])} | "
+                     f"{_f(r['margin'], '+.3f')} [{_f(r['ci_margin'][0], '+.3f')}, {_f(r['ci_margin'][1], '+.3f')}] | "
+                     f"{_f(r['params_kendall'])} |")
+        five = [r["margin"] for k, r in rows.items() if k in BENCHES]
+        if five:
+            L += ["", f"Mean margin over the {len(five)} left-out benchmarks: {np.mean(five):+.3f}; "
+                      f"beaten on {sum(m > 0 for m in five)} of {len(five)}.", ""]
+    for v, m in res["matrix"].items():
+        L += [f"## Transfer matrix, variant `{v}` (row: evolved on; column: held-out Kendall on; mean over seeds)", "",
+              "| evolved on | " + " | ".join(SHORT[b] for b in BENCHES) + " |", "|---|" + "---:|" * len(BENCHES)]
+        for src, row in m.items():
+            L.append(f"| {SHORT[src]} | " + " | ".join(f"{_f(row[d]['mean'])} ({_f(row[d]['sd'])})" for d in BENCHES) + " |")
+        L.append("")
+    for v, g in res["general"].items():
+        L += [f"## Evolved on all five, variant `{v}`", "", "| run | train | val | held-out (mean of 5) | expression |",
+              "|---|---:|---:|---:|---|"]
+        for r in g["runs"]:
+            L.append(f"| {r['run']} | {_f(r['train_kendall'])} | {_f(r['val_kendall'])} | {_f(r['heldout_kendall'])} | `{r['sympy']}` |")
+        L.append("")
+    (RESULTS / "transfer.md").write_text("\n".join(L) + "\n")
+    print("\n".join(L))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("what", choices=["run", "report"])
+    ap.add_argument("kind", nargs="?", choices=["lobo", "matrix", "general"])
+    ap.add_argument("--variant", default="all-val")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--folds", nargs="+", default=BENCHES + list(FAMILY_OUT))
+    a = ap.parse_args()
+    import torch
+    torch.set_num_threads(1)
+    os.environ.setdefault("SASWOT_BENCHDATA", str(ROOT.parent.parent / "shared" / "benchdata"))
+    if a.what == "report":
+        return report()
+    if a.kind == "lobo":
+        run_lobo(a.variant, a.seeds, a.folds)
+    elif a.kind == "matrix":
+        run_matrix(a.variant, a.seeds)
+    elif a.kind == "general":
+        run_general(a.variant, a.seeds)
+    else:
+        raise SystemExit("run what? lobo, matrix or general")
+
+
+if __name__ == "__main__":
+    main()
