@@ -38,7 +38,7 @@ def _type_of(e) -> Optional[str]:
             raise SaswotError(f"symbol {e.name!r} is not a terminal of the proxy language")
         return t
     name = type(e).__name__
-    if name.startswith("layers_"):
+    if name.startswith("layers_") or name == "nwot":
         return "S"
     if name in _REDUCTIONS or name == "logdet":
         return "L"
@@ -121,6 +121,8 @@ def _conv(e, t: str) -> List[str]:
         return [f"{_ELEMENTWISE_FN[name]}_{s}"] + _conv(e.args[0], t)
     if name.startswith("layers_") and SYMPY_FUNCTIONS.get(name) is type(e):
         return [name] + _conv(e.args[0], "L")
+    if name == "nwot" and SYMPY_FUNCTIONS.get(name) is type(e):
+        return ["nwot_a"] + _conv(e.args[0], "A")
     if (name in _REDUCTIONS or name == "logdet") and SYMPY_FUNCTIONS.get(name) is type(e):
         arg = e.args[0]
         at = _type_of(arg)

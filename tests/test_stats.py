@@ -125,6 +125,21 @@ def test_logdet_matches_numpy_reference(packed):
         assert ld[layer] == pytest.approx(np.linalg.slogdet(k)[1], rel=1e-6, abs=1e-6)
 
 
+def test_nwot_operator_is_one_kernel_over_all_layers_codes(tiny_space, batch):
+    """nwot_a on full tensors equals NWOT's log|K| with K summed over every unit of every layer (numpy)."""
+    images, labels = batch
+    arch = TINY_ARCHS[5]
+    st = collect_stats(build_model(tiny_space, arch, seed=0), images, labels, k=None, seed=0)
+    got = Proxy.parse("nwot_a(A)").evaluate(pack([st])).item()
+    c = (st.a > 0).astype(float)  # (all units of all layers, batch)
+    k = c.T @ c + (1 - c).T @ (1 - c) + 1e-3 * np.eye(c.shape[1])
+    assert got == pytest.approx(np.linalg.slogdet(k)[1], rel=1e-9)
+    # a sketch weights each layer's kernel by full / sketched positions: close to the full value, unlike a plain sum
+    sk = collect_stats(build_model(tiny_space, arch, seed=0), images, labels, k=64, seed=0)
+    approx = Proxy.parse("nwot_a(A)").evaluate(pack([sk])).item()
+    assert abs(approx - got) < 0.1 * abs(got)
+
+
 def test_cache_roundtrip_without_pickle(tiny_space, batch, tmp_path, monkeypatch):
     images, labels = batch
     first = stats_for_archs(tiny_space, TINY_ARCHS[:3], images, labels, k=32, cache_dir=str(tmp_path))

@@ -72,9 +72,14 @@ def split_three(bench: Benchmark, train_size: int, seed: int, heldout_size: Opti
 def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, train_size: int = 200,
                       heldout_size: Optional[int] = None, val_frac: float = 0.0, batch_size: int = 8,
                       resolution: Optional[Tuple[int, int]] = None, k: Optional[int] = 256, batch: str = "auto",
-                      cache_dir: Optional[str] = None,
-                      log: Callable[[str], None] = print) -> BenchmarkData:
-    """Load, split and collect (or load cached) statistics of one benchmark; ``seed`` sets split, batch and weights."""
+                      cache_dir: Optional[str] = None, log: Callable[[str], None] = print,
+                      shared: Optional[dict] = None) -> BenchmarkData:
+    """Load, split and collect (or load cached) statistics of one benchmark; ``seed`` sets split, batch and weights.
+
+    ``shared``: a dict kept across calls; splits with the same space, architectures and batch (NAS-Bench-MR
+    seg and seg-4x share their architectures) then share one packed-statistics object, which
+    :class:`MultiEvaluator` scores once.
+    """
     from ..pipeline import default_batch, describe_batch, resolve_benchmark, stats_and_targets
     bench = resolve_benchmark(spec, metric, cache_dir=cache_dir)
     train, val, test = split_three(bench, train_size, seed, heldout_size, val_frac)
@@ -93,8 +98,17 @@ def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, tr
                 log(f"  {label} statistics {i}/{n}")
         return cb
 
+    from ..stats.cache import batch_digest
+    digest = batch_digest(images, labels)
+
     def packed(part, label):
-        return stats_and_targets(part, images, labels, k=k, seed=seed, cache_dir=cache_dir, progress=bar(label))[0]
+        key = (part.space, json.dumps(part.space_kwargs, sort_keys=True), tuple(part.archs), digest, k, seed)
+        if shared is not None and key in shared:
+            return shared[key]
+        p = stats_and_targets(part, images, labels, k=k, seed=seed, cache_dir=cache_dir, progress=bar(label))[0]
+        if shared is not None:
+            shared[key] = p
+        return p
 
     ptrain = packed(train, "train")
     pval = packed(val, "validation") if val is not None else None
@@ -288,8 +302,9 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = cache_dir or str(out / "stats_cache")
     t0 = time.perf_counter()
+    shared: dict = {}
     data = [prepare_benchmark(s, metric, dseed, train_size, heldout_size, val_frac, batch_size, resolution, k, batch,
-                              cache_dir, log) for s in specs]
+                              cache_dir, log, shared) for s in specs]
     names = [d.name for d in data]
     if len(set(names)) != len(names):
         raise SaswotError(f"two benchmarks have the same name in {names}; expected distinct benchmarks")

@@ -23,13 +23,13 @@ SIZE_TERMINALS = ("params_l", "flops_l", "channels_l", "resolution_l", "params",
 STAT_TERMINALS = ("W", "G", "A", "AG")
 TERMINAL_SETS = ("all", "stats", "sizes", "scalefree")
 # reductions and aggregations whose value grows with a layer's size or a network's depth
-SIZE_DEPENDENT = tuple(f"{r}_{t}" for r in ("sum", "l1", "l2") for t in ("w", "a")) + ("layers_sum",)
+SIZE_DEPENDENT = tuple(f"{r}_{t}" for r in ("sum", "l1", "l2") for t in ("w", "a")) + ("layers_sum", "nwot_a")
 
 
 def excluded_by(terminals: str) -> set:
     """Operator names a terminal set leaves out: 'stats' drops the size terminals, 'sizes' drops the network
     statistics and every operator on weight- or activation-shaped tensors, 'scalefree' is 'stats' without the
-    reductions and aggregations that grow with layer size or depth (sum, l1, l2, layers_sum: what is left,
+    reductions and aggregations that grow with layer size or depth (sum, l1, l2, layers_sum, nwot_a: what is left,
     per-element means, spreads, maxima and NWOT-like log-determinants averaged over layers, means the same
     on a narrow and a wide, a shallow and a deep network), 'all' drops nothing."""
     if terminals not in TERMINAL_SETS:

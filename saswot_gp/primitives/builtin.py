@@ -44,7 +44,7 @@ SYMPY_FUNCTIONS = {
     "sigmoid": _real_function("sigmoid", "positive"), "zscore": _real_function("zscore"),
     "minmax": _real_function("minmax", "nonneg"),
     **{n: _real_function(n, "nonneg") for n in ("l1", "l2", "std", "maxabs")},
-    **{n: _real_function(n) for n in ("sum", "mean", "logdet")},
+    **{n: _real_function(n) for n in ("sum", "mean", "logdet", "nwot")},
     **{f"layers_{n}": _real_function(f"layers_{n}", "arg") for n in ("sum", "mean", "max", "min")},
 }
 sigmoid, zscore, minmax = SYMPY_FUNCTIONS["sigmoid"], SYMPY_FUNCTIONS["zscore"], SYMPY_FUNCTIONS["minmax"]
@@ -186,6 +186,9 @@ def _register_all() -> None:
                               doc=f"per-layer {name} of a {'weight' if t == 'W' else 'activation'}-shaped tensor"))
     register(Operator("logdet_a", ("A",), "L", lambda ctx, x: ctx.logdet(x), _sfun("logdet"),
                       doc="per-layer log-determinant of the batch kernel of binary codes x>0 (NWOT-like)"))
+    register(Operator("nwot_a", ("A",), "S", lambda ctx, x: ctx.arch_logdet(x), _sfun("nwot"),
+                      doc="log-determinant of one batch kernel of binary codes x>0 over all layers (NWOT; layers "
+                          "weighted by full / sketched size)"))
     for name, fn in _aggregations().items():
         register(Operator(f"layers_{name}", ("L",), "S", fn, _sfun(f"layers_{name}"),
                           doc=f"{name} over the layers of each architecture"))
