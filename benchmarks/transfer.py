@@ -4,6 +4,7 @@ general proxy evolved on all five benchmarks.
     python benchmarks/transfer.py run lobo --variant all-val --seeds 0 1 2      # evolve (resumable: finished runs are kept)
     python benchmarks/transfer.py run matrix --seeds 0 1 2
     python benchmarks/transfer.py run general --seeds 0 1 2
+    python benchmarks/transfer.py pick --variant all-val --fold realtime-digits    # LOBO proxy for compare_search.py
     python benchmarks/transfer.py ship --variants all-val stats-val               # -> saswot_gp/resources/proxy_saswot.json
     python benchmarks/transfer.py report                                          # tables -> results/transfer.{json,md}
 
@@ -158,15 +159,29 @@ def boot_ci(fn, n: int, reps: int = 1000, seed: int = 0):
     return [float(v) for v in np.percentile(vals, [2.5, 97.5])] if len(vals) else [float("nan")] * 2
 
 
+_BASE = {}
+
+
 def baselines(name: str) -> dict:
     """Held-out Kendall of every hand-designed proxy on a benchmark: registry (live) and proxy language."""
+    if name in _BASE:
+        return _BASE[name]
     from saswot_gp.handcrafted import handcrafted_proxies
     d = heldout_data(name)
     t = d.test.target
     out = {f"{m} (live)": kendall(s, t) for m, s in registry_scores(name).items()}
     for n, p in handcrafted_proxies().items():
         out[f"{n} (lang)"] = kendall(score_heldout(p.tokens, name), t)
-    return {k: v for k, v in out.items() if np.isfinite(v)}
+    _BASE[name] = {k: v for k, v in out.items() if np.isfinite(v)}
+    return _BASE[name]
+
+
+def chosen_handcrafted(train_benches) -> str:
+    """The hand-designed proxy a user who knows only the training benchmarks would pick: best mean held-out
+    Kendall over them (the left-out benchmark is not looked at)."""
+    tables = [baselines(b) for b in train_benches]
+    common = set.intersection(*(set(t) for t in tables))
+    return max(sorted(common), key=lambda k: np.mean([t[k] for t in tables]))
 
 
 def lobo_table(variant: str) -> dict:
@@ -195,7 +210,11 @@ def lobo_table(variant: str) -> dict:
             mean_tau = lambda idx: float(np.mean([kendall(s[idx], t[idx]) for s in scores]))  # noqa: E731
             diff = lambda idx: mean_tau(idx) - kendall(bs[idx], t[idx])  # noqa: E731
             key = name if left == name else f"{name} (without {left})"
+            train_b = [b for b in BENCHES if b not in targets]
+            pick_h = chosen_handcrafted(train_b)
             rows[key] = {"left_out": left, "benchmark": name, "n": len(t), "seeds": len(taus), "kendall": taus,
+                         "handcrafted_chosen_on_training": pick_h,
+                         "handcrafted_chosen_on_training_kendall": base.get(pick_h, float("nan")),
                          "mean": float(np.mean(taus)), "sd": float(np.std(taus, ddof=1)) if len(taus) > 1 else 0.0,
                          "ci_mean": boot_ci(mean_tau, len(t)), "best_handcrafted": best,
                          "val_mean": float(np.mean(vals)) if vals else float("nan"),
@@ -252,6 +271,21 @@ def spread_table() -> dict:
     return out
 
 
+def nwot_table() -> dict:
+    """Held-out Kendall of the registry's live nwot (ReLU-input codes, full tensors) beside the proxy language's
+    nwot (``nwot_a(A)``: one kernel over all layers' sketched conv-output codes) and its per-layer variant."""
+    from saswot_gp.handcrafted import handcrafted_proxies
+    hp = handcrafted_proxies()
+    out = {}
+    for name in BENCHES:
+        t = heldout_data(name).test.target
+        live = registry_scores(name).get("nwot")
+        out[name] = {"live nwot": kendall(live, t) if live is not None else float("nan"),
+                     "nwot_a(A)": kendall(score_heldout(hp["nwot"].tokens, name), t),
+                     "nwot_layers": kendall(score_heldout(hp["nwot_layers"].tokens, name), t)}
+    return out
+
+
 def _f(x, spec=".3f"):
     return "nan" if x is None or not np.isfinite(x) else format(x, spec)
 
@@ -267,23 +301,28 @@ def report() -> None:
     for v in sorted(p.name for p in (RUNS / "general").iterdir()) if (RUNS / "general").is_dir() else []:
         res["general"][v] = general_table(v)
     res["spread"] = spread_table()
+    res["nwot"] = nwot_table()
     (RESULTS / "transfer.json").write_text(json.dumps(res, indent=1))
     L = ["# Transfer of discovered proxies (`python benchmarks/transfer.py report`)", ""]
     for v, rows in res["lobo"].items():
         L += [f"## LOBO, variant `{v}`", "",
-              "| left out | n | seeds | transferred Kendall mean (sd) [95% CI] | best hand-designed | its Kendall | margin [95% CI] | params |",
-              "|---|---:|---:|---|---|---:|---|---:|"]
+              "| left out | n | seeds | transferred Kendall mean (sd) [95% CI] | best hand-designed on it (oracle) | its Kendall | margin [95% CI] | hand-designed chosen on the training benchmarks: Kendall | params |",
+              "|---|---:|---:|---|---|---:|---|---|---:|"]
         for k, r in rows.items():
             L.append(f"| {k} | {r['n']} | {r['seeds']} | {_f(r['mean'])} ({_f(r['sd'])}) [{_f(r['ci_mean'][0])}, "
                      f"{_f(r['ci_mean'][1])}] | {r['best_handcrafted']} | {_f(r['best_handcrafted_kendall'])} | "
                      f"{_f(r['margin'], '+.3f')} [{_f(r['ci_margin'][0], '+.3f')}, {_f(r['ci_margin'][1], '+.3f')}] | "
+                     f"{r['handcrafted_chosen_on_training']}: {_f(r['handcrafted_chosen_on_training_kendall'])} | "
                      f"{_f(r['params_kendall'])} |")
         five = [r["margin"] for k, r in rows.items() if k in BENCHES]
         val = [r["val_mean"] for k, r in rows.items() if k in BENCHES]
         if five:
             L += ["", f"Mean margin over the {len(five)} left-out benchmarks: {np.mean(five):+.3f}; "
                       f"beaten on {sum(m > 0 for m in five)} of {len(five)}. Mean transferred Kendall "
-                      f"{np.mean([r['mean'] for k, r in rows.items() if k in BENCHES]):.3f}. Validation (training "
+                      f"{np.mean([r['mean'] for k, r in rows.items() if k in BENCHES]):.3f}, hand-designed chosen on "
+                      f"the training benchmarks "
+                      f"{np.mean([r['handcrafted_chosen_on_training_kendall'] for k, r in rows.items() if k in BENCHES]):.3f}. "
+                      f"Validation (training "
                       f"benchmarks only, mean Kendall of the chosen proxies on their validation splits): "
                       f"{_f(float(np.mean(val)) if val else float('nan'))}.", ""]
     for v, m in res["matrix"].items():
@@ -298,6 +337,11 @@ def report() -> None:
         for r in g["runs"]:
             L.append(f"| {r['run']} | {_f(r['train_kendall'])} | {_f(r['val_kendall'])} | {_f(r['heldout_kendall'])} | `{r['sympy']}` |")
         L.append("")
+    L += ["## NWOT in the proxy language vs the registry's live measure (held-out Kendall)", "",
+          "| benchmark | live nwot | nwot_a(A) (language) | nwot_layers (per-layer sum) |", "|---|---:|---:|---:|"]
+    for b, r in res["nwot"].items():
+        L.append(f"| {b} | {_f(r['live nwot'])} | {_f(r['nwot_a(A)'])} | {_f(r['nwot_layers'])} |")
+    L.append("")
     L += ["## Relative spread (q95 - q5) / max(|q5|, |q95|) on the held-out architectures", "",
           "| benchmark | smallest among hand-designed (which) | median of hand-designed | earlier winners (min) |",
           "|---|---|---:|---:|"]
@@ -309,6 +353,24 @@ def report() -> None:
     L.append("")
     (RESULTS / "transfer.md").write_text("\n".join(L) + "\n")
     print("\n".join(L))
+
+
+def pick(variant: str, fold: str) -> Path:
+    """Of one LOBO fold's seeds, the run whose final proxy has the highest mean validation Kendall on the fold's
+    training benchmarks (nothing of the left-out benchmark is looked at); copied to ``chosen_proxy.json``."""
+    from saswot_gp.proxy import Proxy
+    d = RUNS / variant / f"without-{SHORT.get(fold, fold)}"
+    runs = [(json.loads(r.read_text())["evolved"][0].get("val_kendall", float("nan")), r.parent)
+            for r in sorted(d.glob("seed*/summary.json"))]
+    if not runs:
+        raise SystemExit(f"no finished runs in {d}")
+    val, best = max(runs, key=lambda x: np.nan_to_num(x[0], nan=-9))
+    p = Proxy.load(best / "best_proxy.json")
+    p.meta["chosen"] = {"rule": "highest mean validation Kendall over the fold's training benchmarks",
+                        "from": {r.name: v for v, r in runs}, "run": best.name}
+    p.save(d / "chosen_proxy.json")
+    print(f"{d.relative_to(ROOT)}: {best.name} (validation {val:.3f}) {p.expression()} -> chosen_proxy.json")
+    return d / "chosen_proxy.json"
 
 
 def ship(variants) -> None:
@@ -344,7 +406,8 @@ def ship(variants) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["run", "report", "ship"])
+    ap.add_argument("what", choices=["run", "report", "ship", "pick"])
+    ap.add_argument("--fold", default="realtime-digits", help="pick: the left-out benchmark")
     ap.add_argument("--variants", nargs="+", default=["all-val", "stats-val"])
     ap.add_argument("kind", nargs="?", choices=["lobo", "matrix", "general"])
     ap.add_argument("--variant", default="all-val")
@@ -358,6 +421,9 @@ def main() -> None:
         return report()
     if a.what == "ship":
         return ship(a.variants)
+    if a.what == "pick":
+        pick(a.variant, a.fold)
+        return None
     if a.kind == "lobo":
         run_lobo(a.variant, a.seeds, a.folds)
     elif a.kind == "matrix":

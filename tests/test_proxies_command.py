@@ -165,3 +165,13 @@ def test_parse_resolution():
     for bad in ("0x4", "axb", "1x2x3"):
         with pytest.raises(ValueError):
             parse_resolution(bad)
+
+
+def test_shipped_general_proxy_by_name(bench_csv, tmp_path):
+    """`--proxy saswot` scores the shipped general proxy beside the registered measures, like a proxy file."""
+    out = tmp_path / "ship"
+    res = _invoke(["--benchmark", bench_csv, "--measures", "params", "--proxy", "saswot", "--out", out] + BASE)
+    assert res.exit_code == 0, res.output
+    rows = _rows(out / "proxies.csv")
+    assert list(rows) == ["params", "saswot"] and rows["saswot"]["kind"] == "file"
+    assert math.isfinite(float(rows["saswot"]["kendall"]))

@@ -116,13 +116,21 @@ def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, tr
     return BenchmarkData(spec, bench, train, val, test, ptrain, pval, ptest, desc)
 
 
+_SCORE_MEMO: Dict[tuple, Optional[np.ndarray]] = {}  # (tokens, id(packed)) -> scores, within one report
+
+
 def _scores(proxy, packed: PackedStats) -> Optional[np.ndarray]:
-    from ..primitives.registry import finite  # noqa: F401  (operators are registered on import)
+    key = (tuple(proxy.tokens), id(packed))
+    if key in _SCORE_MEMO:
+        return _SCORE_MEMO[key]
     try:
         with torch.no_grad():
-            return proxy.evaluate(packed).numpy()
+            out = proxy.evaluate(packed).numpy()
     except (RuntimeError, ValueError, FloatingPointError, IndexError):
-        return None
+        out = None
+    if len(_SCORE_MEMO) < 10_000:
+        _SCORE_MEMO[key] = out
+    return out
 
 
 def _corr(scores: Optional[np.ndarray], target: np.ndarray) -> Dict[str, float]:
@@ -327,6 +335,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
         close()
     t_evo = time.perf_counter() - t1
 
+    _SCORE_MEMO.clear()  # the packed statistics below stay alive until the report is written
     hof = dedupe_by_ranking(res.hall_of_fame, data, cfg.hof_size)
     rows = []
     for i, e in enumerate(hof):
@@ -392,6 +401,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
                "best_handcrafted": {n: {"best": v["best"], "heldout_kendall": v["best_heldout_kendall"]}
                                     for n, v in best_hand.items()}}
     atomic_write_json(out / "summary.json", summary)
+    _SCORE_MEMO.clear()
     return summary
 
 
