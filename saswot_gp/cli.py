@@ -58,8 +58,8 @@ def main():
                    "or statistics through size-independent reductions only (scalefree)")
 @click.option("--select", type=click.Choice(["train", "val"]), default="train", show_default=True,
               help="choose the final proxy among the hall of fame by training or validation Kendall")
-@click.option("--val-frac", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
-              help="fraction of each training split kept aside for --select val")
+@click.option("--val-frac", default=None, type=click.FloatRange(0, 1, max_open=True),
+              help="fraction of each training split kept aside as validation (default: 0.25 with --select val, else 0)")
 @click.option("--batch", type=click.Choice(["auto", "synthetic", "natural", "digits"]), default="auto", show_default=True,
               help="statistics batch: auto (digit scenes for digits-trained benchmarks, else synthetic), or one kind for all")
 @click.option("--population", default=64, show_default=True, type=click.IntRange(4))

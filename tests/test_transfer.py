@@ -90,7 +90,7 @@ def multi_run(two_planted, tmp_path_factory):
     paths = [str(save_csv(b, root / f"{b.name}.csv")) for b, *_ in two_planted]
     out = root / "run"
     res = CliRunner().invoke(main, ["evolve", "--benchmark", paths[0], "--benchmark", paths[1], "--population", "16",
-                                    "--generations", "3", "--train-size", "40", "--select", "val", "--val-frac", "0.25",
+                                    "--generations", "3", "--train-size", "40", "--select", "val",
                                     "--out", str(out), "--threads", "1"])
     assert res.exit_code == 0, res.output
     return out, res.output, paths

@@ -259,7 +259,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
                population: int = 64, generations: int = 20, seed: int = 0, k: Optional[int] = 256,
                train_size: int = 200, batch_size: int = 8, workers: int = 0, resume: bool = False,
                resolution: Optional[Tuple[int, int]] = None, top: int = 5, heldout_size: Optional[int] = None,
-               fitness: str = "mean", terminals: str = "all", select: str = "train", val_frac: float = 0.0,
+               fitness: str = "mean", terminals: str = "all", select: str = "train", val_frac: Optional[float] = None,
                batch: str = "auto", data_seed: Optional[int] = None, cache_dir: Optional[str] = None,
                log: Callable[[str], None] = print) -> dict:
     """Evolve proxies on the training splits of one or several benchmarks and report every split.
@@ -267,7 +267,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
     ``benchmark``: a name or path, or a list of them. ``fitness``: 'mean' or 'min' of the per-benchmark
     training Kendall tau. ``terminals``: 'all', 'stats' or 'sizes'. ``select``: choose the final proxy
     among the hall of fame by aggregated training ('train') or validation ('val', needs ``val_frac`` > 0)
-    Kendall. ``data_seed`` (default ``seed``) sets splits, batches and network weights, ``seed`` the
+    Kendall; ``val_frac`` defaults to 0.25 with 'val', else 0). ``data_seed`` (default ``seed``) sets splits, batches and network weights, ``seed`` the
     evolution. Writes ``best_proxy.json``, ``hall_of_fame.json``, ``log.jsonl``, ``checkpoint.json``,
     ``proxy.png``, ``evolution.png`` and ``summary.json`` into ``out_dir``; returns the summary dict.
     """
@@ -279,6 +279,8 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
     from .fitness import FITNESS_AGGREGATES, MultiEvaluator, ProxyEvaluator
 
     out = Path(out_dir)
+    if val_frac is None:
+        val_frac = 0.25 if select == "val" else 0.0
     specs = [benchmark] if isinstance(benchmark, str) else list(benchmark)
     run = {"benchmarks": specs, "metric": metric, "k": k, "train_size": train_size, "batch_size": batch_size,
            "resolution": list(resolution) if resolution else None, "heldout_size": heldout_size, "fitness": fitness,
@@ -291,7 +293,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
             run["benchmarks"] = [old["benchmark"]]
             run.pop("benchmark", None)
         population, seed = saved["config"]["population"], saved["config"]["seed"]
-        terminals = saved["config"].get("terminals", "all")
+        terminals = saved["config"].get("terminals", "all")  # checkpoints of earlier versions: all terminals
         specs, metric, k = run["benchmarks"], run["metric"], run["k"]
         train_size, batch_size, heldout_size = run["train_size"], run["batch_size"], run.get("heldout_size")
         resolution = tuple(run["resolution"]) if run.get("resolution") else None
