@@ -69,8 +69,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--discovered", required=True)
     ap.add_argument("--handcrafted", required=True)
-    ap.add_argument("--transferred", default=None,
-                    help="a proxy evolved without this benchmark (leave-one-benchmark-out): method e")
+    ap.add_argument("--transferred", action="append", default=[], metavar="FILE[=LABEL]",
+                    help="a proxy evolved without this benchmark (leave-one-benchmark-out): methods e (repeatable)")
     ap.add_argument("--max-latency", type=float, required=True)
     ap.add_argument("--budget", type=int, default=300)
     ap.add_argument("--k", type=int, default=3)
@@ -91,8 +91,10 @@ def main() -> int:
     searches = {}
     methods_in = [("a: discovered proxy", a.discovered, "search_discovered"),
                   (f"b: {a.handcrafted}", a.handcrafted, f"search_{a.handcrafted}")]
-    if a.transferred:
-        methods_in.append(("e: transferred proxy (LOBO)", a.transferred, "search_transferred"))
+    for spec in a.transferred:
+        path, _, label = spec.partition("=")
+        methods_in.append((f"e: transferred proxy (LOBO{', ' + label if label else ''})", path,
+                           f"search_transferred{'_' + label if label else ''}"))
     for method, spec, sub in methods_in:
         sdir = out / sub
         s = run_search(space, spec, lut, a.max_latency, a.budget, sdir, top_k=a.k, seed=a.seed, resume=True,
