@@ -96,14 +96,11 @@ def heldout_data(name: str):
 
 def score_heldout(tokens, name: str) -> np.ndarray:
     """The proxy's scores on a benchmark's held-out architectures (NaN if it fails there)."""
-    import torch
+    from saswot_gp.evolution.job import proxy_scores
     from saswot_gp.proxy import Proxy
     d = heldout_data(name)
-    try:
-        with torch.no_grad():
-            return Proxy(tokens).evaluate(d.ptest).numpy()
-    except (RuntimeError, ValueError, IndexError):
-        return np.full(len(d.test), np.nan)
+    s = proxy_scores(Proxy(tokens), d.ptest)
+    return np.full(len(d.test), np.nan) if s is None else s
 
 
 def run_lobo(variant: str, seeds, folds) -> None:
@@ -185,6 +182,7 @@ def chosen_handcrafted(train_benches) -> str:
 
 
 def lobo_table(variant: str) -> dict:
+    from saswot_gp.handcrafted import handcrafted_proxies
     rows = {}
     for left in BENCHES + list(FAMILY_OUT):
         targets = FAMILY_OUT.get(left, [left])
@@ -205,8 +203,9 @@ def lobo_table(variant: str) -> dict:
                 continue
             base = baselines(name)
             best = max(base, key=base.get)
-            bs = registry_scores(name).get(best.split(" ")[0]) if best.endswith("(live)") else \
-                score_heldout(__import__("saswot_gp.handcrafted", fromlist=["x"]).handcrafted_proxies()[best.split(" ")[0]].tokens, name)
+            measure = best.split(" ")[0]
+            bs = registry_scores(name).get(measure) if best.endswith("(live)") else \
+                score_heldout(handcrafted_proxies()[measure].tokens, name)
             mean_tau = lambda idx: float(np.mean([kendall(s[idx], t[idx]) for s in scores]))  # noqa: E731
             diff = lambda idx: mean_tau(idx) - kendall(bs[idx], t[idx])  # noqa: E731
             key = name if left == name else f"{name} (without {left})"
@@ -302,6 +301,11 @@ def nwot_table() -> dict:
     return out
 
 
+def _md_table(title: str, head: str, align: str, rows) -> list:
+    """Lines of one report section: title, header, alignment row, one line per row, blank line."""
+    return [title, "", head, align, *rows, ""]
+
+
 def _f(x, spec=".3f"):
     return "nan" if x is None or not np.isfinite(x) else format(x, spec)
 
@@ -368,18 +372,15 @@ def report() -> None:
         for r in g["runs"]:
             L.append(f"| {r['run']} | {_f(r['train_kendall'])} | {_f(r['val_kendall'])} | {_f(r['heldout_kendall'])} | `{r['sympy']}` |")
         L.append("")
-    L += ["## The shipped general proxy `saswot` on each benchmark's held-out architectures", "",
-          "| benchmark | saswot | best hand-designed there (oracle) | its Kendall | nwot (live) | params (live) |",
-          "|---|---:|---|---:|---:|---:|"]
-    for b, r in res["shipped"].items():
-        L.append(f"| {b} | {_f(r['saswot'])} | {r['best_handcrafted']} | {_f(r['best_handcrafted_kendall'])} | "
-                 f"{_f(r['nwot (live)'])} | {_f(r['params (live)'])} |")
-    L.append("")
-    L += ["## NWOT in the proxy language vs the registry's live measure (held-out Kendall)", "",
-          "| benchmark | live nwot | nwot_a(A) (language) | nwot_layers (per-layer sum) |", "|---|---:|---:|---:|"]
-    for b, r in res["nwot"].items():
-        L.append(f"| {b} | {_f(r['live nwot'])} | {_f(r['nwot_a(A)'])} | {_f(r['nwot_layers'])} |")
-    L.append("")
+    L += _md_table("## The shipped general proxy `saswot` on each benchmark's held-out architectures",
+                   "| benchmark | saswot | best hand-designed there (oracle) | its Kendall | nwot (live) | params (live) |",
+                   "|---|---:|---|---:|---:|---:|",
+                   [f"| {b} | {_f(r['saswot'])} | {r['best_handcrafted']} | {_f(r['best_handcrafted_kendall'])} | "
+                    f"{_f(r['nwot (live)'])} | {_f(r['params (live)'])} |" for b, r in res["shipped"].items()])
+    L += _md_table("## NWOT in the proxy language vs the registry's live measure (held-out Kendall)",
+                   "| benchmark | live nwot | nwot_a(A) (language) | nwot_layers (per-layer sum) |", "|---|---:|---:|---:|",
+                   [f"| {b} | {_f(r['live nwot'])} | {_f(r['nwot_a(A)'])} | {_f(r['nwot_layers'])} |"
+                    for b, r in res["nwot"].items()])
     L += ["## Relative spread (q95 - q5) / max(|q5|, |q95|) on the held-out architectures", "",
           "| benchmark | smallest among hand-designed (which) | median of hand-designed | earlier winners (min) |",
           "|---|---|---:|---:|"]

@@ -12,6 +12,7 @@ from scipy import stats as sstats
 from ..proxy import Proxy
 
 INVALID = -1.0
+NUMERICAL_ACCIDENTS = (RuntimeError, ValueError, FloatingPointError, IndexError)  # a candidate failing so is invalid
 
 
 MIN_SPREAD = 1e-3  # robust relative spread below which scores count as near-constant (see relative_spread)
@@ -76,12 +77,16 @@ class ProxyEvaluator:
         with torch.no_grad():
             return Proxy(tokens).evaluate(self.packed).numpy()
 
+    def judge(self, scores) -> Tuple[float, bool, str]:
+        """Rank quality of precomputed scores against this split's target."""
+        return rank_quality(scores, self.target, self.min_unique_frac)
+
     def __call__(self, tokens: Sequence[str]) -> Tuple[float, bool, str]:
         try:
             s = self.scores(tokens)
-        except (RuntimeError, ValueError, FloatingPointError, IndexError) as exc:  # numerical accident
+        except NUMERICAL_ACCIDENTS as exc:
             return INVALID, False, f"error: {type(exc).__name__}"
-        return rank_quality(s, self.target, self.min_unique_frac)
+        return self.judge(s)
 
 
 FITNESS_AGGREGATES = ("mean", "min")
@@ -113,9 +118,9 @@ class MultiEvaluator:
             if key not in scored:
                 try:
                     scored[key] = ev.scores(tokens)
-                except (RuntimeError, ValueError, FloatingPointError, IndexError) as exc:  # numerical accident
+                except NUMERICAL_ACCIDENTS as exc:
                     return INVALID, False, f"{name}: error: {type(exc).__name__}"
-            tau, valid, reason = rank_quality(scored[key], ev.target, ev.min_unique_frac)
+            tau, valid, reason = ev.judge(scored[key])
             if not valid:
                 return INVALID, False, f"{name}: {reason}"
             taus.append(tau)

@@ -119,14 +119,16 @@ def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, tr
 _SCORE_MEMO: Dict[tuple, Optional[np.ndarray]] = {}  # (tokens, id(packed)) -> scores, within one report
 
 
-def _scores(proxy, packed: PackedStats) -> Optional[np.ndarray]:
+def proxy_scores(proxy, packed: PackedStats) -> Optional[np.ndarray]:
+    """The proxy's scores on packed statistics, or None after a numerical accident (memoised within a report)."""
+    from .fitness import NUMERICAL_ACCIDENTS
     key = (tuple(proxy.tokens), id(packed))
     if key in _SCORE_MEMO:
         return _SCORE_MEMO[key]
     try:
         with torch.no_grad():
             out = proxy.evaluate(packed).numpy()
-    except (RuntimeError, ValueError, FloatingPointError, IndexError):
+    except NUMERICAL_ACCIDENTS:
         out = None
     if len(_SCORE_MEMO) < 10_000:
         _SCORE_MEMO[key] = out
@@ -148,7 +150,7 @@ def proxy_figures(proxy, data: Sequence[BenchmarkData]) -> Dict[str, Dict[str, f
         for part, packed, bench in (("train", d.ptrain, d.train), ("val", d.pval, d.val), ("heldout", d.ptest, d.test)):
             if packed is None:
                 continue
-            c = _corr(_scores(proxy, packed), bench.target)
+            c = _corr(proxy_scores(proxy, packed), bench.target)
             row[f"{part}_kendall"], row[f"{part}_spearman"] = c["kendall"], c["spearman"]
         out[d.name] = row
     return out
@@ -178,7 +180,7 @@ def rank_signature(proxy, data: Sequence[BenchmarkData]) -> Optional[tuple]:
         for packed in (d.ptrain, d.pval, d.ptest):
             if packed is None:
                 continue
-            s = _scores(proxy, packed)
+            s = proxy_scores(proxy, packed)
             if s is None:
                 return None
             sig.append(tuple(sstats.rankdata(s, method="min").astype(int)))
@@ -200,21 +202,30 @@ def dedupe_by_ranking(entries: Sequence[dict], data: Sequence[BenchmarkData], li
     return out
 
 
+def reference_figures(d: BenchmarkData) -> List[dict]:
+    """Held-out Kendall and Spearman of every precomputed score column of the benchmark file (at least 3 finite values)."""
+    from .fitness import correlations
+    out = []
+    for col, vals in sorted(d.test.reference.items()):
+        n = int(np.isfinite(vals).sum())
+        c = correlations(vals, d.test.target)
+        if n >= 3 and np.isfinite(c["kendall"]):
+            out.append({"name": f"{col} (file)", "benchmark": d.name, "heldout_kendall": c["kendall"],
+                        "heldout_spearman": c["spearman"], "n": n})
+    return out
+
+
 def best_handcrafted(data: Sequence[BenchmarkData]) -> Dict[str, dict]:
     """Per benchmark: every hand-designed proxy of the proxy language and every precomputed score of the
     benchmark file on the held-out architectures, and the best of them by held-out Kendall."""
     from ..handcrafted import handcrafted_proxies
-    from .fitness import correlations
     out = {}
     for d in data:
         cands = {}
         for name, p in handcrafted_proxies().items():
-            cands[name] = _corr(_scores(p, d.ptest), d.test.target)
-        for col, vals in sorted(d.test.reference.items()):
-            if np.isfinite(vals).sum() >= 3:
-                c = correlations(vals, d.test.target)
-                if np.isfinite(c["kendall"]):
-                    cands[f"{col} (file)"] = c
+            cands[name] = _corr(proxy_scores(p, d.ptest), d.test.target)
+        for r in reference_figures(d):
+            cands[r["name"]] = {"kendall": r["heldout_kendall"], "spearman": r["heldout_spearman"]}
         finite = {n: c for n, c in cands.items() if np.isfinite(c["kendall"])}
         best = max(finite, key=lambda n: finite[n]["kendall"]) if finite else None
         out[d.name] = {"all": cands, "best": best,
@@ -356,14 +367,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
     for name, p in handcrafted_proxies().items():
         row = {"name": name, "tokens": p.tokens, "expression": p.expression(), "size": p.size, "sympy": str(p.sympy())}
         hand.append(_with_aggregates(row, proxy_figures(p, data), fitness))
-    from .fitness import correlations
-    reference = []
-    for d in data:
-        for col, vals in sorted(d.test.reference.items()):
-            c = correlations(vals, d.test.target)
-            if np.isfinite(vals).sum() >= 3 and np.isfinite(c["kendall"]):
-                reference.append({"name": f"{col} (file)", "benchmark": d.name, "heldout_kendall": c["kendall"],
-                                  "heldout_spearman": c["spearman"], "n": int(np.isfinite(vals).sum())})
+    reference = [r for d in data for r in reference_figures(d)]
     best_hand = best_handcrafted(data)
     per_bench = []
     for d in data:

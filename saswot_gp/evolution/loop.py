@@ -81,17 +81,19 @@ class EvolutionResult:
         return Proxy(self.hall_of_fame[0]["tokens"], name="best")
 
 
-def gen_typed(pset, min_: int, max_: int, type_=None, full: Optional[bool] = None) -> list:
+def gen_typed(pset, min_: int, max_: int, type_=None, full: Optional[bool] = None,
+              dist: Optional[dict] = None) -> list:
     """Ramped half-and-half generation of a typed tree (as DEAP's ``genHalfAndHalf``) for primitive sets in
     which some type has no terminal (``--terminals stats``: no layer-scalar or score terminal).
 
     Where DEAP would need a terminal of such a type it places the primitive closest to the leaves (one
     whose inputs all have terminals, e.g. a reduction of ``W``), so trees may end one or two levels below
-    ``max_``; the static limits still apply to every offspring.
+    ``max_``; the static limits still apply to every offspring. ``dist``: :func:`_leaf_distance` of ``pset``
+    (computed here when not given; the toolbox passes it once).
     """
     type_ = pset.ret if type_ is None else type_
     full = random.random() < 0.5 if full is None else full
-    dist = _leaf_distance(pset)
+    dist = _leaf_distance(pset) if dist is None else dist
     height = random.randint(min_, max_)
     expr, stack = [], [(0, type_)]
     while stack:
@@ -127,9 +129,9 @@ def _has_all_terminals(pset) -> bool:
     return all(pset.terminals[t] for t in list(pset.primitives) + [pset.ret])
 
 
-def _mutate_any(individual, pset, expr):
+def _mutate_any(individual, pset, expr, can_insert: bool = True):
     op = random.randrange(4)
-    if op == 3 and not _has_all_terminals(pset):
+    if op == 3 and not can_insert:
         op = 1  # insertion needs a terminal of every argument type; node replacement instead
     if op == 0:
         return gp.mutUniform(individual, expr=expr, pset=pset)
@@ -168,12 +170,13 @@ def make_toolbox(cfg: EvolutionConfig, pset=None, map_fn: Callable = map) -> bas
     tb = base.Toolbox()
     tb.pset = pset
     complete = _has_all_terminals(pset)  # DEAP's generators need a terminal of every type
-    tb.register("expr", gp.genHalfAndHalf if complete else gen_typed, pset=pset, min_=cfg.init_min, max_=cfg.init_max)
+    typed = None if complete else functools.partial(gen_typed, dist=_leaf_distance(pset))
+    tb.register("expr", gp.genHalfAndHalf if complete else typed, pset=pset, min_=cfg.init_min, max_=cfg.init_max)
     tb.register("individual", tools.initIterate, creator.ProxyIndividual, tb.expr)
     tb.register("select", tools.selTournament, tournsize=cfg.tournament)
     tb.register("mate", cx_one_point)
-    tb.register("expr_mut", gp.genFull if complete else functools.partial(gen_typed, full=True), min_=0, max_=2)
-    tb.register("mutate", _mutate_any, pset=pset, expr=tb.expr_mut)
+    tb.register("expr_mut", gp.genFull if complete else functools.partial(typed, full=True), min_=0, max_=2)
+    tb.register("mutate", _mutate_any, pset=pset, expr=tb.expr_mut, can_insert=complete)
     for name in ("mate", "mutate"):
         tb.decorate(name, gp.staticLimit(key=lambda ind: ind.height, max_value=cfg.max_height))
         tb.decorate(name, gp.staticLimit(key=len, max_value=cfg.max_size))

@@ -45,12 +45,13 @@ class PackedStats:
         self._seg = {"W": self.w_seg, "A": self.a_seg, "L": self.layer_arch}
         self._n = {"W": self.n_layers, "A": self.n_layers, "L": self.n_archs}
         w_cnt = torch.bincount(self.w_seg, minlength=self.n_layers).double()
-        a_cnt = torch.bincount(self.a_seg, minlength=self.n_layers).double() * self.batch_size
+        a_rows = torch.bincount(self.a_seg, minlength=self.n_layers)  # sketched positions per layer
+        a_cnt = a_rows.double() * self.batch_size
         l_cnt = torch.bincount(self.layer_arch, minlength=self.n_archs).double()
         self._count = {"W": w_cnt, "A": a_cnt, "L": l_cnt}
         # segments are contiguous and in order (statistics are concatenated layer by layer, architecture by
         # architecture), so segment reductions run on lengths (torch.segment_reduce, ~3x faster than index_add)
-        self._lengths = {"W": w_cnt.long(), "A": torch.bincount(self.a_seg, minlength=self.n_layers), "L": l_cnt.long()}
+        self._lengths = {"W": w_cnt.long(), "A": a_rows, "L": l_cnt.long()}
         self._contiguous = all(bool((seg[1:] >= seg[:-1]).all()) for seg in self._seg.values())
         self._scale = {"W": w_numel / w_cnt, "A": a_numel / a_cnt, "L": torch.ones(self.n_archs, dtype=torch.float64)}
         self._groups = None
@@ -101,7 +102,7 @@ class PackedStats:
         Layers are grouped by row count, so this is one batched matmul per distinct count.
         """
         if self._groups is None:
-            counts = torch.bincount(self.a_seg, minlength=self.n_layers)
+            counts = self._lengths["A"]
             starts = torch.cumsum(counts, 0) - counts
             self._groups = []
             for r in torch.unique(counts).tolist():
