@@ -229,3 +229,132 @@ def test_bad_labels_are_a_user_error(tiny, tiny_batch):
     ignored = labels.clone()
     ignored[:, :4] = 255
     assert math.isfinite(compute_measures(model, images, ignored, names=["snip"])["snip"])
+
+
+# ------------------------------------------------------------------------------- zen (Zen-NAS reference)
+
+def _zen_draws(gen, w_shape, x_shape):
+    """What zen draws per repeat from its seeded generator: weights (module order), then x, then e."""
+    w = torch.randn(w_shape, generator=gen).double()
+    x = torch.randn(x_shape, generator=gen).double()
+    e = torch.randn(x_shape, generator=gen).double()
+    return w, x, e
+
+
+def _zen_by_hand(w, x, e, gamma, rv):
+    """1x1 conv (weight w, bias 0) -> train-mode BatchNorm2d (affine 1 / 0, momentum 0.1, eps 1e-5),
+    written with plain tensor ops: (score, running_var after the two forwards)."""
+    def conv(inp):
+        return torch.einsum("oc,nchw->nohw", w.reshape(w.shape[0], w.shape[1]), inp)
+
+    def bn(y):
+        mu = y.mean((0, 2, 3), keepdim=True)
+        return (y - mu) / torch.sqrt(y.var((0, 2, 3), unbiased=False, keepdim=True) + 1e-5)
+
+    y1, y2 = conv(x), conv(x + gamma * e)
+    rv = 0.9 * rv + 0.1 * y1.var((0, 2, 3), unbiased=True)
+    rv = 0.9 * rv + 0.1 * y2.var((0, 2, 3), unbiased=True)
+    delta = float((bn(y1) - bn(y2)).abs().sum((1, 2, 3)).mean())
+    return math.log(delta) + math.log(math.sqrt(float(rv.mean()))), rv
+
+
+def _conv_bn(c_in=2, c_out=3):
+    model = nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=True), nn.BatchNorm2d(c_out)).double()
+    with torch.no_grad():                              # the caller's values: redrawn, reset or unused by zen
+        model[0].bias.fill_(0.7)
+        model[1].weight.fill_(2.5)
+        model[1].bias.fill_(-1.0)
+        model[1].running_var.fill_(7.0)
+        model[1].running_mean.fill_(3.0)
+    return model
+
+
+def test_zen_matches_the_published_definition_by_hand():
+    model = _conv_bn()
+    before = _state(model)
+    images = torch.zeros(4, 2, 5, 6, dtype=torch.float64)
+    labels = torch.zeros(4, 5, 6, dtype=torch.long)
+    zen = get_measure("zen")
+    for seed, gamma in [(0, 1e-2), (3, 0.5)]:
+        gen = torch.Generator().manual_seed(seed)
+        w, x, e = _zen_draws(gen, (3, 2, 1, 1), images.shape)
+        want, rv = _zen_by_hand(w, x, e, gamma, torch.ones(3, dtype=torch.float64))
+        assert zen(model, images, labels, seed=seed, mixup_gamma=gamma) == pytest.approx(want, abs=1e-8)
+        # repeat = 2: fresh weights and inputs, running statistics carried over, scores averaged
+        w, x, e = _zen_draws(gen, (3, 2, 1, 1), images.shape)
+        want2, _ = _zen_by_hand(w, x, e, gamma, rv)
+        got = zen(model, images, labels, seed=seed, mixup_gamma=gamma, repeat=2)
+        assert got == pytest.approx((want + want2) / 2, abs=1e-8)
+    assert _same(before, _state(model))                # caller's weights and BN buffers untouched
+    assert compute_measures(model, images, labels, names=["zen"], seed=3)["zen"] == zen(model, images, labels, seed=3)
+
+
+def test_zen_keeps_transposed_convolution_weights():
+    """As the reference, only Conv2d / Linear are redrawn: the caller's ConvTranspose2d weights count."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 1, bias=False), nn.BatchNorm2d(2),
+                          nn.ConvTranspose2d(2, 1, 2, stride=2)).double()
+    images = torch.zeros(3, 1, 4, 4, dtype=torch.float64)
+    labels = torch.zeros(3, 8, 8, dtype=torch.long)
+    a = get_measure("zen")(model, images, labels, seed=1)
+    w0 = model[2].weight.detach().clone()
+    with torch.no_grad():
+        model[2].weight.mul_(2.0)                      # output difference doubles; the bias cancels in it
+        model[2].bias.fill_(5.0)
+    b = get_measure("zen")(model, images, labels, seed=1)
+    assert math.isfinite(a) and b == pytest.approx(a + math.log(2.0), abs=1e-9)
+    assert torch.equal(model[2].weight, 2 * w0)
+    # the earlier batch-variance definition redraws transposed convolutions too
+    old_b = get_measure("zen")(model, images, labels, seed=1, bn_stat="batch_var")
+    with torch.no_grad():
+        model[2].weight.copy_(w0)
+    old_a = get_measure("zen")(model, images, labels, seed=1, bn_stat="batch_var")
+    assert old_a == old_b and math.isfinite(old_a)
+
+
+class _DeadBranch(nn.Module):
+    """conv -> BN plus a second BN that only ever sees zeros (a dead branch)."""
+
+    def __init__(self, momentum=0.1):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 1, bias=False)
+        self.bn = nn.BatchNorm2d(3)
+        self.dead = nn.BatchNorm2d(3, momentum=momentum)
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        return y + self.dead(torch.zeros_like(y))
+
+
+def test_zen_counts_batchnorm_layers_that_see_only_zeros():
+    images = torch.zeros(4, 2, 5, 6, dtype=torch.float64)
+    labels = torch.zeros(4, 5, 6, dtype=torch.long)
+    w, x, e = _zen_draws(torch.Generator().manual_seed(2), (3, 2, 1, 1), images.shape)
+    base, _ = _zen_by_hand(w, x, e, 1e-2, torch.ones(3, dtype=torch.float64))
+    zen = get_measure("zen")
+    # running_var of the dead layer: 1 -> 0.9 -> 0.81, so it adds log sqrt(0.81); it is not skipped
+    got = zen(_DeadBranch().double(), images, labels, seed=2)
+    assert got == pytest.approx(base + 0.5 * math.log(0.81), abs=1e-8)
+    live = nn.Sequential(nn.Conv2d(2, 3, 1, bias=False), nn.BatchNorm2d(3)).double()
+    assert zen(_DeadBranch().double(), images, labels, seed=2, bn_stat="batch_var") == pytest.approx(
+        zen(live, images, labels, seed=2, bn_stat="batch_var"), abs=1e-12)      # the earlier definition skips it
+    # a cumulative-average BN fed zeros has running_var 0: log 0 = -inf, reported as NaN, no exception
+    dead = _DeadBranch(momentum=None).double()
+    assert zen.raw(dead, images, labels, seed=2) == -math.inf
+    assert math.isnan(zen(dead, images, labels, seed=2))
+    assert math.isnan(compute_measures(dead, images, labels, names=["zen"], seed=2)["zen"])
+    nostats = _DeadBranch().double()
+    nostats.bn.track_running_stats = False
+    nostats.bn.running_var = None
+    nostats.bn.running_mean = None
+    assert math.isnan(zen(nostats, images, labels, seed=2))
+
+
+def test_zen_options_are_checked(tiny, tiny_batch):
+    model = build_model(tiny, TINY[0], 0)
+    with pytest.raises(SaswotError):
+        get_measure("zen")(model, *tiny_batch, bn_stat="mean")
+    with pytest.raises(SaswotError):
+        get_measure("zen")(model, *tiny_batch, repeat=0)
+    a = get_measure("zen")(model, *tiny_batch)
+    b = get_measure("zen")(model, *tiny_batch, bn_stat="batch_var")
+    assert math.isfinite(a) and math.isfinite(b) and a != b
