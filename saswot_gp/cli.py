@@ -6,7 +6,9 @@ import sys
 
 import click
 
+from .commands import resume_hint
 from .errors import SaswotError
+from .spaces.base import parse_resolution
 
 
 def _k_option(value: str):
@@ -21,23 +23,20 @@ def _k_option(value: str):
     return k
 
 
-def _resolution(value):
-    if value is None:
-        return None
-    try:
-        h, w = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}; expected HxW such as 64x64") from None
-    return h, w
-
-
 class _Group(click.Group):
+    """Every command's errors in one place: a SaswotError is one line (exit 2); Ctrl-C says how to resume
+    (the command's ``ctx.meta["resume_hint"]``; exit 130)."""
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except SaswotError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            hint = ctx.meta.get("resume_hint")
+            click.echo(f"\ninterrupted{'; ' + hint if hint else ''}", err=True)
+            sys.exit(130)
 
 
 @click.group(cls=_Group)
@@ -63,12 +62,14 @@ def main():
 @click.option("--batch", type=click.Choice(["auto", "synthetic", "natural", "digits"]), default="auto", show_default=True,
               help="statistics batch: auto (digit scenes for digits-trained benchmarks, else synthetic), or one kind for all")
 @click.option("--population", default=64, show_default=True, type=click.IntRange(4))
-@click.option("--generations", default=20, show_default=True, type=click.IntRange(0))
+@click.option("--generations", default=None, type=click.IntRange(0),
+              help="generations after the initial population [default: 20; with --resume: the checkpoint's, or more to extend it]")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--data-seed", default=None, type=int, help="seed of splits, batches and weights (default: --seed)")
 @click.option("--out", "out_dir", default="runs/evolve", show_default=True, type=click.Path(file_okay=False))
 @click.option("--resume", "resume_dir", default=None, type=click.Path(file_okay=False),
               help="continue the run in DIR (settings come from its checkpoint; --generations may extend it)")
+@click.option("--overwrite", is_flag=True, help="replace the run already in --out (default: refuse it)")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
               help="statistics cache shared between runs (default: OUT/stats_cache)")
 @click.option("--k", "k", default="256", show_default=True, help="sketch size per tensor, or 'full'")
@@ -77,19 +78,21 @@ def main():
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(2))
 @click.option("--resolution", default=None, help="HxW of the statistics batch (default: the space's input size)")
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(0), help="process pool size (0 = serial)")
-@click.option("--threads", default=2, show_default=True, type=click.IntRange(1), help="torch threads")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
+              help="torch threads (1 is fastest for these small networks; more only helps on idle cores)")
 def evolve(benchmarks, metric, fitness, terminals, select, val_frac, batch, population, generations, seed, data_seed,
-           out_dir, resume_dir, cache_dir, k, train_size, heldout_size, batch_size, resolution, workers, threads):
+           out_dir, resume_dir, overwrite, cache_dir, k, train_size, heldout_size, batch_size, resolution, workers, threads):
     """Evolve a proxy on one or several benchmarks and report it beside the hand-designed proxies."""
     import torch
     from .evolution.job import format_table, run_evolve
     torch.set_num_threads(threads)
+    resume_hint(f"continue with: saswot-gp evolve --resume {resume_dir or out_dir} (from the last finished generation)")
     summary = run_evolve(benchmark=list(benchmarks), metric=metric, out_dir=resume_dir or out_dir, population=population,
                          generations=generations, seed=seed, k=_k_option(k), train_size=train_size,
                          batch_size=batch_size, workers=workers, resume=resume_dir is not None, heldout_size=heldout_size,
-                         resolution=_resolution(resolution), fitness=fitness, terminals=terminals, select=select,
+                         resolution=parse_resolution(resolution), fitness=fitness, terminals=terminals, select=select,
                          val_frac=val_frac, batch=batch, data_seed=data_seed, cache_dir=cache_dir,
-                         log=lambda m: click.echo(m, err=True))
+                         overwrite=overwrite, log=lambda m: click.echo(m, err=True))
     click.echo(f"\n{summary['benchmark']} ({summary['metric']}): {summary['n_train']} train / "
                f"{summary['n_heldout']} held-out architectures; Kendall tau and Spearman rho")
     click.echo(format_table(summary))
@@ -158,7 +161,7 @@ def operators(typ):
 @click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
 @click.option("--lr", default=None, type=float)
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--threads", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch threads")
 @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False), help="checkpoint file (written atomically)")
 @click.option("--resume", is_flag=True, help="continue from --checkpoint")
 def train(arch, space, input_size, base_width, data, root, steps, epochs, batch_size, optimizer, lr, seed, threads,
@@ -171,6 +174,8 @@ def train(arch, space, input_size, base_width, data, root, steps, epochs, batch_
     if resume and not checkpoint:
         raise SaswotError("--resume needs --checkpoint FILE")
     skw = {k: v for k, v in (("input_size", input_size), ("base_width", base_width)) if v is not None}
+    resume_hint(f"add --resume to the same command to continue from {checkpoint} (saved every tenth of the steps)"
+                if checkpoint else "nothing was saved: give --checkpoint FILE to make a training resumable")
 
     def progress(info):
         if info.get("step") and info.get("steps") and (info["step"] % max(10, info["steps"] // 10) == 0
@@ -212,6 +217,7 @@ def bench_build(space, data, n, seeds, repeat, steps, batch_size, optimizer, lr,
     """Train N sampled architectures (append-only, resumable CSV; one row per architecture and seed)."""
     from .benchbuild import build, noise_ceiling
     skw = {k: v for k, v in (("input_size", input_size), ("base_width", base_width)) if v is not None}
+    resume_hint(f"run the same command again to continue: the rows already in {out} are kept")
     build(out, space=space, data=data, n=n, seeds=seeds, repeat=repeat, steps=steps, batch_size=batch_size,
           optimizer=optimizer, lr=lr, warmup=warmup, sampler=sampler, space_kwargs=skw, workers=workers,
           log=lambda m: click.echo(m, err=True))

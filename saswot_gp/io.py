@@ -1,4 +1,4 @@
-"""Atomic file writes (temporary file in the same folder, then ``os.replace``) and JSON helpers."""
+"""File helpers: atomic writes (temporary file in the same folder, then ``os.replace``), JSON, checkpoints, run folders."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, Sequence, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -59,3 +59,41 @@ def append_jsonl(path: PathLike, obj: Any) -> None:
         fh.write(json.dumps(obj) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def read_checkpoint(path: PathLike, fmt: str, keys: Sequence[str]) -> dict:
+    """Read a JSON checkpoint for resuming: missing, unparsable, of another format or lacking one of ``keys``
+    is a one-line SaswotError (the one reader every resumable command uses)."""
+    from .errors import SaswotError
+    p = Path(path)
+    if not p.is_file():
+        raise SaswotError(f"cannot resume: {str(p)!r} not found; start a new run without --resume")
+    doc = read_json(p, f"cannot resume: checkpoint {str(p)!r}", "start a new run without --resume")
+    missing = [k for k in keys if not isinstance(doc, dict) or k not in doc]
+    if not isinstance(doc, dict) or doc.get("format") != fmt or missing:
+        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        what = f"format {got!r}" if got != fmt else f"missing {', '.join(missing)}"
+        raise SaswotError(f"cannot resume: {str(p)!r} is not a saswot-gp checkpoint ({what}; expected format {fmt!r})")
+    return doc
+
+
+def prepare_run_dir(out: PathLike, run_files: Sequence[str], resume: bool, overwrite: bool,
+                    resume_hint: str) -> Path:
+    """Create the run folder ``out``; refuse one that already holds a run (any of ``run_files``) unless
+    ``resume`` (continue it) or ``overwrite`` (its run files are deleted first). ``resume_hint`` names the
+    option that resumes it, for the message."""
+    from .errors import SaswotError
+    out = Path(out)
+    if resume and overwrite:
+        raise SaswotError("--resume and --overwrite exclude each other; expected one of them")
+    if out.exists() and not out.is_dir():
+        raise SaswotError(f"output folder {str(out)!r} is a file; expected a folder")
+    present = [f for f in run_files if (out / f).exists()]
+    if present and not resume:
+        if not overwrite:
+            raise SaswotError(f"{str(out)!r} already holds a run ({present[0]}); continue it with {resume_hint} "
+                              f"or replace it with --overwrite")
+        for f in present:
+            (out / f).unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -37,7 +37,7 @@ def default_batch(bench: Benchmark, n: int = 8, seed: int = 0, resolution: Optio
     """
     from .spaces import get_space
     sp = get_space(bench.space, **bench.space_kwargs)
-    size = tuple(resolution or sp.input_size)
+    size = sp.check_resolution(resolution)
     src = batch_source(bench, kind)
     if src == "digits":
         if sp.num_classes < 11:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import random
 import time
@@ -29,11 +28,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from .errors import SaswotError
-from .io import atomic_write_json, atomic_write_text
+from .io import atomic_write_json, atomic_write_text, prepare_run_dir, read_checkpoint
 from .latency import LatencyTable, space_kwargs
 
 CHECKPOINT = "checkpoint.json"
 CHECKPOINT_FORMAT = "saswot-gp-search-checkpoint"
+RUN_FILES = (CHECKPOINT, "top.csv", "top.json")  # what marks a folder as holding a search
 MUTATION_TRIES = 50
 SAMPLE_TRIES = 10000
 BATCH_KINDS = ("digits", "synthetic")
@@ -162,13 +162,16 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
                out_dir: Union[str, Path], top_k: int = 10, seed: int = 0, population: int = 50,
                sample_size: int = 10, batch: str = "digits", batch_size: int = 8, k: Optional[int] = 256,
                resume: bool = False, checkpoint_every: int = 5, progress: Optional[Progress] = None,
-               log: Optional[Callable[[str], None]] = None) -> Dict[str, object]:
+               log: Optional[Callable[[str], None]] = None, overwrite: bool = False,
+               train_time: Optional[float] = None) -> Dict[str, object]:
     """Aging evolution over ``space`` scored by ``proxy`` under ``max_latency_ms`` (LUT-predicted); writes OUT.
 
     Writes OUT/checkpoint.json (atomic, every ``checkpoint_every`` scores and at the end), OUT/top.csv and
     OUT/top.json; returns the summary (``top``, ``scored``, ``wall_s``, ``archs_per_s``, ...). With ``resume``
-    an existing checkpoint is continued (its settings must match; ``budget`` may grow).
-    ``progress(scored, budget, arch, score)`` is called after each new score.
+    an existing checkpoint is continued (its settings must match; ``budget`` may grow); without it a folder that
+    holds a search is refused unless ``overwrite``.
+    ``progress(scored, budget, arch, score)`` is called after each new score. ``train_time``: measured seconds to
+    train one network, to report what training every scored candidate would cost (``search_cost``).
     """
     from .stats.cache import build_model
     say = log or (lambda msg: None)
@@ -186,21 +189,15 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
                 "batch_size": int(batch_size), "k": k, "lut_digest": lut.digest()}
     ckpt = out / CHECKPOINT
     state = None
-    if resume and ckpt.is_file():
-        try:
-            doc = json.loads(ckpt.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SaswotError(f"search checkpoint {str(ckpt)!r} is not valid JSON: {exc}") from None
-        if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
-            raise SaswotError(f"{str(ckpt)!r} is not a saswot-gp search checkpoint")
-        old = doc.get("settings", {})
+    prepare_run_dir(out, RUN_FILES, resume, overwrite, "--resume")
+    if resume:
+        doc = read_checkpoint(ckpt, CHECKPOINT_FORMAT, ("settings", "rng", "population", "history", "steps"))
+        old = doc["settings"] if isinstance(doc["settings"], dict) else {}
         for key in RESUME_KEYS:
             if old.get(key) != settings[key]:
                 raise SaswotError(f"cannot resume {str(out)!r}: {key} was {old.get(key)!r}, now {settings[key]!r}")
         state = _State.from_json(doc)
         say(f"resuming {out}: {len(state.history)} architectures already scored")
-    elif resume:
-        say(f"no checkpoint in {out}; starting a new search")
     if state is None:
         state = _State(seed)
     images, labels, batch_text = search_batch(space, batch, batch_size)
@@ -268,7 +265,7 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
             last_ckpt = len(state.history)
     state.elapsed = elapsed0 + time.perf_counter() - t_start
     checkpoint()
-    return finish(space, lut, state, settings, out, top_k, budget, batch_text, scorer.label)
+    return finish(space, lut, state, settings, out, top_k, budget, batch_text, scorer.label, train_time)
 
 
 def _top(space, state: _State, top_k: int, lut: LatencyTable) -> List[Dict[str, object]]:
@@ -289,8 +286,9 @@ def _top(space, state: _State, top_k: int, lut: LatencyTable) -> List[Dict[str, 
 
 
 def finish(space, lut: LatencyTable, state: _State, settings: Dict[str, object], out: Path, top_k: int,
-           budget: int, batch_text: str, proxy_label: str) -> Dict[str, object]:
-    """Write OUT/top.csv and OUT/top.json for the search ``state``; return the summary."""
+           budget: int, batch_text: str, proxy_label: str, train_time: Optional[float] = None) -> Dict[str, object]:
+    """Write OUT/top.csv and OUT/top.json for the search ``state``; return the summary (with ``search_cost``
+    when the measured training time of one network, ``train_time`` seconds, is given)."""
     top = _top(space, state, top_k, lut)
     scored = len(state.history)
     summary = {"scored": scored, "budget": int(budget), "steps": state.steps, "infeasible_rejected": state.infeasible,
@@ -300,6 +298,8 @@ def finish(space, lut: LatencyTable, state: _State, settings: Dict[str, object],
                "resolution": list(space.input_size), "lut": {"digest": lut.digest(), "threads": lut.threads,
                                                             "date": lut.meta.get("date")},
                "settings": settings, "top": top}
+    if train_time is not None:
+        summary["search_cost"] = search_cost(scored, train_time, state.elapsed)
     atomic_write_json(out / "top.json", summary)
     buf = io.StringIO()
     fields = ["rank", "arch", "score", "latency_ms", "fps", "params", "flops"]

@@ -67,7 +67,7 @@ def test_resume_refuses_changed_settings(evaluator, tmp_path):
     evolve(evaluator, _cfg(generations=1), out_dir=str(tmp_path))
     with pytest.raises(SaswotError, match="--population was 16"):
         evolve(evaluator, _cfg(generations=2, population=20), out_dir=str(tmp_path), resume=True)
-    with pytest.raises(SaswotError, match="no checkpoint.json"):
+    with pytest.raises(SaswotError, match="checkpoint.json' not found"):
         evolve(evaluator, _cfg(), out_dir=str(tmp_path / "nothing"), resume=True)
 
 

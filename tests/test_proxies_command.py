@@ -1,4 +1,4 @@
-"""``saswot-gp proxies`` (invoked as its own click command) and the table helpers behind it."""
+"""``saswot-gp proxies`` (invoked through the main command group) and the table helpers behind it."""
 
 import csv
 import json
@@ -9,13 +9,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from saswot_gp.commands.proxies import proxies
+from saswot_gp.cli import main
 from saswot_gp.groundtruth.base import Benchmark
 from saswot_gp.groundtruth.loaders import load_benchmark, save_csv
 from saswot_gp.proxy import Proxy
 from saswot_gp.spaces import count_params, get_space
 from saswot_gp.stats import build_model
-from saswot_gp.zerocost.evaluate import parse_resolution, rank_correlations, sample_benchmark
+from saswot_gp.spaces.base import parse_resolution
+from saswot_gp.zerocost.evaluate import rank_correlations, sample_benchmark
 
 torch.set_num_threads(1)
 
@@ -39,7 +40,7 @@ def _rows(path):
 
 
 def _invoke(args):
-    return CliRunner().invoke(proxies, [str(a) for a in args])
+    return CliRunner().invoke(main, ["proxies"] + [str(a) for a in args])
 
 
 BASE = ["--batch-size", "4", "--bootstrap", "100", "--threads", "1"]

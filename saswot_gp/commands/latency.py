@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 import click
 
-from ..errors import SaswotError
-
-
-def parse_hw(value: Optional[str]):
-    """``'64x64'`` -> ``(64, 64)``; None stays None (SaswotError on anything else)."""
-    if value is None:
-        return None
-    try:
-        h, w = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise SaswotError(f"resolution {value!r}; expected HxW such as 64x64") from None
-    if h <= 0 or w <= 0:
-        raise SaswotError(f"resolution {value!r}; expected positive HxW such as 64x64")
-    return h, w
-
-
-def _fail(exc: SaswotError) -> None:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(2)
+from ..spaces.base import parse_resolution
 
 
 @click.group("latency")
@@ -50,21 +31,18 @@ def build(space_name: str, resolution: str, threads: int, repeats: int, warmup: 
     """Time every stem, layer and head configuration once at batch 1 and write the lookup table (JSON)."""
     from ..latency import build_lut
     from ..spaces import get_space
-    try:
-        res = parse_hw(resolution)
-        space = get_space(space_name, input_size=res)
-        step = [0]
+    res = parse_resolution(resolution)
+    space = get_space(space_name, input_size=res)
+    step = [0]
 
-        def progress(i: int, n: int, key: str) -> None:
-            if i == n or i - step[0] >= max(1, n // 10):
-                step[0] = i
-                click.echo(f"  [{i}/{n}] {key}", err=True)
+    def progress(i: int, n: int, key: str) -> None:
+        if i == n or i - step[0] >= max(1, n // 10):
+            step[0] = i
+            click.echo(f"  [{i}/{n}] {key}", err=True)
 
-        table = build_lut(space, res, threads=threads, repeats=repeats, warmup=warmup, progress=progress,
-                          statistic=statistic, rounds=rounds)
-        table.save(out_path)
-    except SaswotError as exc:
-        _fail(exc)
+    table = build_lut(space, res, threads=threads, repeats=repeats, warmup=warmup, progress=progress,
+                      statistic=statistic, rounds=rounds)
+    table.save(out_path)
     click.echo(f"latency table of {space_name} at {res[0]}x{res[1]}, {threads} thread(s), {statistic} of {repeats}: "
                f"{len(table.entries)} entries timed in {table.meta['build_s']:.1f} s -> {out_path}")
 
@@ -85,20 +63,17 @@ def check(lut_path: str, n: int, seed: int, repeats: int, warmup: int, rounds: i
     """Measure N sampled networks and compare with the table's predictions (Kendall tau, median ratio)."""
     from ..io import atomic_write_json
     from ..latency import LatencyTable, check_lut
-    try:
-        table = LatencyTable.load(lut_path)
+    table = LatencyTable.load(lut_path)
 
-        def progress(i: int, total: int) -> None:
-            if i % max(1, total // 5) == 0 or i == total:
-                click.echo(f"  measured [{i}/{total}]", err=True)
+    def progress(i: int, total: int) -> None:
+        if i % max(1, total // 5) == 0 or i == total:
+            click.echo(f"  measured [{i}/{total}]", err=True)
 
-        res = check_lut(table, n=n, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds,
-                        repeatability=repeatability, progress=progress)
-        res["lut_path"] = str(Path(lut_path))
-        if out_path:
-            atomic_write_json(out_path, res)
-    except SaswotError as exc:
-        _fail(exc)
+    res = check_lut(table, n=n, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds,
+                    repeatability=repeatability, progress=progress)
+    res["lut_path"] = str(Path(lut_path))
+    if out_path:
+        atomic_write_json(out_path, res)
     click.echo(f"{res['n']} networks at {table.resolution[0]}x{table.resolution[1]}, {table.threads} thread(s), "
                f"{table.statistic} of {repeats}: "
                f"Kendall tau {res['kendall_tau']:.3f}, median predicted/measured {res['median_ratio']:.3f}, "

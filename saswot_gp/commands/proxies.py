@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional, Tuple
 
 import click
 
 from ..errors import SaswotError
+from ..spaces.base import parse_resolution
+from . import resume_hint
 
 
 def _load(benchmark: str, metric):
@@ -38,7 +39,8 @@ def _load(benchmark: str, metric):
 @click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(0),
               help="bootstrap resamples for the 95% intervals")
 @click.option("--out", "out_dir", default="runs/proxies", show_default=True, type=click.Path(file_okay=False))
-@click.option("--threads", default=2, show_default=True, type=click.IntRange(1), help="torch threads")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
+              help="torch threads (1 is fastest for these small networks)")
 def proxies(benchmark: str, metric: Optional[str], proxy_files: Tuple[str, ...], measures: Optional[str],
             n_archs: Optional[int], split_train: Optional[int], split_heldout: Optional[int], split_seed: int,
             resolution: Optional[str], batch_size: int, seed: int, n_boot: int, out_dir: str, threads: int) -> None:
@@ -47,23 +49,20 @@ def proxies(benchmark: str, metric: Optional[str], proxy_files: Tuple[str, ...],
     Writes OUT/proxies.csv (one row per proxy), OUT/scores.csv (one row per architecture),
     OUT/scatter_<proxy>.png and OUT/score_cache.jsonl (a rerun with the same settings resumes from it).
     """
-    try:
-        if split_heldout is not None and split_train is None:
-            raise SaswotError("--heldout-size needs --train-size (it limits the held-out part of that split)")
-        if split_train is not None and n_archs is not None:
-            raise SaswotError("give --n or --train-size, not both")
-        _run(benchmark, metric, proxy_files, measures, n_archs, resolution, batch_size, seed, n_boot, out_dir, threads,
-             (split_train, split_heldout, split_seed) if split_train is not None else None)
-    except SaswotError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    resume_hint(f"run the same command again to continue: scores already in {out_dir}/score_cache.jsonl are kept")
+    if split_heldout is not None and split_train is None:
+        raise SaswotError("--heldout-size needs --train-size (it limits the held-out part of that split)")
+    if split_train is not None and n_archs is not None:
+        raise SaswotError("give --n or --train-size, not both")
+    _run(benchmark, metric, proxy_files, measures, n_archs, resolution, batch_size, seed, n_boot, out_dir, threads,
+         (split_train, split_heldout, split_seed) if split_train is not None else None)
 
 
 def _run(benchmark, metric, proxy_files, measures, n_archs, resolution, batch_size, seed, n_boot, out_dir, threads,
          split=None):
     import torch
     from ..zerocost import get_measure, measure_names
-    from ..zerocost.evaluate import (format_table, parse_resolution, plot_scatter, proxy_table, sample_benchmark,
+    from ..zerocost.evaluate import (format_table, plot_scatter, proxy_table, sample_benchmark,
                                      scatter_name, write_csv, write_scores_csv)
     torch.set_num_threads(threads)
     res = parse_resolution(resolution)

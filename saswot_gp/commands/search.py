@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Optional
 
 import click
 
-from ..errors import SaswotError
-from .latency import parse_hw
+from ..spaces.base import parse_resolution
+from . import resume_hint
 
 
 @click.command("search")
@@ -35,45 +33,39 @@ from .latency import parse_hw
 @click.option("--train-time", "train_time", default=None, type=click.FloatRange(min=0, min_open=True),
               help="measured training time of one network (s): also report the cost of training every scored one")
 @click.option("--resume", is_flag=True, help="continue the search checkpointed in OUT (same settings)")
+@click.option("--overwrite", is_flag=True, help="replace the search already in OUT (default: refuse it)")
 def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_fps: Optional[float],
            resolution: Optional[str], lut_path: Optional[str], budget: int, top_k: int, out_dir: str, seed: int,
            population: int, sample_size: int, batch_kind: str, batch_size: int, threads: int,
-           train_time: Optional[float], resume: bool) -> None:
+           train_time: Optional[float], resume: bool, overwrite: bool) -> None:
     """Regularised evolution under a latency budget, scoring candidates with a proxy only (never training).
 
     Writes OUT/top.csv, OUT/top.json (top architectures with proxy score, predicted latency and FPS, params,
     FLOPs, and the run's summary) and OUT/checkpoint.json (every few scores; --resume continues it).
     """
     import torch
-    from ..io import atomic_write_json
-    from ..search import ProxyScorer, format_top, parse_budget, resolve_lut, run_search, search_cost
+    from ..io import prepare_run_dir
+    from ..search import RUN_FILES, ProxyScorer, format_top, parse_budget, resolve_lut, run_search
 
     def say(msg: str) -> None:
         click.echo(msg, err=True)
 
-    try:
-        limit = parse_budget(max_latency, min_fps)
-        res = parse_hw(resolution)
-        scorer = ProxyScorer(proxy_spec, seed=seed)
-        torch.set_num_threads(threads)
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        space, lut = resolve_lut(space_name, res, lut_path, out, threads=threads, log=say)
-        every = max(1, budget // 20)
+    limit = parse_budget(max_latency, min_fps)
+    res = parse_resolution(resolution)
+    scorer = ProxyScorer(proxy_spec, seed=seed)
+    torch.set_num_threads(threads)
+    out = prepare_run_dir(out_dir, RUN_FILES, resume, overwrite, "--resume")
+    resume_hint(f"add --resume to the same command to continue the search in {out}")
+    space, lut = resolve_lut(space_name, res, lut_path, out, threads=threads, log=say)
+    every = max(1, budget // 20)
 
-        def progress(i: int, n: int, arch: str, score: float) -> None:
-            if i % every == 0 or i == n:
-                say(f"  [{i}/{n}] {score:.5g} {arch}")
+    def progress(i: int, n: int, arch: str, score: float) -> None:
+        if i % every == 0 or i == n:
+            say(f"  [{i}/{n}] {score:.5g} {arch}")
 
-        summary = run_search(space, scorer, lut, limit, budget, out, top_k=top_k, seed=seed, population=population,
-                             sample_size=sample_size, batch=batch_kind, batch_size=batch_size, resume=resume,
-                             progress=progress, log=say)
-        if train_time is not None:
-            summary["search_cost"] = search_cost(summary["scored"], train_time, summary["wall_s"])
-            atomic_write_json(out / "top.json", summary)
-    except SaswotError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    summary = run_search(space, scorer, lut, limit, budget, out, top_k=top_k, seed=seed, population=population,
+                         sample_size=sample_size, batch=batch_kind, batch_size=batch_size, resume=resume,
+                         overwrite=overwrite, train_time=train_time, progress=progress, log=say)
     click.echo(format_top(summary))
     if train_time is not None:
         c = summary["search_cost"]

@@ -256,34 +256,40 @@ def safe_simplify(expr, seconds: int = 3):
 
 
 def _read_checkpoint_run(out: Path) -> dict:
-    ck = out / "checkpoint.json"
-    if not ck.is_file():
-        raise SaswotError(f"cannot resume: {str(ck)!r} not found")
-    try:
-        saved = json.loads(ck.read_text())
-        return {"run": saved["run"], "config": saved["config"], "generation": saved["generation"]}
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise SaswotError(f"cannot resume: {str(ck)!r} is not a readable saswot-gp checkpoint ({type(exc).__name__})") from None
+    from ..io import read_checkpoint
+    from .loop import CHECKPOINT, CHECKPOINT_FORMAT, CHECKPOINT_KEYS
+    ck = read_checkpoint(out / CHECKPOINT, CHECKPOINT_FORMAT, CHECKPOINT_KEYS)
+    if not isinstance(ck["config"], dict) or not isinstance(ck["run"], dict) or not isinstance(ck["generation"], int) \
+            or not all(k in ck["config"] for k in ("population", "seed")):
+        raise SaswotError(f"cannot resume: checkpoint in {str(out)!r} is damaged (config, run or generation malformed)")
+    return ck
+
+
+# every file a run writes into its folder: an existing one marks the folder as holding a run
+RUN_FILES = ("checkpoint.json", "summary.json", "best_proxy.json", "hall_of_fame.json", "log.jsonl", "proxy.png",
+             "evolution.png")
 
 
 def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_dir: str = "runs/evolve",
-               population: int = 64, generations: int = 20, seed: int = 0, k: Optional[int] = 256,
+               population: int = 64, generations: Optional[int] = None, seed: int = 0, k: Optional[int] = 256,
                train_size: int = 200, batch_size: int = 8, workers: int = 0, resume: bool = False,
                resolution: Optional[Tuple[int, int]] = None, top: int = 5, heldout_size: Optional[int] = None,
                fitness: str = "mean", terminals: str = "all", select: str = "train", val_frac: Optional[float] = None,
                batch: str = "auto", data_seed: Optional[int] = None, cache_dir: Optional[str] = None,
-               log: Callable[[str], None] = print) -> dict:
+               overwrite: bool = False, log: Callable[[str], None] = print) -> dict:
     """Evolve proxies on the training splits of one or several benchmarks and report every split.
 
     ``benchmark``: a name or path, or a list of them. ``fitness``: 'mean' or 'min' of the per-benchmark
     training Kendall tau. ``terminals``: 'all', 'stats' or 'sizes'. ``select``: choose the final proxy
     among the hall of fame by aggregated training ('train') or validation ('val', needs ``val_frac`` > 0)
-    Kendall; ``val_frac`` defaults to 0.25 with 'val', else 0). ``data_seed`` (default ``seed``) sets splits, batches and network weights, ``seed`` the
-    evolution. Writes ``best_proxy.json``, ``hall_of_fame.json``, ``log.jsonl``, ``checkpoint.json``,
+    Kendall; ``val_frac`` defaults to 0.25 with 'val', else 0). ``data_seed`` (default ``seed``) sets splits, batches
+    and network weights, ``seed`` the evolution. ``generations``: 20 for a new run; on ``resume`` the checkpoint's
+    unless given (then it may only extend the run). A folder that holds a run is refused unless ``resume`` or
+    ``overwrite``. Writes ``best_proxy.json``, ``hall_of_fame.json``, ``log.jsonl``, ``checkpoint.json``,
     ``proxy.png``, ``evolution.png`` and ``summary.json`` into ``out_dir``; returns the summary dict.
     """
     from ..handcrafted import handcrafted_proxies
-    from ..io import atomic_write_json
+    from ..io import atomic_write_json, prepare_run_dir
     from ..proxy import Proxy
     from ..viz import draw_proxy, plot_evolution
     from . import EvolutionConfig, evolve, make_map
@@ -310,7 +316,17 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
         resolution = tuple(run["resolution"]) if run.get("resolution") else None
         fitness, select, val_frac = run.get("fitness", "mean"), run.get("select", "train"), run.get("val_frac", 0.0)
         batch, data_seed = run.get("batch", "auto"), run.get("data_seed")
-        log(f"resuming {str(out)!r} at generation {saved['generation'] + 1} of {generations}")
+        done_gen = saved["generation"]
+        was = saved["config"].get("generations", done_gen)
+        if generations is None:
+            generations = was
+        elif generations < done_gen:
+            raise SaswotError(f"cannot resume {str(out)!r} with --generations {generations}: the checkpoint has finished "
+                              f"generation {done_gen}; expected at least {done_gen}")
+        log(f"resuming {str(out)!r} at generation {done_gen + 1} of {generations}"
+            + ("" if generations == was else f" (extended from {was})"))
+    elif generations is None:
+        generations = 20
     if fitness not in FITNESS_AGGREGATES:
         raise SaswotError(f"fitness {fitness!r}; expected one of {', '.join(FITNESS_AGGREGATES)}")
     if select not in SELECT_RULES:
@@ -320,7 +336,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
     if len(set(specs)) != len(specs):
         raise SaswotError(f"benchmark given twice in {specs}; expected distinct benchmarks")
     dseed = seed if data_seed is None else data_seed
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(out, RUN_FILES, resume, overwrite, f"--resume {out}")
     cache_dir = cache_dir or str(out / "stats_cache")
     t0 = time.perf_counter()
     shared: dict = {}

@@ -19,12 +19,15 @@ from typing import Callable, Dict, List, Optional, Sequence
 from deap import base, gp, tools
 
 from ..errors import SaswotError
-from ..io import append_jsonl, atomic_write_json
+from ..io import append_jsonl, atomic_write_json, read_checkpoint
 from ..proxy import Proxy
 from .fitness import INVALID, FitnessCache
 from .pset import TERMINAL_SETS, build_pset, ensure_creator
 
 CHECKPOINT = "checkpoint.json"
+CHECKPOINT_FORMAT = "saswot-gp-checkpoint"
+CHECKPOINT_KEYS = ("config", "generation", "run", "population", "cache", "hall_of_fame", "best_by_size", "history",
+                   "stats", "random_state")
 LOG = "log.jsonl"
 
 
@@ -321,6 +324,13 @@ def _state_from_json(s):
     return (s[0], tuple(s[1]), s[2])
 
 
+def _log_gen(line: str) -> float:
+    try:
+        return float(json.loads(line)["gen"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return float("inf")
+
+
 def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (), out_dir: Optional[str] = None,
            resume: bool = False, map_fn: Callable = map, progress: Optional[Callable[[dict], None]] = None,
            run_info: Optional[dict] = None) -> EvolutionResult:
@@ -338,27 +348,29 @@ def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (
     stats = {"hits": 0, "evals": 0}
     ckpt_path = out / CHECKPOINT if out else None
     if resume:
-        if ckpt_path is None or not ckpt_path.is_file():
-            raise SaswotError(f"cannot resume: no {CHECKPOINT} in {str(out)!r}")
-        ck = json.loads(ckpt_path.read_text())
-        if ck.get("format") != "saswot-gp-checkpoint":
-            raise SaswotError(f"{str(ckpt_path)!r} is not a saswot-gp checkpoint")
+        if ckpt_path is None:
+            raise SaswotError("cannot resume: no output folder given")
+        ck = read_checkpoint(ckpt_path, CHECKPOINT_FORMAT, CHECKPOINT_KEYS)
         old = dict(ck["config"])
         for k in asdict(cfg):
             was = old.get(k, getattr(EvolutionConfig(), k))  # settings added later: their default
             if k != "generations" and was != getattr(cfg, k):
                 raise SaswotError(f"cannot resume: --{k} was {was!r} in the checkpoint, now {getattr(cfg, k)!r}")
-        pop = [_ind_from_json(r, tb) for r in ck["population"]]
-        cache = FitnessCache.from_json(ck["cache"])
-        archive.hof = {e["key"]: e for e in ck["hall_of_fame"]}
-        archive.by_size = {int(e["size"]): e for e in ck["best_by_size"]}
-        history = ck["history"]
-        stats = dict(ck["stats"])
-        random.setstate(_state_from_json(ck["random_state"]))
-        start = ck["generation"] + 1
+        try:
+            pop = [_ind_from_json(r, tb) for r in ck["population"]]
+            cache = FitnessCache.from_json(ck["cache"])
+            archive.hof = {e["key"]: e for e in ck["hall_of_fame"]}
+            archive.by_size = {int(e["size"]): e for e in ck["best_by_size"]}
+            history = list(ck["history"])
+            stats = dict(ck["stats"])
+            random.setstate(_state_from_json(ck["random_state"]))
+            start = int(ck["generation"]) + 1
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise SaswotError(f"cannot resume: checkpoint {str(ckpt_path)!r} is damaged "
+                              f"({type(exc).__name__}: {exc}); start again with --overwrite") from None
         if out is not None and (out / LOG).exists():  # drop log lines written after the checkpoint
             lines = [ln for ln in (out / LOG).read_text().splitlines() if ln.strip()]
-            keep = [ln for ln in lines if json.loads(ln)["gen"] < start]
+            keep = [ln for ln in lines if _log_gen(ln) < start]  # a line cut by a kill is dropped too
             (out / LOG).write_text("".join(ln + "\n" for ln in keep))
     else:
         if out is not None:
@@ -411,7 +423,7 @@ def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (
         if out is not None:
             append_jsonl(out / LOG, rec)
             atomic_write_json(ckpt_path, {
-                "format": "saswot-gp-checkpoint", "version": 1, "config": asdict(cfg), "generation": gen,
+                "format": CHECKPOINT_FORMAT, "version": 1, "config": asdict(cfg), "generation": gen,
                 "run": run_info or {},
                 "population": [{"tokens": [n.name for n in i], "fitness": list(i.fitness.values),
                                 "key": i.key[0], "sign": i.key[1]} for i in pop],

@@ -4,13 +4,33 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
 from ..errors import SaswotError
 from ..stats.collect import LAYER_TYPES, layer_macs
+
+
+MIN_SIDE = 8  # smallest input side any command accepts
+
+
+def parse_resolution(text: Optional[str]) -> Optional[Tuple[int, int]]:
+    """``"HxW"`` (or ``"S"`` for a square) -> (H, W); None stays None; SaswotError if malformed. The one parser
+    of every ``--resolution`` option; :meth:`SearchSpace.check_resolution` then checks it against the space."""
+    if text is None:
+        return None
+    parts = str(text).lower().replace(" ", "").split("x")
+    try:
+        vals = [int(p) for p in parts]
+    except ValueError:
+        vals = []
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2 or min(vals) < MIN_SIDE:
+        raise SaswotError(f"resolution {text!r}; expected HxW with sides >= {MIN_SIDE}, such as 64x64")
+    return vals[0], vals[1]
 
 
 class SearchSpace(ABC):
@@ -24,6 +44,17 @@ class SearchSpace(ABC):
     name: str = "space"
     num_classes: int = 2
     input_size: Tuple[int, int] = (64, 64)
+    resolution_multiple: int = 1  # input sides must be multiples of this (the network's total stride)
+
+    def check_resolution(self, hw: Optional[Tuple[int, int]]) -> Tuple[int, int]:
+        """``hw`` (or the space's input size when None) if this space's networks accept it, else SaswotError."""
+        h, w = hw or self.input_size
+        m = self.resolution_multiple
+        if min(h, w) < max(MIN_SIDE, m) or h % m or w % m:
+            raise SaswotError(f"resolution {h}x{w} for space {self.name!r}; expected sides of at least "
+                              f"{max(MIN_SIDE, m)}" + (f" divisible by {m}" if m > 1 else "") + ", such as "
+                              f"{self.input_size[0]}x{self.input_size[1]}")
+        return int(h), int(w)
 
     @abstractmethod
     def decode(self, arch: str):

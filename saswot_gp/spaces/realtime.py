@@ -213,6 +213,7 @@ class RealtimeSpace(SearchSpace):
     """FasterSeg-style multi-resolution real-time space; see the module docstring for the arch grammar."""
 
     name = "realtime"
+    resolution_multiple = 32
 
     def __init__(self, base_width: int = 16, input_size: int | Tuple[int, int] = 64, num_classes: int = 11,
                  num_layers: int = 10, head_width: int | None = None, residual: bool = True):

@@ -150,7 +150,9 @@ def train_segmenter(model: nn.Module, train_set: Dataset, val_set: Optional[Data
     model.to(dev)
     opt = _make_optimizer(optimizer, model, lr, momentum, weight_decay)
     start, losses, elapsed_before, resumed_from = 0, [], 0.0, None
-    if resume and checkpoint and os.path.exists(checkpoint):
+    if resume and not (checkpoint and os.path.exists(checkpoint)):
+        raise SaswotError(f"cannot resume: checkpoint {checkpoint!r} not found; drop --resume to start from scratch")
+    if resume:
         state = load_checkpoint(checkpoint)
         saved = state.get("config", {})
         diff = [k for k in _CONFIG_KEYS if saved.get(k) != config[k]]

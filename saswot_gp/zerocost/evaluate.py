@@ -43,22 +43,6 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 # ------------------------------------------------------------------------------------ inputs
 
-def parse_resolution(text: Optional[str]) -> Optional[Tuple[int, int]]:
-    """``"HxW"`` (or ``"S"`` for a square) -> (H, W); None stays None; SaswotError if malformed."""
-    if text is None:
-        return None
-    parts = str(text).lower().replace(" ", "").split("x")
-    try:
-        vals = [int(p) for p in parts]
-    except ValueError:
-        vals = []
-    if len(vals) == 1:
-        vals = vals * 2
-    if len(vals) != 2 or min(vals) < 8:
-        raise SaswotError(f"resolution {text!r}: expected HxW with sides >= 8, such as 64x64")
-    return vals[0], vals[1]
-
-
 def sample_benchmark(bench: Benchmark, n: Optional[int], seed: int = 0) -> Benchmark:
     """A seeded random subset of ``n`` architectures (kept in benchmark order); all when n is None or larger."""
     if n is None or n >= len(bench):
