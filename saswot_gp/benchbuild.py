@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .errors import SaswotError
+from .groundtruth.loaders import format_csv_header, parse_csv_header
 
 COLUMNS = ["arch", "mIoU", "pixel_acc", "params", "flops", "latency_ms", "fps", "train_time_s", "final_loss", "seed"]
 
@@ -71,22 +72,14 @@ def done_rows(path: Path) -> Dict[Tuple[str, int], dict]:
 
 
 def _header(path: Path, settings: dict) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for k, v in settings.items():
-            fh.write(f"# {k}: {v}\n")
-        fh.write(",".join(COLUMNS) + "\n")
+    from .io import atomic_write_text
+    atomic_write_text(path, format_csv_header(settings) + ",".join(COLUMNS) + "\n")
 
 
 def read_header(path: Path) -> Dict[str, str]:
     """The ``# key: value`` settings lines at the top of a benchmark-build CSV, as strings."""
-    got = {}
     with open(path, encoding="utf-8") as fh:
-        for ln in fh:
-            if not ln.startswith("#"):
-                break
-            k, _, v = ln[1:].partition(":")
-            got[k.strip()] = v.strip()
-    return got
+        return parse_csv_header(fh.read().splitlines())[0]
 
 
 def _check_header(path: Path, settings: dict) -> None:
@@ -106,14 +99,22 @@ def _train_job(args) -> dict:
 def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200, seeds: int = 2, repeat: int = 50,
           steps: int = 300, batch_size: int = 16, lr: Optional[float] = None, optimizer: str = "adamw",
           warmup: int = 0, sampler: str = "uniform", space_kwargs: Optional[dict] = None, data_seed: int = 0, sample_seed: int = 0, workers: int = 1,
-          threads: int = 1, log: Callable[[str], None] = print) -> Path:
+          threads: int = 1, name: Optional[str] = None, data_root: Optional[str] = None,
+          log: Callable[[str], None] = print) -> Path:
     """Train the planned (arch, seed) jobs not yet in ``out`` and append their rows; return the path.
 
+    ``name``: the benchmark's name in its header (default: the file name without extension), ``data_root``: the
+    folder of a real data set (cityscapes, camvid). A start that fails before any row leaves no file behind.
     ``data_seed`` fixes the data set for every job (only initialisation and batch order vary with the
     seed), so seed-to-seed differences measure training noise. ``workers`` processes train in parallel,
     each with ``threads`` torch threads.
     """
+    from .datasets import DATASETS
     from .spaces import get_space
+    if data not in DATASETS:
+        raise SaswotError(f"data set {data!r}; expected one of {', '.join(DATASETS)}")
+    if data != "digits" and not data_root:
+        raise SaswotError(f"data set {data!r} needs --root pointing at your copy of it")
     sp = get_space(space, **(space_kwargs or {}))
     path = Path(out)
     training = {"steps": steps, "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "data": data,
@@ -122,14 +123,15 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
         training["warmup_steps"] = warmup
     if sampler != "uniform":
         training["sampler"] = sampler
-    settings = {"space": space, "metric": "mIoU", "name": f"{space}-{data}", "reference": "params, flops",
+    settings = {"space": space, "metric": "mIoU", "name": name or path.stem, "reference": "params, flops",
                 "description": f"{space} architectures trained on {data} ({steps} steps, batch {batch_size}, "
                                f"{optimizer}, lr {lr or 'default'}, warm-up {warmup}); mIoU on the validation split; latency at batch 1, 1 thread",
                 "space_kwargs": json.dumps(space_kwargs or {}, sort_keys=True), "training": json.dumps(training, sort_keys=True)}
-    if path.exists():
+    if path.exists() and path.is_dir():
+        raise SaswotError(f"--out {str(path)!r} is a folder; expected a CSV file name")
+    if path.exists() and done_rows(path):
         _check_header(path, settings)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    else:  # new, or a header without rows (a failed start): nothing to keep, the header is (re)written
         _header(path, settings)
     jobs = plan(sp, n, seeds, repeat, sample_seed, sampler)
     done = done_rows(path)
@@ -137,12 +139,14 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
     log(f"bench build: {len(jobs)} jobs ({n} architectures, {min(repeat, n)} with {seeds} seeds); "
         f"{len(jobs) - len(todo)} already in {path}, {len(todo)} to train with {workers} worker(s)")
     train_kw = {"steps": steps, "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "threads": threads,
-                "data_kwargs": {"seed": data_seed}, "latency_threads": 1}
+                "data_kwargs": {"seed": data_seed} if data == "digits" else {}, "latency_threads": 1,
+                "data_root": data_root}
     if warmup:
         train_kw["warmup_steps"] = warmup
     args = [(a, s, space, space_kwargs or {}, data, train_kw) for a, s in todo]
     t0 = time.perf_counter()
     pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
+    written = 0
     try:
         results = pool.imap(_train_job, args) if pool else map(_train_job, args)
         for i, row in enumerate(results, 1):
@@ -150,9 +154,14 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
                 csv.writer(fh, lineterminator="\n").writerow([_fmt(row.get(c)) for c in COLUMNS])
                 fh.flush()
                 os.fsync(fh.fileno())
+            written += 1
             el = time.perf_counter() - t0
             log(f"  {i}/{len(todo)}  mIoU {row['mIoU']:.4f}  {row['train_time_s']:.1f}s  {row['arch']} (seed {row['seed']})"
                 f"  eta {el / i * (len(todo) - i) / 60:.1f} min")
+    except BaseException:
+        if not done and not written and path.is_file():
+            path.unlink()  # a failed start leaves nothing that would block a corrected retry
+        raise
     finally:
         if pool:
             pool.terminate()

@@ -197,7 +197,9 @@ def bench():
 
 @bench.command("build")
 @click.option("--space", default="realtime", show_default=True)
-@click.option("--data", default="digits", show_default=True)
+@click.option("--data", type=click.Choice(["digits", "cityscapes", "camvid"]), default="digits", show_default=True)
+@click.option("--root", default=None, type=click.Path(exists=True, file_okay=False), help="data set folder (cityscapes, camvid)")
+@click.option("--name", default=None, help="the benchmark's name in its header (default: the --out file name without extension)")
 @click.option("--n", "n", default=200, show_default=True, type=click.IntRange(1))
 @click.option("--seeds", default=2, show_default=True, type=click.IntRange(1))
 @click.option("--repeat", default=50, show_default=True, type=click.IntRange(0), help="how many architectures get all --seeds")
@@ -212,15 +214,15 @@ def bench():
 @click.option("--base-width", default=None, type=click.IntRange(1))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
-def bench_build(space, data, n, seeds, repeat, steps, batch_size, optimizer, lr, warmup, sampler, input_size,
+def bench_build(space, data, root, name, n, seeds, repeat, steps, batch_size, optimizer, lr, warmup, sampler, input_size,
                 base_width, workers, out):
     """Train N sampled architectures (append-only, resumable CSV; one row per architecture and seed)."""
     from .benchbuild import build, noise_ceiling
     skw = {k: v for k, v in (("input_size", input_size), ("base_width", base_width)) if v is not None}
     resume_hint(f"run the same command again to continue: the rows already in {out} are kept")
     build(out, space=space, data=data, n=n, seeds=seeds, repeat=repeat, steps=steps, batch_size=batch_size,
-          optimizer=optimizer, lr=lr, warmup=warmup, sampler=sampler, space_kwargs=skw, workers=workers,
-          log=lambda m: click.echo(m, err=True))
+          optimizer=optimizer, lr=lr, warmup=warmup, sampler=sampler, space_kwargs=skw, workers=workers, name=name,
+          data_root=root, log=lambda m: click.echo(m, err=True))
     nc = noise_ceiling(out)
     click.echo(f"seed-to-seed agreement over {nc['n']} architectures: Kendall {nc['kendall']:.3f}, Spearman {nc['spearman']:.3f}")
 

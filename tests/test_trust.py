@@ -136,3 +136,35 @@ def test_ctrl_c_in_a_command_without_checkpoint_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "train_arch", stop)
     res = CliRunner().invoke(main, ["train", "x", "--steps", "1"])
     assert res.exit_code == 130 and "interrupted; nothing was saved" in res.output
+
+
+def test_failed_bench_build_start_leaves_nothing_that_blocks_a_retry(tmp_path, monkeypatch):
+    from saswot_gp import benchbuild
+    from test_benchbuild import fake_job
+
+    def broken(args):
+        raise SaswotError("data set folder has no images")
+    out = tmp_path / "b.csv"
+    monkeypatch.setattr(benchbuild, "_train_job", broken)
+    with pytest.raises(SaswotError, match="no images"):
+        benchbuild.build(str(out), space="tiny", n=2, seeds=1, repeat=0, steps=5, log=lambda m: None)
+    assert not out.exists()
+    # a header-only file left by an older version is replaced, not held against the corrected command
+    out.write_text("# space: tiny\n# training: {\"steps\": 99}\narch,mIoU,seed\n")
+    monkeypatch.setattr(benchbuild, "_train_job", fake_job)
+    benchbuild.build(str(out), space="tiny", n=2, seeds=1, repeat=0, steps=5, log=lambda m: None)
+    assert len(benchbuild.done_rows(out)) == 2
+    res = CliRunner().invoke(main, ["bench", "build", "--data", "imagenet", "--out", str(tmp_path / "c.csv")])
+    assert res.exit_code == 2 and "imagenet" in res.output and not (tmp_path / "c.csv").exists()
+
+
+def test_bench_build_names_the_benchmark_after_its_file(tmp_path, monkeypatch):
+    from saswot_gp import benchbuild
+    from saswot_gp.groundtruth.loaders import load_benchmark
+    from test_benchbuild import fake_job
+    monkeypatch.setattr(benchbuild, "_train_job", fake_job)
+    benchbuild.build(str(tmp_path / "my-bench.csv"), space="tiny", n=4, seeds=1, repeat=0, steps=5, log=lambda m: None)
+    assert load_benchmark(tmp_path / "my-bench.csv").name == "my-bench"
+    benchbuild.build(str(tmp_path / "b.csv"), space="tiny", n=4, seeds=1, repeat=0, steps=5, name="mine",
+                     log=lambda m: None)
+    assert load_benchmark(tmp_path / "b.csv").name == "mine"

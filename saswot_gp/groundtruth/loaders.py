@@ -278,6 +278,25 @@ def _float_cell(cell: str, path: str, line: int, column: str) -> float:
         raise SaswotError(f"{path}: line {line}: column {column!r} value {cell!r} is not a number") from None
 
 
+def parse_csv_header(lines: List[str]) -> Tuple[Dict[str, str], int]:
+    """The ``# key: value`` settings lines (and blank lines) at the top of a benchmark CSV: (settings with
+    lower-case keys, index of the first other line). The one reader of that header."""
+    settings: Dict[str, str] = {}
+    start = 0
+    while start < len(lines) and (lines[start].startswith("#") or not lines[start].strip()):
+        text = lines[start].lstrip("#").strip()
+        if ":" in text:
+            k, v = text.split(":", 1)
+            settings[k.strip().lower()] = v.strip()
+        start += 1
+    return settings, start
+
+
+def format_csv_header(settings: Dict[str, object]) -> str:
+    """``# key: value`` lines for a benchmark CSV (values on one line). The one writer of that header."""
+    return "".join(f"# {k}: {' '.join(str(v).split())}\n" for k, v in settings.items())
+
+
 def load_csv(path: PathLike, metric: Optional[str] = None) -> Benchmark:
     """Load the project's CSV format (see module docstring); rows of one arch are averaged."""
     path = os.fspath(path)
@@ -288,14 +307,7 @@ def load_csv(path: PathLike, metric: Optional[str] = None) -> Benchmark:
         raise SaswotError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise SaswotError(f"{path}: not a UTF-8 text CSV file") from None
-    settings: Dict[str, str] = {}
-    start = 0
-    while start < len(lines) and (lines[start].startswith("#") or not lines[start].strip()):
-        text = lines[start].lstrip("#").strip()
-        if ":" in text:
-            k, v = text.split(":", 1)
-            settings[k.strip().lower()] = v.strip()
-        start += 1
+    settings, start = parse_csv_header(lines)
     rows = list(csv.reader(lines[start:]))
     if not rows:
         raise SaswotError(f"{path}: no header row; expected a CSV with columns 'arch', a target (e.g. 'mIoU') and optional others")
@@ -401,12 +413,13 @@ def save_csv(benchmark: Benchmark, path: PathLike) -> Path:
         if k not in refs:
             raise SaswotError(f"cannot save benchmark {benchmark.name!r}: reference column {k!r} clashes with a reserved or target column name")
     path.parent.mkdir(parents=True, exist_ok=True)
+    settings = {"space": benchmark.space, "metric": metric, "name": benchmark.name}
+    if benchmark.description:
+        settings["description"] = benchmark.description
+    if benchmark.space_kwargs:
+        settings["space_kwargs"] = json.dumps(benchmark.space_kwargs, sort_keys=True)
     with open(path, "w", encoding="utf-8", newline="") as fh:
-        fh.write(f"# space: {benchmark.space}\n# metric: {metric}\n# name: {benchmark.name}\n")
-        if benchmark.description:
-            fh.write(f"# description: {' '.join(benchmark.description.split())}\n")
-        if benchmark.space_kwargs:
-            fh.write(f"# space_kwargs: {json.dumps(benchmark.space_kwargs, sort_keys=True)}\n")
+        fh.write(format_csv_header(settings))
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["arch", metric] + refs)
         for i, arch in enumerate(benchmark.archs):
