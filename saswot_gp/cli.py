@@ -106,11 +106,11 @@ def evolve(benchmarks, metric, fitness, terminals, select, val_frac, batch, popu
               default="sympy", show_default=True)
 @click.option("--raw", is_flag=True, help="sympy/latex of the constructed form, without simplify()")
 def export(proxy, fmt, raw):
-    """Print PROXY (a JSON file, a hand-designed name, or functional notation) in another format."""
+    """Print PROXY (a JSON file, 'saswot', a proxy-language name such as nwot_gp, or functional notation) in another format."""
     import json
-    from .handcrafted import resolve_proxy
+    from .proxyspec import resolve_proxy
     from .viz import to_dot
-    p = resolve_proxy(proxy)
+    p = resolve_proxy(proxy).tree()
     if fmt == "json":
         click.echo(json.dumps(p.to_json(), indent=2))
     elif fmt == "dot":
@@ -130,9 +130,9 @@ def export(proxy, fmt, raw):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help=".png, .svg or .dot")
 def draw(proxy, output):
     """Draw PROXY's tree to a .png, .svg or .dot file."""
-    from .handcrafted import resolve_proxy
+    from .proxyspec import resolve_proxy
     from .viz import draw_proxy
-    p = resolve_proxy(proxy)
+    p = resolve_proxy(proxy).tree()
     draw_proxy(p.tokens, output, title=p.expression())
     click.echo(f"wrote {output}")
 

@@ -188,12 +188,17 @@ class Proxy:
 
     @classmethod
     def load(cls, path) -> "Proxy":
-        """Read a proxy JSON file, or a proxy shipped with the package by name (``saswot``); validated, nothing
-        in it is executed."""
+        """Read a proxy JSON file (validated, nothing in it is executed). A spec that is not a file resolves as in
+        every command (:func:`saswot_gp.proxyspec.resolve_proxy`): a shipped name (``saswot``), a proxy-language
+        name (``nwot_gp``) or functional notation; a registered live measure (``nwot``) is a one-line error."""
         from .io import read_json
-        shipped = shipped_proxy_path(str(path))
-        if shipped is not None and not Path(path).exists():
-            path = shipped
+        if not Path(path).is_file():
+            shipped = shipped_proxy_path(str(path))
+            if shipped is not None:
+                path = shipped
+            elif not str(path).lower().endswith(".json"):
+                from .proxyspec import resolve_proxy
+                return resolve_proxy(str(path)).tree()
         where = f"proxy file {str(Path(path))!r}"
         return cls.from_json(read_json(path, where, "expected a JSON file written by saswot-gp"), where=where)
 

@@ -47,41 +47,26 @@ Progress = Callable[[int, int, str, float], None]
 # ---------------------------------------------------------------------------------- the proxy
 
 class ProxyScorer:
-    """A proxy by file (discovered, :class:`saswot_gp.proxy.Proxy`) or by registered zero-cost measure name."""
+    """A proxy spec resolved by :func:`saswot_gp.proxyspec.resolve_proxy` (a discovered or named tree, or a
+    registered zero-cost measure), with the sketch size and seed a search scores with."""
 
     def __init__(self, spec: str, k: Optional[int] = 256, seed: int = 0):
-        from .zerocost import get_measure, measure_names
+        from .proxyspec import resolve_proxy
         self.spec, self.k, self.seed = str(spec), k, int(seed)
-        from .proxy import Proxy, shipped_proxy_path
-        path = Path(self.spec)
-        if path.is_file() or self.spec.lower().endswith(".json") or shipped_proxy_path(self.spec) is not None:
-            self.proxy = Proxy.load(path)
-            self.measure = None
-            self.kind = "file"
-            self.label = f"{path.name} ({self.proxy.expression()})"
-        elif self.spec in measure_names():
-            self.proxy = None
-            self.measure = get_measure(self.spec)
-            self.kind = "measure"
-            self.label = self.spec
-        else:
-            raise SaswotError(f"unknown proxy {self.spec!r}: not a proxy JSON file, not a shipped proxy (saswot) and not a registered measure "
-                              f"({', '.join(measure_names())})")
+        self.resolved = resolve_proxy(self.spec)
+        self.proxy = self.resolved.proxy if self.resolved.kind == "tree" else None
+        self.kind = "file" if self.proxy is not None else "measure"  # "file": a tree (kept for old checkpoints)
+        self.label = self.resolved.label
 
     def identity(self) -> Dict[str, object]:
-        """What identifies the proxy in a checkpoint (a file by its tokens, a measure by its name)."""
-        if self.kind == "file":
+        """What identifies the proxy in a checkpoint (a tree by its tokens, a measure by its name)."""
+        if self.proxy is not None:
             return {"kind": "file", "tokens": list(self.proxy.tokens)}
         return {"kind": "measure", "name": self.spec}
 
     def __call__(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
         """Score ``model`` on the batch (higher is better); NaN when the proxy fails numerically."""
-        if self.proxy is not None:
-            try:
-                return float(self.proxy.score(model, images, labels, k=self.k, seed=self.seed))
-            except (RuntimeError, ValueError, FloatingPointError, OverflowError, ZeroDivisionError):
-                return math.nan  # a numerical accident makes this candidate the worst, never a crash
-        return float(self.measure(model, images, labels))
+        return self.resolved.score(model, images, labels, k=self.k, seed=self.seed)
 
 
 def search_batch(space, kind: str = "digits", n: int = 8) -> Tuple[torch.Tensor, torch.Tensor, str]:

@@ -69,7 +69,7 @@ def test_export_formats(fmt, expect, tmp_path):
 
 @pytest.mark.parametrize("ext, magic", [(".png", b"\x89PNG"), (".svg", b"<?xml"), (".dot", b"digraph")])
 def test_draw(ext, magic, tmp_path):
-    res = CliRunner().invoke(main, ["draw", "snip", "-o", str(tmp_path / f"t{ext}")])
+    res = CliRunner().invoke(main, ["draw", "snip_gp", "-o", str(tmp_path / f"t{ext}")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / f"t{ext}").read_bytes()[: len(magic)] == magic
 
@@ -77,7 +77,7 @@ def test_draw(ext, magic, tmp_path):
 @pytest.mark.parametrize("args, msg", [
     (["export", "nosuch.json"], "proxy file 'nosuch.json' not found"),
     (["export", "layers_sum(l2_w(A))"], "token 2 'A' gives an activation-shaped tensor"),
-    (["draw", "snip", "-o", "x.jpg"], "unsupported extension '.jpg'"),
+    (["draw", "snip_gp", "-o", "x.jpg"], "unsupported extension '.jpg'"),
     (["evolve", "--benchmark", "nosuch"], "benchmark 'nosuch' not found"),
     (["evolve", "--k", "zero"], "expected a positive integer or 'full'"),
     (["evolve", "--resume", "/nonexistent/run"], "not found"),

@@ -6,7 +6,8 @@ import torch
 
 from saswot_gp.errors import SaswotError
 from saswot_gp.evolution import build_pset
-from saswot_gp.handcrafted import HANDCRAFTED, handcrafted_proxies, resolve_proxy
+from saswot_gp.handcrafted import HANDCRAFTED, handcrafted_proxies
+from saswot_gp.proxyspec import resolve_proxy
 from saswot_gp.proxy import FORMAT, VERSION, Proxy, parse_expression
 
 from conftest import random_trees
@@ -90,8 +91,8 @@ def test_handcrafted_proxies_parse_and_resolve(packed):
     for name, p in hp.items():
         s = p.evaluate(packed)
         assert s.shape == (packed.n_archs,) and torch.isfinite(s).all(), name
-    assert resolve_proxy("snip").name == "snip"
-    assert resolve_proxy("layers_max(l2_w(G))").tokens == ["layers_max", "l2_w", "G"]
+    assert resolve_proxy("snip_gp").tree().name == "snip_gp"
+    assert resolve_proxy("layers_max(l2_w(G))").tree().tokens == ["layers_max", "l2_w", "G"]
 
 
 def _doc(**kw):

@@ -168,3 +168,103 @@ def test_bench_build_names_the_benchmark_after_its_file(tmp_path, monkeypatch):
     benchbuild.build(str(tmp_path / "b.csv"), space="tiny", n=4, seeds=1, repeat=0, steps=5, name="mine",
                      log=lambda m: None)
     assert load_benchmark(tmp_path / "b.csv").name == "mine"
+
+
+def test_scoring_leaves_the_users_model_exactly_as_it_was():
+    """Proxy.score (and collect_stats under it) restores parameters, BN buffers, gradients and mode; no_grad works."""
+    import torch
+    from torch import nn
+    from saswot_gp.proxy import Proxy
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1))
+    x, y = torch.randn(2, 3, 16, 16), torch.randint(0, 4, (2, 16, 16))
+    model(torch.randn(4, 3, 16, 16)).sum().backward()  # the user's own gradients and BN statistics
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    out_before = model(x)
+    proxy = Proxy.load("snip_gp")
+    s1 = proxy.score(model, x, y)
+    with torch.no_grad():
+        s2 = proxy.score(model, x, y)
+    assert s1 == s2 and torch.isfinite(torch.tensor(s1))
+    assert not model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    for n, p in model.named_parameters():
+        assert torch.equal(p.grad, grads[n]), n
+    assert torch.equal(model(x), out_before)
+
+
+def test_scoring_torchvision_lraspp_changes_nothing():
+    """The issue's case: torchvision's LR-ASPP (no weights downloaded), scored by a tree, is left untouched."""
+    import torch
+    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+    from saswot_gp.proxy import Proxy
+    torch.manual_seed(0)
+    net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=19).eval()
+
+    class Logits(torch.nn.Module):  # torchvision segmenters return {"out": logits}
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return self.m(x)["out"]
+    model = Logits(net).eval()
+    x, y = torch.randn(2, 3, 64, 64), torch.randint(0, 19, (2, 64, 64))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        out_before = model(x)
+        score = Proxy.load("saswot").score(model, x, y)
+    assert torch.isfinite(torch.tensor(score)) and not model.training
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    with torch.no_grad():
+        assert torch.equal(model(x), out_before)
+
+
+def test_one_resolver_and_one_meaning_per_name(tmp_path):
+    """Proxy.load, export, draw, search and proxies resolve a spec the same way; 'nwot' is always the live
+    measure and 'nwot_gp' always the proxy-language tree."""
+    from saswot_gp.handcrafted import HANDCRAFTED
+    from saswot_gp.proxy import Proxy
+    from saswot_gp.proxyspec import resolve_proxy
+    from saswot_gp.search import ProxyScorer
+    from saswot_gp.zerocost import measure_names
+    assert Proxy.load("nwot_gp").tokens == ["nwot_a", "A"] == resolve_proxy("nwot_gp").tree().tokens
+    assert Proxy.load("layers_sum(l2_w(G))").tokens == ["layers_sum", "l2_w", "G"]
+    with pytest.raises(SaswotError, match="'nwot' is a registered zero-cost measure.*'nwot_gp'"):
+        Proxy.load("nwot")
+    assert resolve_proxy("nwot").kind == "measure" and ProxyScorer("nwot").kind == "measure"
+    assert ProxyScorer("nwot_gp").identity() == {"kind": "file", "tokens": ["nwot_a", "A"]}
+    assert ProxyScorer("layers_sum(l2_w(G))").proxy.tokens == ["layers_sum", "l2_w", "G"]
+    # every name shared by the two families means the same count (params, flops); the rest are named apart
+    assert set(HANDCRAFTED) & set(measure_names()) == {"params", "flops"}
+    res = CliRunner().invoke(main, ["export", "nwot"])
+    assert res.exit_code == 2 and "nwot_gp" in res.output and res.output.count("\n") == 1
+    res = CliRunner().invoke(main, ["export", "nwot_gp", "--format", "tokens"])
+    assert res.exit_code == 0 and res.output.strip() == "nwot_a A"
+    res = CliRunner().invoke(main, ["search", "--proxy", "layers_sum(l2_w(G)", "--max-latency", "5",
+                                    "--out", str(tmp_path / "s")])
+    assert res.exit_code == 2 and res.output.startswith("error:")
+
+
+def test_shared_names_score_alike_as_tree_and_live_measure():
+    """params and flops: the tree (from collected statistics) equals the registry's count on live models."""
+    import random
+    import torch
+    from saswot_gp.batches import synthetic_batch
+    from saswot_gp.proxy import Proxy
+    from saswot_gp.spaces import get_space
+    from saswot_gp.stats.cache import build_model
+    from saswot_gp.zerocost import get_measure
+    sp = get_space("realtime")
+    x, y = synthetic_batch(n=2, size=(64, 64), num_classes=sp.num_classes, seed=0)
+    rng = random.Random(3)
+    for _ in range(3):
+        model = build_model(sp, sp.sample(rng), 0)
+        for name in ("params", "flops"):
+            tree = Proxy.load(name).score(model, x, y)
+            live = get_measure(name)(model, x, y)
+            assert tree == pytest.approx(live, rel=1e-9), name

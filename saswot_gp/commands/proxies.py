@@ -24,7 +24,7 @@ def _load(benchmark: str, metric):
 @click.option("--benchmark", required=True, help="registered name or path to a benchmark file (CSV, NASLib JSON, ...)")
 @click.option("--metric", default=None, help="target column of the benchmark (default: the file's main metric)")
 @click.option("--proxy", "proxy_files", multiple=True, type=click.Path(dir_okay=False),
-              help="a discovered proxy JSON file, or the shipped general proxy 'saswot', to score as well (repeatable)")
+              help="a proxy-language tree to score as well: a JSON file, the shipped general proxy saswot, a name such as nwot_gp, or functional notation (repeatable)")
 @click.option("--measures", default=None,
               help="comma-separated registered measures (default: all; 'none' for proxy files only)")
 @click.option("--n", "n_archs", default=None, type=click.IntRange(3), help="score N architectures sampled with --seed")

@@ -12,7 +12,7 @@ from . import resume_hint
 
 @click.command("search")
 @click.option("--proxy", "proxy_spec", required=True,
-              help="a discovered proxy JSON file, or a registered zero-cost measure name (snip, nwot, params, ...)")
+              help="a proxy JSON file, saswot, a proxy-language name (nwot_gp, ...) or tree, or a registered zero-cost measure (snip, nwot, params, ...)")
 @click.option("--space", "space_name", default="realtime", show_default=True, help="search space (only 'realtime')")
 @click.option("--max-latency", "max_latency", default=None, type=float, help="latency budget in ms (LUT-predicted)")
 @click.option("--min-fps", "min_fps", default=None, type=float, help="or: FPS budget (max latency = 1000 / F ms)")

@@ -117,8 +117,24 @@ def collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     """Run one forward and one backward of the segmentation loss and return sketched per-layer stats.
 
     ``k=None`` keeps full tensors. Positions depend on (``seed``, layer index, tensor size, ``k``),
-    so the same model, batch and seed give the same statistics.
+    so the same model, batch and seed give the same statistics. The model is left as it was: parameters,
+    buffers (BatchNorm running statistics), gradients and train/eval mode; it works inside ``torch.no_grad()``.
     """
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    grads = [(p, p.grad) for p in model.parameters()]
+    try:
+        with torch.enable_grad():
+            return _collect_stats(model, images, labels, k, seed, ignore_index, train_mode)
+    finally:
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
+        for p, g in grads:
+            p.grad = g
+
+
+def _collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, k: Optional[int], seed: int,
+                   ignore_index: int, train_mode: bool) -> ArchStats:
     if images.dim() != 4 or labels.dim() != 3 or images.shape[0] != labels.shape[0]:
         raise SaswotError(f"batch shapes {tuple(images.shape)} / {tuple(labels.shape)}; expected images (N,3,H,W) and labels (N,H,W)")
     if k is not None and k < 1:

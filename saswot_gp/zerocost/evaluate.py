@@ -54,16 +54,15 @@ def sample_benchmark(bench: Benchmark, n: Optional[int], seed: int = 0) -> Bench
 
 
 def load_proxy_files(paths: Sequence[PathLike]) -> Dict[str, object]:
-    """Discovered proxies by display name (the file's stem, made unique) from their JSON files."""
-    from ..proxy import Proxy, shipped_proxy_path
+    """Proxy-language trees by display name (a file's stem, made unique; a name as given) from their specs
+    (files, 'saswot', proxy-language names such as nwot_gp, functional notation; see ``proxyspec``)."""
+    from ..proxyspec import resolve_proxy
     out: Dict[str, object] = {}
     for p in paths:
-        if not Path(p).is_file() and shipped_proxy_path(str(p)) is not None:
-            out[str(p)] = Proxy.load(str(p))
-            continue
         if not Path(p).is_file():
-            raise SaswotError(f"proxy file {os.fspath(p)!r} not found")
-        proxy = Proxy.load(p)
+            out[str(p)] = resolve_proxy(str(p)).tree()
+            continue
+        proxy = resolve_proxy(str(p)).tree()
         base = _SAFE_NAME.sub("_", Path(p).stem) or "proxy"
         name, i = base, 2
         while name in out or name in measure_names():
