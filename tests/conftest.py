@@ -1,4 +1,6 @@
+import os
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +11,20 @@ from saswot_gp.stats.cache import build_model
 from saswot_gp.batches import synthetic_batch
 
 torch.set_num_threads(1)
+
+
+def benchdata_dir() -> Path:
+    """The benchmark files: ``$SASWOT_BENCHDATA`` when set (as the README tells users), else ../shared/benchdata."""
+    env = os.environ.get("SASWOT_BENCHDATA")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "benchdata"
+
+
+def need_benchdata(rel: str) -> Path:
+    """A benchmark file under :func:`benchdata_dir`, or skip the test saying where it was looked for."""
+    p = benchdata_dir() / rel
+    if not p.exists():
+        pytest.skip(f"benchmark data {p} not present (set SASWOT_BENCHDATA to the folder of the benchmark files)")
+    return p
 
 
 @pytest.fixture(autouse=True)

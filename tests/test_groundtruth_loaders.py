@@ -5,10 +5,10 @@ import json
 import math
 import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import need_benchdata
 
 from saswot_gp.errors import SaswotError
 from saswot_gp.groundtruth.base import Benchmark
@@ -16,7 +16,6 @@ from saswot_gp.groundtruth.loaders import (load_benchmark, load_csv, load_naslib
                                            save_csv)
 from saswot_gp.groundtruth.safe_pickle import safe_load, safe_loads
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "benchdata"
 EMB_A = [16, 16, 1, 1, 16, 2, 3, 3, 16, 32, 3, 4, 4, 3, 64, 112, 96, 4, 2, 1, 3, 1, 32, 80, 112, 48, 48]
 EMB_B = [8, 8, 1, 1, 8, 1, 1, 1, 8, 8, 1, 1, 1, 1, 8, 8, 8, 1, 1, 1, 1, 1, 8, 8, 8, 8, 8]
 ARCH_A = "16_16-1_1_16-2_3_3_16_32-3_4_4_3_64_112_96-4_2_1_3_1_32_80_112_48-48"
@@ -260,11 +259,7 @@ def test_named_benchmark_via_env(zc_micro, monkeypatch):
 
 # --------------------------------------------------------------------------- real files
 
-def _need(rel):
-    p = DATA / rel
-    if not p.exists():
-        pytest.skip(f"benchmark data {p} not present (shared benchmark folder absent on this machine)")
-    return p
+_need = need_benchdata
 
 
 @pytest.mark.parametrize("rel,space,n,lo,hi", [

@@ -4,10 +4,10 @@ benchmarks/param_match.py)."""
 
 import pickle
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import need_benchdata
 import torch
 
 from saswot_gp.errors import SaswotError
@@ -17,17 +17,12 @@ from saswot_gp.spaces.transnas import (MACRO_CODES, arch_to_naslib_key, naslib_k
                                        naslib_key_to_micro)
 
 torch.set_num_threads(1)
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "benchdata"
 N_CHECK = 60
 EMB = [16, 16, 1, 1, 16, 2, 3, 3, 16, 32, 3, 4, 4, 3, 64, 112, 96, 4, 2, 1, 3, 1, 32, 80, 112, 48, 48]
 EMB_ARCH = "16_16-1_1_16-2_3_3_16_32-3_4_4_3_64_112_96-4_2_1_3_1_32_80_112_48-48"
 
 
-def _need(rel):
-    p = DATA / rel
-    if not p.exists():
-        pytest.skip(f"benchmark data {p} not present (shared benchmark folder absent on this machine)")
-    return p
+_need = need_benchdata
 
 
 # ------------------------------------------------------------------------------- strings

@@ -253,7 +253,6 @@ def test_one_resolver_and_one_meaning_per_name(tmp_path):
 def test_shared_names_score_alike_as_tree_and_live_measure():
     """params and flops: the tree (from collected statistics) equals the registry's count on live models."""
     import random
-    import torch
     from saswot_gp.batches import synthetic_batch
     from saswot_gp.proxy import Proxy
     from saswot_gp.spaces import get_space
@@ -268,3 +267,12 @@ def test_shared_names_score_alike_as_tree_and_live_measure():
             tree = Proxy.load(name).score(model, x, y)
             live = get_measure(name)(model, x, y)
             assert tree == pytest.approx(live, rel=1e-9), name
+
+
+def test_tests_find_benchmark_files_through_saswot_benchdata(tmp_path, monkeypatch):
+    from conftest import benchdata_dir, need_benchdata
+    (tmp_path / "x.json").write_text("{}")
+    monkeypatch.setenv("SASWOT_BENCHDATA", str(tmp_path))
+    assert benchdata_dir() == tmp_path and need_benchdata("x.json") == tmp_path / "x.json"
+    with pytest.raises(pytest.skip.Exception, match="SASWOT_BENCHDATA"):
+        need_benchdata("absent.json")
