@@ -8,6 +8,7 @@ import click
 
 from .commands import resume_hint
 from .errors import SaswotError
+from .progress import Progress
 from .spaces.base import parse_resolution
 
 
@@ -177,10 +178,11 @@ def train(arch, space, input_size, base_width, data, root, steps, epochs, batch_
     resume_hint(f"add --resume to the same command to continue from {checkpoint} (saved every tenth of the steps)"
                 if checkpoint else "nothing was saved: give --checkpoint FILE to make a training resumable")
 
+    bar = Progress("  training", unit="step")
+
     def progress(info):
-        if info.get("step") and info.get("steps") and (info["step"] % max(10, info["steps"] // 10) == 0
-                                                        or info["step"] == info["steps"]):
-            click.echo(f"  step {info['step']}/{info['steps']}  loss {info.get('loss', float('nan')):.4f}", err=True)
+        if info.get("step") and info.get("steps"):
+            bar(info["step"], info["steps"], loss=f"{info.get('loss', float('nan')):.4f}")
 
     row = train_arch(arch, space=space, data=data, space_kwargs=skw, data_root=root, steps=None if epochs else steps,
                      epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed, threads=threads,

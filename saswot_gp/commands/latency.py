@@ -7,6 +7,7 @@ from typing import Optional
 
 import click
 
+from ..progress import Progress
 from ..spaces.base import parse_resolution
 
 
@@ -33,12 +34,10 @@ def build(space_name: str, resolution: str, threads: int, repeats: int, warmup: 
     from ..spaces import get_space
     res = parse_resolution(resolution)
     space = get_space(space_name, input_size=res)
-    step = [0]
+    bar = Progress("  timing", unit="entry")
 
     def progress(i: int, n: int, key: str) -> None:
-        if i == n or i - step[0] >= max(1, n // 10):
-            step[0] = i
-            click.echo(f"  [{i}/{n}] {key}", err=True)
+        bar(i, n)
 
     table = build_lut(space, res, threads=threads, repeats=repeats, warmup=warmup, progress=progress,
                       statistic=statistic, rounds=rounds)
@@ -65,9 +64,7 @@ def check(lut_path: str, n: int, seed: int, repeats: int, warmup: int, rounds: i
     from ..latency import LatencyTable, check_lut
     table = LatencyTable.load(lut_path)
 
-    def progress(i: int, total: int) -> None:
-        if i % max(1, total // 5) == 0 or i == total:
-            click.echo(f"  measured [{i}/{total}]", err=True)
+    progress = Progress("  measuring", unit="net")
 
     res = check_lut(table, n=n, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds,
                     repeatability=repeatability, progress=progress)

@@ -6,6 +6,7 @@ from typing import Optional
 
 import click
 
+from ..progress import Progress
 from ..spaces.base import parse_resolution
 from . import resume_hint
 
@@ -57,11 +58,12 @@ def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_f
     out = prepare_run_dir(out_dir, RUN_FILES, resume, overwrite, "--resume")
     resume_hint(f"add --resume to the same command to continue the search in {out}")
     space, lut = resolve_lut(space_name, res, lut_path, out, threads=threads, log=say)
-    every = max(1, budget // 20)
+    bar, best = Progress("  scoring", unit="arch"), [float("-inf")]
 
     def progress(i: int, n: int, arch: str, score: float) -> None:
-        if i % every == 0 or i == n:
-            say(f"  [{i}/{n}] {score:.5g} {arch}")
+        if score == score:  # not NaN
+            best[0] = max(best[0], score)
+        bar(i, n, best=f"{best[0]:.5g}")
 
     summary = run_search(space, scorer, lut, limit, budget, out, top_k=top_k, seed=seed, population=population,
                          sample_size=sample_size, batch=batch_kind, batch_size=batch_size, resume=resume,

@@ -90,13 +90,8 @@ def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, tr
     log(f"  statistics batch: {desc}; sketch K={'full' if k is None else k}")
 
     def bar(label):
-        step = [0]
-
-        def cb(i, n):
-            if i * 10 // n > step[0] or i == n:
-                step[0] = i * 10 // n
-                log(f"  {label} statistics {i}/{n}")
-        return cb
+        from ..progress import Progress
+        return Progress(f"  {bench.name} {label} statistics", unit="net")
 
     from ..stats.cache import batch_digest
     digest = batch_digest(images, labels)
