@@ -9,8 +9,13 @@ with ``sample_diverse`` (wider range of latency) is checked the same way.
 
 Usage (from the repository root)::
 
-    python benchmarks/latency_lut.py [--out benchmarks/results/latency_lut.json] [--n 50] [--seed 0] \
+    python benchmarks/latency_lut.py [--out FILE.json] [--overwrite] [--n 50] [--seed 0] \
         [--repeats 10] [--rounds 3] [--statistic median|min]
+
+The JSON goes to ``--out``; without it, to a new file ``benchmarks/runs/latency_lut/latency_lut-<UTC
+time>.json`` (untracked), so a run never replaces the recorded ``benchmarks/results/latency_lut.json``
+unless you name that file. An existing file is refused (before anything is timed) unless
+``--overwrite`` is given.
 
 Timings depend on the machine and on its load; the JSON records the load average at start and end.
 """
@@ -24,6 +29,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Optional, Sequence
 
 import torch
 
@@ -41,17 +47,41 @@ def _load() -> list:
         return []
 
 
-def main() -> None:
+DEFAULT_DIR = Path(__file__).resolve().parent / "runs" / "latency_lut"
+
+
+def output_path(out: Optional[str], overwrite: bool = False, now: Optional[float] = None) -> Path:
+    """Where the results go: ``out``, or a new time-stamped file under ``DEFAULT_DIR``.
+
+    Raises ``FileExistsError`` when that file exists and ``overwrite`` is false.
+    """
+    if out:
+        path = Path(out)
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
+        path = DEFAULT_DIR / f"latency_lut-{stamp}.json"
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; give --overwrite to replace it, or another --out")
+    return path
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
     """Build, check and write the results JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="benchmarks/results/latency_lut.json")
+    ap.add_argument("--out", default=None,
+                    help="results JSON (default: a new benchmarks/runs/latency_lut/latency_lut-<UTC time>.json)")
+    ap.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--statistic", choices=["median", "min"], default="median",
                     help="summary of repeated timings, for the table and the networks alike")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    try:
+        out = output_path(args.out, args.overwrite)
+    except FileExistsError as exc:
+        ap.error(str(exc))
     torch.set_num_threads(1)
     load_start = _load()
     space = get_space("realtime", input_size=64)
@@ -89,8 +119,13 @@ def main() -> None:
         "uniform": {k: v for k, v in uniform.items() if k != "lut"},
         "diverse": {k: v for k, v in diverse.items() if k != "lut"},
     }
-    atomic_write_json(args.out, doc)
-    print(f"wrote {args.out}")
+    if out.exists() and not args.overwrite:          # written by someone else while this ran: keep both
+        taken = out
+        out = out.with_name(f"{out.stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}{out.suffix}")
+        print(f"{taken} appeared while timing; writing to {out} instead", file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, doc)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -59,8 +59,134 @@ def to_dot(tokens: Sequence[str], title: str = "proxy") -> str:
     return "\n".join(lines) + "\n"
 
 
+# Layout of :func:`proxy_figure`, in inches and points.
+DPI = 110
+NODE_FONT = 8.0                     # node label size; shrunk (down to MIN_NODE_FONT) when the tree gets wide
+MIN_NODE_FONT = 5.0
+TITLE_FONT = 9.0
+MIN_TITLE_FONT = 6.0
+MAX_TITLE_LINES = 6                 # more lines than this and the title font shrinks instead
+MAX_WIDTH = 30.0                    # width the figure tries to stay within (it grows past it rather than overlap nodes)
+MARGIN = 0.2
+GAP_X, GAP_Y = 0.15, 0.45           # space between neighbouring node boxes
+BOX_PAD = 0.3                       # box padding, in units of the label's font size
+LEGEND = (("weight tensor", "W"), ("activation tensor", "A"), ("layer scalar", "L"), ("arch score", "S"))
+
+
+def _extent_in(artist, renderer, dpi: float):
+    bb = artist.get_window_extent(renderer)
+    return bb.width / dpi, bb.height / dpi
+
+
+def wrap_text(artist, text: str, width_in: float, renderer, dpi: float, max_lines: int = MAX_TITLE_LINES,
+              min_size: float = MIN_TITLE_FONT) -> None:
+    """Set ``text`` on the Text ``artist`` wrapped (``textwrap``) so that it is at most ``width_in`` inches wide.
+
+    Lines break at spaces where they can and inside long words where they must; when that takes more
+    than ``max_lines`` lines the font shrinks (down to ``min_size``) and the text is wrapped again.
+    """
+    import textwrap
+    paragraphs = text.split("\n")
+    while True:
+        artist.set_text(text)
+        w, _ = _extent_in(artist, renderer, dpi)
+        if w <= width_in:
+            return
+        longest = max(len(p) for p in paragraphs)
+        chars = max(1, min(longest - 1, int(longest * width_in / w)))
+        while True:
+            lines = [ln for p in paragraphs for ln in (textwrap.wrap(p, chars, break_on_hyphens=False) or [""])]
+            artist.set_text("\n".join(lines))
+            if _extent_in(artist, renderer, dpi)[0] <= width_in or chars == 1:
+                break
+            chars -= 1
+        size = artist.get_fontsize()
+        if len(lines) <= max_lines or size <= min_size:
+            return
+        artist.set_fontsize(max(min_size, size * 0.85))
+
+
+def proxy_figure(tokens: Sequence[str], title: str = ""):
+    """The tree drawn on a matplotlib ``Figure`` (Agg canvas, no pyplot state), sized to fit it.
+
+    Each node is its label in a box sized to the label (round boxes for operators, square ones for
+    terminals, coloured by output type); columns are as wide as the widest box, so boxes never
+    overlap, and the figure grows with the tree (labels shrink a little first when it gets wider than
+    ``MAX_WIDTH`` inches). The title is wrapped to the figure's width. Node texts carry the gid
+    ``node<i>`` (``i`` the prefix position), the title ``title`` and the legend ``legend``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    g = proxy_graph(tokens)
+    pos = tree_layout(g)
+    n_cols = int(round(max(x for x, _ in pos.values()))) + 1
+    n_rows = int(round(-min(y for _, y in pos.values()))) + 1
+    fig = Figure(figsize=(6.0, 4.0), dpi=DPI)
+    FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+
+    probe = fig.text(0, 0, "")
+    font = NODE_FONT
+    while True:                                      # widest and tallest label box at this font size
+        probe.set_fontsize(font)
+        sizes = []
+        for n in g.nodes:
+            probe.set_text(str(g.nodes[n]["label"]))
+            sizes.append(_extent_in(probe, renderer, DPI))
+        pad = 2 * BOX_PAD * font / 72.0
+        box_w, box_h = max(w for w, _ in sizes) + pad, max(h for _, h in sizes) + pad
+        need = n_cols * (box_w + GAP_X) + 2 * MARGIN
+        if need <= MAX_WIDTH or font <= MIN_NODE_FONT:
+            break
+        font = max(MIN_NODE_FONT, font * MAX_WIDTH / need)
+    probe.remove()
+    width = max(4.0, need)
+    tree_h = n_rows * (box_h + GAP_Y)
+
+    head = None
+    head_h = 0.0
+    if title:
+        head = fig.text(0.5, 1.0, "", fontsize=TITLE_FONT, ha="center", va="top", gid="title",
+                        parse_math=False)
+        wrap_text(head, title, width - 2 * MARGIN, renderer, DPI)
+        head_h = _extent_in(head, renderer, DPI)[1] + 0.1
+
+    handles = [Patch(facecolor=TYPE_COLOURS[t], edgecolor="black", label=name) for name, t in LEGEND]
+    legend = None
+    for ncol in (4, 2, 1):
+        if legend is not None:
+            legend.remove()
+        legend = fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=7, frameon=False,
+                            borderaxespad=0.0)
+        if _extent_in(legend, renderer, DPI)[0] <= width - 2 * MARGIN:
+            break
+    legend.set_gid("legend")
+    legend_h = _extent_in(legend, renderer, DPI)[1] + 0.1
+
+    height = MARGIN + head_h + tree_h + legend_h + MARGIN
+    fig.set_size_inches(width, height)
+    if head is not None:
+        head.set_position((0.5, 1.0 - MARGIN / height))
+    legend.set_bbox_to_anchor((0.5, MARGIN / height), transform=fig.transFigure)
+    ax = fig.add_axes((MARGIN / width, (MARGIN + legend_h) / height, 1 - 2 * MARGIN / width, tree_h / height))
+    ax.set_xlim(-0.5, n_cols - 0.5)
+    ax.set_ylim(-n_rows + 0.5, 0.5)
+    ax.axis("off")
+    for a, b in g.edges():
+        ax.plot([pos[a][0], pos[b][0]], [pos[a][1], pos[b][1]], color="0.35", lw=1.0, zorder=1)
+    for n in sorted(g.nodes):
+        label = str(g.nodes[n]["label"])
+        style = "square" if get_operator(label).is_terminal else "round"
+        ax.text(pos[n][0], pos[n][1], label, fontsize=font, ha="center", va="center", zorder=3, gid=f"node{n}", parse_math=False,
+                bbox=dict(boxstyle=f"{style},pad={BOX_PAD}", facecolor=TYPE_COLOURS[g.nodes[n]["type"]],
+                          edgecolor="black", linewidth=0.8))
+    return fig
+
+
 def draw_proxy(tokens: Sequence[str], path, title: str = "") -> None:
-    """Draw the tree to ``path`` (.png, .svg or .dot)."""
+    """Draw the tree to ``path`` (.png, .svg or .dot); the picture is :func:`proxy_figure`."""
     path = Path(path)
     ext = path.suffix.lower()
     if ext == ".dot":
@@ -68,29 +194,9 @@ def draw_proxy(tokens: Sequence[str], path, title: str = "") -> None:
         return
     if ext not in (".png", ".svg"):
         raise SaswotError(f"drawing file {str(path)!r}: unsupported extension {ext!r}; expected .png, .svg or .dot")
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    g = proxy_graph(tokens)
-    pos = tree_layout(g)
-    width = max(4.0, 1.3 * (1 + max(x for x, _ in pos.values())))
-    height = max(3.0, 1.1 * (1 - min(y for _, y in pos.values())))
-    fig, ax = plt.subplots(figsize=(min(width, 30), min(height, 20)))
-    colours = [TYPE_COLOURS[g.nodes[n]["type"]] for n in g.nodes]
-    nx.draw_networkx_edges(g, pos, ax=ax, arrows=False)
-    nx.draw_networkx_nodes(g, pos, ax=ax, node_color=colours, node_size=1400, edgecolors="black")
-    nx.draw_networkx_labels(g, pos, {n: g.nodes[n]["label"] for n in g.nodes}, ax=ax, font_size=8)
-    from matplotlib.patches import Patch
-    ax.legend(handles=[Patch(color=c, label=k) for k, c in
-                       zip(("weight tensor", "activation tensor", "layer scalar", "arch score"), TYPE_COLOURS.values())],
-              loc="lower right", fontsize=7, frameon=False)
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
-    ax.margins(0.15)
-    fig.tight_layout()
+    fig = proxy_figure(tokens, title=title)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.savefig(path, dpi=DPI)
 
 
 def plot_evolution(history: Sequence[dict], path, title: str = "") -> None:

@@ -105,5 +105,5 @@ def _run(benchmark, metric, proxy_files, measures, n_archs, resolution, batch_si
     write_csv(rows, out / "proxies.csv")
     write_scores_csv(bench, rows, out / "scores.csv")
     for r in rows:
-        plot_scatter(r, bench.target, out / scatter_name(r["proxy"]), metric=bench.metric)
+        plot_scatter(r, bench.target, out / scatter_name(r["proxy"]), metric=bench.metric, benchmark=bench.name)
     click.echo(f"\nwrote {out}/proxies.csv, scores.csv and {len(rows)} scatter_<proxy>.png")

@@ -309,13 +309,20 @@ def _pack_bits(bits: torch.Tensor) -> torch.Tensor:
     return torch.stack(words, 1)
 
 
+SWAP_ADVICE_BATCH = 32              # batch size suggested when swap saturates (2^32 patterns)
+
+
 @register_measure("swap")
 def swap(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **opts) -> float:
     """SWAP (Peng et al. 2024): number of distinct sample-wise activation patterns.
 
     Each post-ReLU unit (every channel and position of every 4-D ReLU output) gives one binary
-    vector ``out > 0`` over the N samples; the score counts the distinct vectors over all units
-    (at most 2^N, so use a batch of 16 or more to avoid saturation). No parameter regularisation.
+    vector ``out > 0`` over the N samples; the score counts the distinct vectors over all units.
+    No parameter regularisation. The count is at most 2^N: with few images every network with
+    enough units reaches it and the score no longer ranks anything (:func:`swap_saturation` says so;
+    use a batch of 16 or more, 32 in this project's results). A network without a 4-D ReLU / ReLU6
+    output has no patterns: ``ValueError`` (NaN from the registered measure, the reason in
+    ``compute_measures``' ``errors``).
     """
     net = _train_copy(model, _shared(opts))
     n = images.shape[0]
@@ -326,10 +333,29 @@ def swap(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **opts) -
             bits = (out.detach().reshape(n, -1) > 0).T
             codes.append(torch.unique(_pack_bits(bits), dim=0))
 
-    _forward_with_hooks(net, images, SWAP_LAYERS, hook)
+    hooked = _forward_with_hooks(net, images, SWAP_LAYERS, hook)
     if not codes:
-        return math.nan
+        raise ValueError(f"no activation patterns: the network has {hooked} nn.ReLU / nn.ReLU6 modules "
+                         f"and none gave a 4-D output")
     return float(torch.unique(torch.cat(codes), dim=0).shape[0])
+
+
+def swap_saturation(scores, n_images: int) -> Optional[str]:
+    """Why swap scores of a batch of ``n_images`` cannot rank, or None: how many reach the ceiling 2^n_images.
+
+    ``scores`` is one swap score or several (NaN ones are left out). The text starts with
+    'saturated:' and suggests a larger ``--batch-size``.
+    """
+    s = np.atleast_1d(np.asarray(scores, dtype=np.float64))
+    s = s[np.isfinite(s)]
+    ceiling = 2.0 ** int(n_images)
+    at = int((s >= ceiling).sum())
+    if at == 0:
+        return None
+    who = (f"all {at} architectures show" if at == len(s) and at > 1 else
+           "the architecture shows" if at == len(s) else f"{at} of {len(s)} architectures show")
+    return (f"saturated: {who} all {ceiling:.0f} = 2^{int(n_images)} activation patterns that {int(n_images)} "
+            f"images allow; use --batch-size {SWAP_ADVICE_BATCH} or more")
 
 
 @register_measure("zico")
