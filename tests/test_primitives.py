@@ -1,11 +1,16 @@
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import sympy
 import torch
 
 from saswot_gp.errors import SaswotError
-from saswot_gp.primitives import get_operator, make_operator, operators, unregister
-from saswot_gp.primitives.builtin import SYMPY_FUNCTIONS, UNARY, BINARY
+from saswot_gp.primitives import StatsContext, get_operator, make_operator, operators, unregister
+from saswot_gp.primitives.builtin import BUILTINS, SYMPY_FUNCTIONS, UNARY, BINARY
 from saswot_gp.proxy import Proxy
 
 EXTREME = torch.tensor([0.0, -0.0, -1.0, 1.0, -5.0, 1e-300, -1e-300, 1e30, -1e30, 1e200, -1e200], dtype=torch.float64)
@@ -138,3 +143,123 @@ def test_monotone_flags_are_truthful():
             assert (out[1:] >= out[:-1]).all(), op.name
     assert not get_operator("relu_s").monotone  # ties: not rank-preserving
     assert SYMPY_FUNCTIONS["sigmoid"].__name__ == "sigmoid"
+
+
+# ----------------------------------------------------------------------------- structure (issue 12)
+PRIMITIVES_DIR = Path(__file__).resolve().parents[1] / "saswot_gp" / "primitives"
+
+
+def test_every_builtin_token_is_spelled_out_in_the_source():
+    """Each built-in token appears literally (quoted) in builtin.py, so searching the source finds it."""
+    src = (PRIMITIVES_DIR / "builtin.py").read_text()
+    builtins = [op.name for op in operators() if op.builtin]
+    assert len(builtins) == 98
+    missing = [n for n in builtins if f'("{n}", (' not in src]
+    assert not missing, missing
+
+
+def test_builtins_registered_once_in_table_order():
+    from saswot_gp.primitives import registry
+    names = [r[0] for r in BUILTINS]
+    assert len(names) == len(set(names)) == 98
+    assert [n for n, op in registry._REGISTRY.items() if op.builtin] == names
+    assert names[:4] == ["W", "G", "A", "AG"] and names[-1] == "layers_min"
+    assert list(UNARY)[:3] == ["abs", "neg", "square"] and list(BINARY) == ["add", "sub", "mul", "div", "max", "min"]
+
+
+def _stats_context_members():
+    methods = {k for k, v in vars(StatsContext).items() if callable(v) and not k.startswith("_")}
+    return set(StatsContext.__annotations__), methods
+
+
+def test_packed_stats_satisfies_stats_context(packed):
+    from saswot_gp.stats.pack import PackedStats
+    attrs, methods = _stats_context_members()
+    assert {"w", "g", "a", "ag", "layer", "arch"} <= attrs
+    assert {"seg_sum", "seg_mean", "seg_max", "seg_min", "expand", "scale", "logdet", "arch_logdet"} <= methods
+    for name in attrs | methods:
+        assert hasattr(packed, name), name
+    for name in methods:
+        assert callable(getattr(packed, name)), name
+        assert callable(getattr(PackedStats, name)), name
+    assert isinstance(packed, StatsContext)
+    assert not isinstance(object(), StatsContext)
+
+
+def test_stats_context_covers_what_operators_use(packed):
+    """Every built-in operator and proxy runs on a context that offers only the protocol's members."""
+    attrs, methods = _stats_context_members()
+
+    class OnlyProtocol:
+        def __init__(self, inner):
+            for name in attrs | methods:
+                setattr(self, name, getattr(inner, name))
+
+    ctx = OnlyProtocol(packed)
+    assert isinstance(ctx, StatsContext)
+    vals = {"W": packed.w, "A": packed.a, "L": packed.layer["params"], "S": packed.arch["flops"]}
+    for op in operators():
+        a = op.fn(ctx, *[vals[t] for t in op.in_types])
+        b = op.fn(packed, *[vals[t] for t in op.in_types])
+        assert torch.equal(a, b), op.name
+    p = Proxy.parse("layers_sum(l1_w(mul_w(W, G)))")
+    assert torch.equal(p.evaluate(ctx), p.evaluate(packed))
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=str(PRIMITIVES_DIR.parents[1]))
+
+
+def test_register_before_any_lookup_keeps_builtins():
+    """A public register() made first (fresh interpreter) must not stop the built-ins from loading."""
+    code = """
+from saswot_gp.primitives.registry import Operator, get_operator, operators, register
+register(Operator("my_id_l", ("L",), "L", lambda ctx, x: x, lambda x: x, elementwise=True, builtin=False))
+assert get_operator("add_w").builtin and get_operator("l2_a").out_type == "L"
+assert not get_operator("my_id_l").builtin
+assert sum(op.builtin for op in operators()) == 98, len(operators())
+print("ok")
+"""
+    r = _run_python(code)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_make_operator_before_any_lookup_keeps_builtins():
+    code = """
+import sympy
+from saswot_gp.primitives import make_operator, get_operator, operators
+make_operator("twice_l", lambda x: 2 * x, ("L",), "L", lambda x: 2 * x, monotone=True)
+assert get_operator("add_w").builtin and not get_operator("twice_l").builtin
+assert sum(op.builtin for op in operators()) == 98
+print("ok")
+"""
+    r = _run_python(code)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+@pytest.mark.parametrize("first", ["saswot_gp.primitives.registry", "saswot_gp.primitives.builtin",
+                                   "saswot_gp.primitives.context", "saswot_gp.primitives"])
+def test_primitives_import_in_any_order(first):
+    code = f"""
+import importlib
+importlib.import_module({first!r})
+from saswot_gp.primitives import registry, builtin
+assert [n for n, op in registry._REGISTRY.items() if op.builtin] == [r[0] for r in builtin.BUILTINS]
+print("ok")
+"""
+    r = _run_python(code)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_registry_never_imports_builtin():
+    """No import cycle: the registry imports nothing of builtin (the package imports builtin after it)."""
+    tree = ast.parse((PRIMITIVES_DIR / "registry.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            mods = [node.module or ""] + [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            mods = [a.name for a in node.names]
+        else:
+            continue
+        assert not any("builtin" in m for m in mods), ast.dump(node)

@@ -1,9 +1,12 @@
 """Operator records and the registry (gplearn-style: each record carries its protected function).
 
 An :class:`Operator` is one declarative record: token name, typed signature, the protected torch
-function (``fn(ctx, *args)``; ``ctx`` gives segment reductions, see ``saswot_gp.stats.pack``), its
-sympy twin and flags. :func:`make_operator` validates a user's custom operator before it is accepted.
-This module never imports DEAP or evolution code.
+function (``fn(ctx, *args)``; ``ctx`` is a :class:`~saswot_gp.primitives.context.StatsContext`, in practice
+``saswot_gp.stats.pack.PackedStats``), its sympy twin and flags. :func:`make_operator` validates a user's
+custom operator before it is accepted. This module never imports DEAP or evolution code, nor the built-in
+operators: ``saswot_gp.primitives`` (the package, imported before any of its modules) imports this module
+and then :mod:`~saswot_gp.primitives.builtin`, which registers the built-ins, so they are loaded exactly
+once, before any call here, whatever is called first.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 
 from ..errors import SaswotError
+from .context import StatsContext
 from .types import TYPES
 
 BIG = 1e100  # protected functions clamp +-inf to this (float64 keeps headroom)
@@ -22,6 +26,10 @@ BIG = 1e100  # protected functions clamp +-inf to this (float64 keeps headroom)
 def finite(x: torch.Tensor) -> torch.Tensor:
     """Replace NaN by 0 and +-inf by +-BIG so every protected operator stays finite."""
     return torch.nan_to_num(x, nan=0.0, posinf=BIG, neginf=-BIG)
+
+
+OperatorFn = Callable[..., torch.Tensor]
+"""An operator's function: ``fn(ctx: StatsContext, *children: torch.Tensor) -> torch.Tensor``."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ class Operator:
     name: str
     in_types: Tuple[str, ...]
     out_type: str
-    fn: Callable
+    fn: OperatorFn
     sympy_fn: Callable
     elementwise: bool = False
     monotone: bool = False
@@ -76,7 +84,6 @@ def unregister(name: str) -> None:
 
 def get_operator(name: str) -> Operator:
     """The registered operator called ``name`` (SaswotError listing nothing long if unknown)."""
-    _ensure_builtins()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -86,18 +93,12 @@ def get_operator(name: str) -> Operator:
 
 def operators(out_type: Optional[str] = None, terminals: Optional[bool] = None) -> List[Operator]:
     """Registered operators, optionally filtered by output type and by terminal-ness, in name order."""
-    _ensure_builtins()
     ops = sorted(_REGISTRY.values(), key=lambda o: o.name)
     if out_type is not None:
         ops = [o for o in ops if o.out_type == out_type]
     if terminals is not None:
         ops = [o for o in ops if o.is_terminal == terminals]
     return ops
-
-
-def _ensure_builtins() -> None:
-    if not _REGISTRY:
-        from . import builtin  # noqa: F401  (registers on import)
 
 
 _PROBES = (0.0, -1.0, 1.0, -3.5, 1e-12, 1e30, -1e30, 1e100)
@@ -138,9 +139,11 @@ def make_operator(name: str, fn: Callable[..., torch.Tensor], in_types: Tuple[st
             raise TypeError("not a sympy expression")
     except Exception as exc:
         raise SaswotError(f"custom operator {name!r}: sympy twin failed: {exc}") from None
-    op = Operator(name, tuple(in_types), out_type, lambda ctx, *a: finite(fn(*a)), sympy_fn,
+    def protected(ctx: StatsContext, *a: torch.Tensor) -> torch.Tensor:
+        return finite(fn(*a))
+
+    op = Operator(name, tuple(in_types), out_type, protected, sympy_fn,
                   elementwise=True, monotone=monotone, doc=doc, builtin=False)
     if register_it:
-        _ensure_builtins()
         register(op)
     return op
