@@ -25,7 +25,9 @@ sys.path.insert(0, str(ROOT.parent))
 from saswot_gp.evolution import EvolutionConfig, ProxyEvaluator, evolve  # noqa: E402
 from saswot_gp.groundtruth.synthetic import planted_benchmark  # noqa: E402
 from saswot_gp.handcrafted import handcrafted_proxies  # noqa: E402
-from saswot_gp.pipeline import default_batch, evaluate_proxies, stats_and_targets  # noqa: E402
+from saswot_gp.batches import default_batch
+from saswot_gp.evolution.job import evaluate_proxies
+from saswot_gp.stats import stats_and_targets  # noqa: E402
 from saswot_gp.proxy import Proxy  # noqa: E402
 
 PLANTED = ["layers_max(l2_w(mul_w(W, G)))", "layers_mean(div_l(std_a(AG), l2_w(W)))"]

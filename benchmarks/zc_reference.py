@@ -2,7 +2,7 @@
 
 For a seeded sample of ``--n`` architectures of each NASLib zero-cost file (micro and macro,
 task segmentsemantic), build each network (weights seeded by ``--seed``), compute every registered
-measure (``saswot_gp.zerocost``) on one seeded synthetic batch (``saswot_gp.pipeline.default_batch``:
+measure (``saswot_gp.zerocost``) on one seeded synthetic batch (``saswot_gp.batches.default_batch``:
 ``--batch-size`` images at ``--resolution``), and report
 
 * for every proxy NASLib precomputed (flops, params, snip, grasp, fisher, grad_norm, l2_norm, plain,

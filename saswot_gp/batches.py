@@ -1,11 +1,19 @@
-"""Fixed, documented batches for collecting statistics when no real images are at hand."""
+"""Fixed, documented batches for collecting statistics when no real images are at hand, and the choice of
+the batch a benchmark's statistics are collected on."""
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+
+from .errors import SaswotError
+
+if TYPE_CHECKING:
+    from .groundtruth.base import Benchmark
+
+BATCH_KINDS = ("auto", "synthetic", "natural", "digits")
 
 
 def digits_batch(n: int = 8, size: Tuple[int, int] = (64, 64), seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -79,3 +87,47 @@ def natural_batch(n: int = 8, size: Tuple[int, int] = (64, 64), num_classes: int
     mean = torch.tensor(NATURAL_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(NATURAL_STD).view(1, 3, 1, 1)
     return (raw - mean) / std, labels
+
+
+def batch_source(bench: "Benchmark", kind: str = "auto") -> str:
+    """The statistics batch a benchmark gets: ``kind`` itself, or for 'auto' 'digits' when the benchmark file
+    declares it was trained on the embedded digit scenes (``Benchmark.data``) and 'synthetic' otherwise."""
+    if kind not in BATCH_KINDS:
+        raise SaswotError(f"batch {kind!r}; expected one of {', '.join(BATCH_KINDS)}")
+    if kind != "auto":
+        return kind
+    return "digits" if bench.data == "digits" else "synthetic"
+
+
+def default_batch(bench: "Benchmark", n: int = 8, seed: int = 0, resolution: Optional[Tuple[int, int]] = None,
+                  kind: str = "auto") -> Tuple[torch.Tensor, torch.Tensor]:
+    """The fixed batch used for a benchmark's statistics: ``(images, labels)``.
+
+    ``kind`` (:func:`batch_source`): 'digits', the first ``n`` training digit scenes generated with data seed
+    ``seed`` (the build's own data when ``seed`` is 0); 'synthetic', seeded smooth random images with spatially
+    coherent random labels; 'natural', seeded random crops of real photographs (:func:`natural_batch`).
+    ``resolution`` is checked against the space. Real images of the public benchmarks are not available offline.
+    """
+    from .spaces import get_space
+    sp = get_space(bench.space, **bench.space_kwargs)
+    size = sp.check_resolution(resolution)
+    src = batch_source(bench, kind)
+    if src == "digits":
+        if sp.num_classes < 11:
+            raise SaswotError(f"digit scenes have 11 classes but space {bench.space!r} has {sp.num_classes}; "
+                              f"use --batch synthetic or natural")
+        return digits_batch(n=n, size=size, seed=seed)
+    if src == "natural":
+        return natural_batch(n=n, size=size, num_classes=sp.num_classes, seed=seed)
+    return synthetic_batch(n=n, size=size, num_classes=sp.num_classes, seed=seed)
+
+
+def describe_batch(bench: "Benchmark", images: torch.Tensor, seed: int, kind: str = "auto") -> str:
+    """One line saying what :func:`default_batch` gave (printed by the commands that use it)."""
+    src = batch_source(bench, kind)
+    if src == "digits":
+        return f"the first {images.shape[0]} training digit scenes (data seed {seed}), {tuple(images.shape)}"
+    if src == "natural":
+        return (f"random crops of scikit-learn's sample photographs {tuple(images.shape)} with colour-cluster labels "
+                f"(seed {seed})")
+    return f"seeded synthetic images {tuple(images.shape)} with smooth random labels (seed {seed})"

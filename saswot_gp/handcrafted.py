@@ -22,28 +22,15 @@ sketch: Spearman -0.18 against the full-tensor value at K=256).
 * ``l2_norm_gp``, ``plain_gp`` (NASLib): sum of ||W||_2, and sum of W * G.
 * ``params``, ``flops``: the same counts as the registry's measures of those names.
 
-Names are resolved by :func:`saswot_gp.proxyspec.resolve_proxy`.
+The name -> expression table is ``saswot_gp.proxy.HANDCRAFTED``; names are resolved by ``Proxy.load`` and
+:func:`saswot_gp.proxyspec.resolve_proxy`.
 """
 
 from __future__ import annotations
 
 from typing import Dict
 
-from .proxy import Proxy
-
-HANDCRAFTED: Dict[str, str] = {
-    "snip_gp": "layers_sum(l1_w(mul_w(W, G)))",
-    "grad_norm_gp": "layers_sum(l2_w(G))",
-    "fisher_gp": "layers_sum(sum_a(square_a(mul_a(A, AG))))",
-    "synflow_gp": "layers_sum(log_l(l1_w(W)))",
-    "nwot_gp": "nwot_a(A)",
-    "nwot_layers": "layers_sum(logdet_a(A))",
-    "l2_norm_gp": "layers_sum(l2_w(W))",
-    "plain_gp": "layers_sum(sum_w(mul_w(W, G)))",
-    "params": "params",
-    "flops": "flops",
-}
-
+from .proxy import HANDCRAFTED, Proxy  # noqa: F401  (HANDCRAFTED: the names, defined beside the language)
 
 def handcrafted_proxies() -> Dict[str, Proxy]:
     """The named hand-designed proxies as :class:`Proxy` objects."""

@@ -22,6 +22,20 @@ from .primitives.types import TYPE_DOC
 
 FORMAT = "saswot-gp-proxy"
 SHIPPED_PROXIES = {"saswot": "proxy_saswot.json"}  # name -> file under saswot_gp/resources
+# Hand-designed proxies written in the proxy language, by name. Their definitions, and why most are named apart
+# from the registry's live measures of the same idea (``snip_gp`` vs ``snip``), are in saswot_gp/handcrafted.py.
+HANDCRAFTED: Dict[str, str] = {
+    "snip_gp": "layers_sum(l1_w(mul_w(W, G)))",
+    "grad_norm_gp": "layers_sum(l2_w(G))",
+    "fisher_gp": "layers_sum(sum_a(square_a(mul_a(A, AG))))",
+    "synflow_gp": "layers_sum(log_l(l1_w(W)))",
+    "nwot_gp": "nwot_a(A)",
+    "nwot_layers": "layers_sum(logdet_a(A))",
+    "l2_norm_gp": "layers_sum(l2_w(W))",
+    "plain_gp": "layers_sum(sum_w(mul_w(W, G)))",
+    "params": "params",
+    "flops": "flops",
+}
 VERSION = 1
 MAX_TOKENS = 2000
 
@@ -188,19 +202,36 @@ class Proxy:
 
     @classmethod
     def load(cls, path) -> "Proxy":
-        """Read a proxy JSON file (validated, nothing in it is executed). A spec that is not a file resolves as in
-        every command (:func:`saswot_gp.proxyspec.resolve_proxy`): a shipped name (``saswot``), a proxy-language
-        name (``nwot_gp``) or functional notation; a registered live measure (``nwot``) is a one-line error."""
+        """A proxy tree from a spec, as every command reads it: a proxy JSON file (validated, nothing in it is
+        executed), a shipped proxy's name (``saswot``), a proxy-language name (``nwot_gp``; :data:`HANDCRAFTED`) or
+        functional notation. A registered live measure's name (``nwot``) is a one-line error naming its
+        proxy-language approximation. (:func:`saswot_gp.proxyspec.resolve_proxy` also accepts live measures.)"""
         from .io import read_json
+        spec = str(path)
         if not Path(path).is_file():
-            shipped = shipped_proxy_path(str(path))
+            shipped = shipped_proxy_path(spec)
             if shipped is not None:
                 path = shipped
-            elif not str(path).lower().endswith(".json"):
-                from .proxyspec import resolve_proxy
-                return resolve_proxy(str(path)).tree()
+            elif spec in HANDCRAFTED:
+                return cls.parse(HANDCRAFTED[spec], name=spec)
+            elif not spec.lower().endswith(".json"):
+                return cls._from_name(spec)
         where = f"proxy file {str(Path(path))!r}"
         return cls.from_json(read_json(path, where, "expected a JSON file written by saswot-gp"), where=where)
+
+    @classmethod
+    def _from_name(cls, spec: str) -> "Proxy":
+        from .zerocost import measure_names
+        if spec in measure_names():
+            alt = f"{spec}_gp"
+            hint = f"; its proxy-language approximation is {alt!r}" if alt in HANDCRAFTED else ""
+            raise SaswotError(f"{spec!r} is a registered zero-cost measure computed on live models, not a "
+                              f"proxy-language tree{hint}")
+        if "(" in spec:
+            return cls.parse(spec)
+        raise SaswotError(f"unknown proxy {spec!r}: not a proxy JSON file, a shipped proxy ({', '.join(SHIPPED_PROXIES)}), "
+                          f"a proxy-language name ({', '.join(HANDCRAFTED)}), a registered measure "
+                          f"({', '.join(measure_names())}) or a tree such as layers_sum(l2_w(G))")
 
     # ------------------------------------------------------------------ DEAP
     def to_deap(self, pset):

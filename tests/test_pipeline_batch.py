@@ -1,19 +1,19 @@
-"""The statistics batch a benchmark gets: its own digit scenes for digits-trained realtime benchmarks."""
+"""The statistics batch a benchmark gets: its own digit scenes when its file declares digit-scene training data."""
 
 import numpy as np
 import torch
 
 from saswot_gp.datasets import get_dataset
 from saswot_gp.groundtruth.base import Benchmark
-from saswot_gp.pipeline import batch_source, default_batch, describe_batch
+from saswot_gp.batches import batch_source, default_batch, describe_batch
 
 
-def _bench(name, space="realtime", kw=None):
-    return Benchmark(name, space, ["a", "b"], np.array([0.1, 0.2]), metric="mIoU", space_kwargs=kw or {})
+def _bench(name, space="realtime", kw=None, data=None):
+    return Benchmark(name, space, ["a", "b"], np.array([0.1, 0.2]), metric="mIoU", space_kwargs=kw or {}, data=data)
 
 
 def test_digits_benchmark_gets_digit_scenes():
-    b = _bench("realtime-digits")
+    b = _bench("realtime-digits", data="digits")
     assert batch_source(b) == "digits"
     x, y = default_batch(b, n=3, seed=0, resolution=(32, 32))
     ds = get_dataset("digits", "train", image_size=(32, 32), seed=0)
@@ -28,3 +28,17 @@ def test_other_benchmarks_get_the_synthetic_batch():
     x1, y1 = default_batch(b, n=2, seed=4, resolution=(32, 32))
     x2, _ = default_batch(b, n=2, seed=4, resolution=(32, 32))
     assert torch.equal(x1, x2) and "synthetic" in describe_batch(b, x1, 4)
+
+
+def test_the_batch_follows_what_the_file_declares_not_its_name(tmp_path):
+    from saswot_gp.groundtruth.loaders import load_benchmark
+    assert batch_source(_bench("realtime-digits")) == "synthetic"  # a name says nothing
+    assert batch_source(_bench("my-bench", data="digits")) == "digits"
+    import random
+    from saswot_gp.spaces import get_space
+    arch = get_space("realtime").sample(random.Random(0))
+    f = tmp_path / "mine.csv"
+    f.write_text(f'# space: realtime\n# training: {{"data": "digits", "steps": 5}}\narch,mIoU\n{arch},0.1\n')
+    assert load_benchmark(f).data == "digits" and load_benchmark("realtime-digits").data == "digits"
+    f.write_text(f"# space: realtime\n# data: cityscapes\narch,mIoU\n{arch},0.1\n")
+    assert load_benchmark(f).data == "cityscapes" and batch_source(load_benchmark(f)) == "synthetic"

@@ -17,7 +17,9 @@ from saswot_gp.evolution.pset import SIZE_TERMINALS, STAT_TERMINALS
 from saswot_gp.groundtruth.loaders import save_csv
 from saswot_gp.groundtruth.synthetic import planted_benchmark
 from saswot_gp.handcrafted import handcrafted_proxies
-from saswot_gp.pipeline import default_batch, evaluate_proxies, stats_and_targets
+from saswot_gp.batches import default_batch
+from saswot_gp.evolution.job import evaluate_proxies
+from saswot_gp.stats import stats_and_targets
 from saswot_gp.proxy import Proxy
 
 PLANTED = "layers_max(l2_w(mul_w(W, G)))"  # not a seed: two node changes away from snip

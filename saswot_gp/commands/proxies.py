@@ -14,7 +14,7 @@ from . import resume_hint
 
 def _load(benchmark: str, metric):
     from ..groundtruth.loaders import load_benchmark
-    from ..pipeline import resolve_benchmark
+    from ..groundtruth.loaders import resolve_benchmark
     if benchmark == "synthetic":
         return resolve_benchmark(benchmark, metric)
     return load_benchmark(benchmark, metric=metric)
@@ -88,7 +88,7 @@ def _run(benchmark, metric, proxy_files, measures, n_archs, resolution, batch_si
         bench = sample_benchmark(bench, n_archs, seed=seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from ..pipeline import default_batch, describe_batch
+    from ..batches import default_batch, describe_batch
     images, _ = default_batch(bench, n=batch_size, seed=seed, resolution=res)
     click.echo(f"benchmark {bench.name}: {len(bench)} architectures of space {bench.space!r}, target {bench.metric}; "
                f"batch: {describe_batch(bench, images, seed)}", err=True)

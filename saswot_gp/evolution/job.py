@@ -80,7 +80,9 @@ def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, tr
     seg and seg-4x share their architectures) then share one packed-statistics object, which
     :class:`MultiEvaluator` scores once.
     """
-    from ..pipeline import default_batch, describe_batch, resolve_benchmark, stats_and_targets
+    from ..batches import default_batch, describe_batch
+    from ..groundtruth.loaders import resolve_benchmark
+    from ..stats.cache import stats_and_targets
     bench = resolve_benchmark(spec, metric, cache_dir=cache_dir)
     train, val, test = split_three(bench, train_size, seed, heldout_size, val_frac)
     images, labels = default_batch(bench, n=batch_size, seed=seed, resolution=resolution, kind=batch)
@@ -114,19 +116,35 @@ def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, tr
 _SCORE_MEMO: Dict[tuple, Optional[np.ndarray]] = {}  # (tokens, id(packed)) -> scores, within one report
 
 
+def _scores(proxy, packed: PackedStats) -> Tuple[Optional[np.ndarray], Optional[str]]:
+    from .fitness import NUMERICAL_ACCIDENTS
+    try:
+        with torch.no_grad():
+            return proxy.evaluate(packed).numpy(), None
+    except NUMERICAL_ACCIDENTS as exc:
+        return None, str(exc)
+
+
 def proxy_scores(proxy, packed: PackedStats) -> Optional[np.ndarray]:
     """The proxy's scores on packed statistics, or None after a numerical accident (memoised within a report)."""
-    from .fitness import NUMERICAL_ACCIDENTS
     key = (tuple(proxy.tokens), id(packed))
     if key in _SCORE_MEMO:
         return _SCORE_MEMO[key]
-    try:
-        with torch.no_grad():
-            out = proxy.evaluate(packed).numpy()
-    except NUMERICAL_ACCIDENTS:
-        out = None
+    out = _scores(proxy, packed)[0]
     if len(_SCORE_MEMO) < 10_000:
         _SCORE_MEMO[key] = out
+    return out
+
+
+def evaluate_proxies(proxies: Dict[str, "object"], packed: PackedStats, target) -> Dict[str, Dict[str, float]]:
+    """Kendall and Spearman of each named proxy's scores against ``target`` (NaN and the error after a
+    numerical accident)."""
+    out = {}
+    for name, p in proxies.items():
+        s, err = _scores(p, packed)
+        out[name] = _corr(s, np.asarray(target))
+        if err is not None:
+            out[name]["error"] = err
     return out
 
 

@@ -25,6 +25,7 @@ class Benchmark:
     reference: Dict[str, np.ndarray] = field(default_factory=dict)
     description: str = ""
     space_kwargs: Dict[str, object] = field(default_factory=dict)
+    data: Optional[str] = None  # the data set the targets were trained on, as the benchmark file declares it
 
     def __post_init__(self):
         self.target = np.asarray(self.target, dtype=np.float64)
@@ -38,7 +39,8 @@ class Benchmark:
         """A new Benchmark restricted to the integer indices ``idx``."""
         idx = np.asarray(idx, dtype=int)
         return Benchmark(self.name, self.space, [self.archs[i] for i in idx], self.target[idx], self.metric,
-                         {k: v[idx] for k, v in self.reference.items()}, self.description, dict(self.space_kwargs))
+                         {k: v[idx] for k, v in self.reference.items()}, self.description, dict(self.space_kwargs),
+                         self.data)
 
     def split(self, n_train: int, seed: int = 0, max_eval: Optional[int] = None):
         """Seeded random split into (train, held-out): ``n_train`` training archs, at most half when small."""

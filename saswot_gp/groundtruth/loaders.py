@@ -385,7 +385,18 @@ def load_csv(path: PathLike, metric: Optional[str] = None) -> Benchmark:
     if skipped:
         desc += f" ({skipped} rows without {metric} skipped)"
     return Benchmark(name=settings.get("name") or Path(path).stem, space=space, archs=archs, target=t_avg, metric=metric,
-                     reference=refs, description=desc, space_kwargs=space_kwargs)
+                     reference=refs, description=desc, space_kwargs=space_kwargs, data=_declared_data(settings))
+
+
+def _declared_data(settings: Dict[str, str]) -> Optional[str]:
+    """The training data a CSV declares: ``# data: NAME``, or the ``data`` of its ``# training:`` JSON."""
+    if settings.get("data"):
+        return settings["data"]
+    try:
+        training = json.loads(settings.get("training") or "{}")
+    except json.JSONDecodeError:
+        return None
+    return training.get("data") if isinstance(training, dict) else None
 
 
 def _space_or_none(space: str, kwargs: Dict[str, object]):
@@ -482,3 +493,11 @@ def load_benchmark(path_or_name: PathLike, metric: Optional[str] = None, task: s
         raise SaswotError(f"{path}: metric {metric!r} not available; TransNAS files have one target, 'val_accuracy' ({bench.metric})")
     return bench
 
+
+
+def resolve_benchmark(spec: str, metric: Optional[str] = None, cache_dir: Optional[str] = None) -> Benchmark:
+    """A registered benchmark name, a path to a benchmark file, or 'synthetic' (the planted test stand-in)."""
+    if spec == "synthetic":
+        from .synthetic import planted_benchmark
+        return planted_benchmark(n_archs=80, cache_dir=cache_dir)
+    return load_benchmark(spec, metric=metric)

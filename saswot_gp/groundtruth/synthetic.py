@@ -19,7 +19,8 @@ PLANTED = "layers_mean(div_l(std_a(AG), l2_w(W)))"
 def planted_benchmark(n_archs: int = 60, proxy: str = PLANTED, noise: float = 0.1, seed: int = 0,
                       space: str = "tiny", k: int = 256, batch_seed: int = 0, cache_dir=None) -> Benchmark:
     """Sample ``n_archs`` architectures of ``space``; target = normal score of the planted proxy's rank + noise * N(0,1)."""
-    from ..pipeline import default_batch, stats_and_targets
+    from ..batches import default_batch
+    from ..stats.cache import stats_and_targets
     from ..spaces import get_space
     sp = get_space(space)
     rng = random.Random(seed)

@@ -72,3 +72,15 @@ def stats_for_archs(space, archs: Sequence[str], images: torch.Tensor, labels: t
         if progress:
             progress(i + 1, len(archs))
     return out
+
+
+def stats_and_targets(bench, images: torch.Tensor, labels: torch.Tensor, k: Optional[int] = 256, seed: int = 0,
+                      cache_dir: Optional[str] = None, progress: Optional[Callable[[int, int], None]] = None):
+    """Packed statistics of every architecture of the benchmark ``bench`` and its aligned targets."""
+    from ..spaces import get_space
+    from .pack import pack
+    sp = get_space(bench.space, **bench.space_kwargs)
+    sid = f"{bench.space}:{sorted(bench.space_kwargs.items())}"
+    st = stats_for_archs(sp, bench.archs, images, labels, k=k, seed=seed, cache_dir=cache_dir,
+                         progress=progress, space_id=sid)
+    return pack(st), bench.target

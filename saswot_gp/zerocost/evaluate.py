@@ -5,7 +5,7 @@ with the registered measures (:mod:`.measures`) and with discovered proxy files
 (``Proxy.load(path).score``) on one fixed batch, and returns one row per proxy with Kendall tau-b
 and Spearman rho against the benchmark's target and seeded percentile-bootstrap 95% intervals.
 
-The batch is :func:`saswot_gp.pipeline.default_batch`: ``batch_size`` seeded synthetic images with
+The batch is :func:`saswot_gp.batches.default_batch`: ``batch_size`` seeded synthetic images with
 smooth random labels at the space's input size, or at ``resolution`` (H, W) to save time.
 
 Scores are cached per architecture in a JSON-lines file (one line per scored architecture, written
@@ -161,7 +161,7 @@ def score_architectures(bench: Benchmark, names: Optional[Sequence[str]] = None,
     came entirely from the cache). ``errors`` (if given) receives {proxy: {arch: failure text}} for
     the NaN scores whose failure was recorded (``compute_measures``' ``errors``; kept in the cache).
     """
-    from ..pipeline import default_batch
+    from ..batches import default_batch
     from ..spaces import get_space
     from ..stats import batch_digest, build_model
     names = list(measure_names() if names is None else names)
