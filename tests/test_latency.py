@@ -1,6 +1,7 @@
 import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +13,9 @@ from saswot_gp.latency import (LatencyTable, arch_keys, build_lut, check_lut, en
                                layer_key, stem_key)
 from saswot_gp.spaces import get_space
 from saswot_gp.spaces.base import count_flops, count_params
+from saswot_gp.spaces.realtime import RealtimeSpace
 from saswot_gp.stats.cache import build_model
+from saswot_gp.training import speed
 
 torch.set_num_threads(1)
 SMALL = dict(base_width=4, input_size=32, num_layers=4)
@@ -148,3 +151,106 @@ def test_cli_errors_are_one_line(tmp_path):
     assert len(res.output.strip().splitlines()) == 1
     res = CliRunner().invoke(main, ["latency", "build", "--resolution", "48x48", "--out", str(tmp_path / "x.json")])
     assert res.exit_code == 2 and "divisible by 32" in res.output
+
+
+# A committed table (``saswot-gp latency build`` output): its keys for these archs and, while the file holds the
+# same measurements (digest), its predictions, as recorded before the LUT used the space's own parts.
+COMMITTED_LUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "compare" / "latency_lut.json"
+COMMITTED = [
+    ("ir.w0.5.s-c3.w0.5.s-zc.w0.5.d-dw.w0.75.s-c3.w0.5.s-dc.w1.25.s-c3.w0.75.d-c3.w1.25.s-c3.w0.5.s-c33.w0.5.s",
+     ["stem:16:64x64", "layer:ir:32:16:1:8x8", "layer:c3:16:16:1:8x8", "layer:zc:16:32:2:8x8", "layer:dw:32:48:1:4x4",
+      "layer:c3:48:32:1:4x4", "layer:dc:32:80:1:4x4", "layer:c3:80:96:2:4x4", "layer:c3:96:160:1:2x2",
+      "layer:c3:160:64:1:2x2", "layer:c33:64:64:1:2x2", "head:16:64:L0:L2"], 1.8637480025063269, 505083, 8233472),
+    ("c33.w0.5.d-dw.w0.75.s-zc.w1.25.s-c33.w0.5.s-dw.w1.0.s-dw.w0.75.s-c3.w0.75.d-zc.w0.5.s-dw.w0.5.s-dw.w0.5.s",
+     ["stem:16:64x64", "layer:c33:32:32:2:8x8", "layer:dw:32:48:1:4x4", "layer:zc:48:80:1:4x4", "layer:c33:80:32:1:4x4",
+      "layer:dw:32:64:1:4x4", "layer:dw:64:48:1:4x4", "layer:c3:48:96:2:4x4", "layer:zc:96:64:1:2x2",
+      "layer:dw:64:64:1:2x2", "layer:dw:64:64:1:2x2", "head:32:64:L0:L2"], 1.7563690053066239, 263291, 6858240),
+    ("c3.w1.0.d-c33.w0.75.s-sk.w1.0.s-c3.w1.25.s-ir.w1.0.s-c3.w1.25.s-c3.w1.25.s-c3.w0.75.s-c3.w1.25.s-c3.w1.0.s",
+     ["stem:16:64x64", "layer:c3:32:64:2:8x8", "layer:c33:64:48:1:4x4", "layer:sk:48:64:1:4x4", "layer:c3:64:80:1:4x4",
+      "layer:ir:80:64:1:4x4", "layer:c3:64:80:1:4x4", "layer:c3:80:80:1:4x4", "layer:c3:80:48:1:4x4",
+      "layer:c3:48:80:1:4x4", "layer:c3:80:64:1:4x4", "head:32:64:L0:L1"], 1.4662665016658138, 457403, 11955200),
+]
+COMMITTED_DIGEST = "af4cbcf41b202efc"
+
+
+@pytest.mark.skipif(not COMMITTED_LUT.exists(), reason=f"{COMMITTED_LUT} is not in this checkout")
+def test_committed_lut_file_keeps_its_keys_and_predictions():
+    table = LatencyTable.load(COMMITTED_LUT)
+    space = table.space()
+    for arch, keys, ms, params, macs in COMMITTED:
+        assert table.keys_for(arch) == keys
+        assert table.predict(arch) == pytest.approx(sum(table.entries[k]["ms"] for k in keys), rel=1e-12)
+        assert table.predict_params(arch) == params == count_params(build_model(space, arch, 0))
+        assert table.predict_flops(arch) == macs
+        if table.digest() == COMMITTED_DIGEST:
+            assert table.predict(arch) == pytest.approx(ms, rel=1e-12)
+
+
+def test_lut_times_exactly_the_modules_the_space_builds(monkeypatch):
+    sp = get_space("realtime", base_width=4, input_size=32, num_layers=2)
+    built, timed = [], []
+    part_module, forward_times = RealtimeSpace.part_module, speed.forward_times
+
+    def building(self, part, num_classes=None):
+        built.append((part, part_module(self, part, num_classes)))
+        return built[-1][1]
+
+    def timing(module, x, **kw):
+        timed.append(module)
+        return forward_times(module, x, **kw)
+
+    monkeypatch.setattr(RealtimeSpace, "part_module", building)
+    monkeypatch.setattr(speed, "forward_times", timing)
+    table = build_lut(sp, repeats=1, warmup=0)
+    assert [id(m) for m in timed] == [id(m) for _, m in built] and len(timed) == len(table.entries) == 385
+    assert [p for p, _ in built] == list(enumerate_configs(sp).values())
+    # a change to a part's module in the space reaches the table (here: an extra 1x1 conv after every layer)
+    layer_module = RealtimeSpace.layer_module
+
+    def wider(self, part):
+        return torch.nn.Sequential(layer_module(self, part), torch.nn.Conv2d(part.cout, part.cout, 1))
+
+    monkeypatch.setattr(RealtimeSpace, "layer_module", wider)
+    changed = build_lut(sp, repeats=1, warmup=0)
+    arch = "c3.w1.0.s-dw.w0.5.d"
+    assert changed.predict_params(arch) == count_params(build_model(sp, arch, 0))
+    assert changed.predict_params(arch) == table.predict_params(arch) + 2 * (8 * 8 + 8)  # 8 channels out of both layers
+    assert changed.predict_flops(arch) == count_flops(build_model(sp, arch, 0), torch.zeros(1, 3, 32, 32))
+
+
+def test_lut_and_measure_latency_share_one_timing_loop(monkeypatch, space):
+    calls = []
+
+    def fake(model, x, warmup=5, repeats=20, sync=None):
+        calls.append((type(model).__name__, warmup, repeats))
+        return [3.0, 1.0, 2.0, 6.0]
+
+    monkeypatch.setattr(speed, "forward_times", fake)
+    table = build_lut(space, repeats=4, warmup=2, rounds=2)
+    assert len(calls) == 2 * len(table.entries) and {c[1:] for c in calls} == {(2, 4)}
+    assert {e["ms"] for e in table.entries.values()} == {2.5}  # median of the repeats, then of the rounds
+    assert {e["ms"] for e in build_lut(space, repeats=4, warmup=0, statistic="min").entries.values()} == {1.0}
+    calls.clear()
+    model = build_model(space, space.sample(random.Random(0)), 0)
+    r = speed.measure_latency(model, (32, 32), warmup=3, repeats=4)
+    assert calls == [("RealtimeNet", 3, 4)]
+    assert (r["latency_ms"], r["min_ms"], r["mean_ms"], r["fps"]) == (2.5, 1.0, 3.0, 400.0)
+    res = check_lut(table, archs=[space.sample(random.Random(i)) for i in range(2)], repeats=4, warmup=1)
+    assert [r["measured_ms"] for r in res["rows"]] == [2.5, 2.5] and {c[0] for c in calls} == {"RealtimeNet"}
+
+
+def test_forward_times_runs_in_eval_under_inference_mode_and_restores_mode():
+    seen, synced = [], []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.append((self.training, torch.is_inference_mode_enabled()))
+            return x
+
+    probe = Probe().train()
+    times = speed.forward_times(probe, torch.zeros(1), warmup=2, repeats=3, sync=lambda: synced.append(1))
+    assert len(times) == 3 and all(t >= 0 for t in times)
+    assert seen == [(False, True)] * 5 and len(synced) == 4 and probe.training
+    assert speed.summarise_ms([3.0, 1.0, 2.0], "median") == 2.0 and speed.summarise_ms([3.0, 1.0, 2.0], "min") == 1.0
+    with pytest.raises(ValueError):
+        speed.forward_times(probe, torch.zeros(1), repeats=0)

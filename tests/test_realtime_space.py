@@ -1,5 +1,6 @@
 """The FasterSeg-style ``realtime`` search space: grammar, variation operators, networks."""
 
+import hashlib
 import itertools
 import random
 
@@ -8,7 +9,9 @@ import torch
 
 from saswot_gp.errors import SaswotError
 from saswot_gp.spaces import get_space, space_names
-from saswot_gp.spaces.realtime import OPS, WIDTHS, RealtimeSpace
+from saswot_gp.spaces.base import count_params
+from saswot_gp.spaces.realtime import (OPS, WIDTHS, HeadPart, LayerPart, RealtimeHead, RealtimeSpace,
+                                       StemPart)
 
 torch.set_num_threads(1)
 
@@ -162,3 +165,90 @@ def test_non_string_and_bad_constructor_args_rejected(space):
         RealtimeSpace(input_size=(64, 48))
     with pytest.raises(SaswotError):
         space.encode([("c3", 0.6, True)] * 10)
+
+
+# Recorded from the networks built before RealtimeSpace.build was assembled from the space's parts (walk, stem,
+# layer_module, head): parameter count, digest of the state_dict keys and shapes (trained checkpoints load),
+# and the output for fixed weights (torch.manual_seed) and input.
+NETWORKS = [
+    (dict(base_width=4, input_size=32, num_layers=4), 0, None, "dw.w1.0.s-sk.w1.25.d-sk.w1.25.s-dw.w1.0.d",
+     4643, "abe786fa6448a1f7", 80, 3326.469345362857),
+    (dict(base_width=4, input_size=32, num_layers=4), 1, None, "dw.w0.5.d-dc.w0.5.s-sk.w1.0.s-dc.w0.5.s",
+     4767, "6b367a273eaccf9a", 86, 3875.8648729994893),
+    (dict(base_width=6, input_size=(64, 96), num_layers=5, residual=False, head_width=10, num_classes=3), 2, None,
+     "sk.w0.5.d-zc.w1.25.s-zc.w0.5.s-sk.w0.5.s-zc.w1.25.s", 14931, "3fef0862390fbeaa", 68, 7449.579615660012),
+    (dict(base_width=6, input_size=(64, 96), num_layers=5, residual=False, head_width=10, num_classes=3), 5, 5,
+     "c33.w0.5.s-c3.w0.75.s-zc.w1.0.s-dw.w0.75.d-c3.w1.0.s", 11677, "1e9537f7547ca9b6", 86, 11073.211529135704),
+    (dict(), 1, None, "dc.w1.25.d-dc.w0.5.s-dw.w0.75.s-sk.w1.0.s-zc.w0.5.s-zc.w1.0.s-c3.w1.25.s-sk.w0.5.d-c33.w0.75.s-"
+     "ir.w0.5.s", 410907, "cc91d36c3fa0d93f", 176, 7778.137664576061),
+]
+
+
+@pytest.mark.parametrize("kwargs, seed, classes, arch, params, digest, n_keys, abs_sum", NETWORKS)
+def test_networks_keep_their_parameters_state_dict_and_output(kwargs, seed, classes, arch, params, digest, n_keys,
+                                                              abs_sum):
+    sp = get_space("realtime", **kwargs)
+    torch.manual_seed(seed)
+    net = sp.build(arch, num_classes=classes)
+    sd = net.state_dict()
+    assert count_params(net) == params
+    assert len(sd) == n_keys
+    assert hashlib.sha256("\n".join(f"{k}:{tuple(v.shape)}" for k, v in sd.items()).encode()).hexdigest()[:16] == digest
+    net.eval()
+    x = torch.randn(2, 3, *sp.input_size, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        out = net(x)
+    assert out.shape == (2, classes or sp.num_classes, *sp.input_size)
+    assert float(out.double().abs().sum()) == pytest.approx(abs_sum, rel=1e-5)
+
+
+def test_walk_names_the_parts_the_network_is_built_from(space):
+    rng = random.Random(5)
+    for _ in range(10):
+        arch = space.sample(rng)
+        parts = space.walk(arch)
+        net = space.build(arch).eval()
+        assert isinstance(parts[0], StemPart) and isinstance(parts[-1], HeadPart)
+        assert len(parts) == space.num_layers + 2 and all(isinstance(p, LayerPart) for p in parts[1:-1])
+        assert [8 * 2 ** p.level_out for p in parts[1:-1]] == space.resolutions(arch)
+        for prev, part in zip(parts, parts[1:-1]):
+            assert part.cin == prev.cout and part.stride == (2 if part.level_out > part.level_in else 1)
+        assert parts[-1].c_lo == parts[-2].cout and parts[-1].level_lo == net.levels
+        y = net.stem(torch.randn(2, 3, *space.input_size))
+        assert y.shape[1:] == (parts[0].cout, *space.level_size(0))
+        for layer, part in zip(net.layers, parts[1:-1]):
+            assert [v.shape for v in layer.state_dict().values()] == \
+                [v.shape for v in space.layer_module(part).state_dict().values()]
+            y = layer(y)
+            assert y.shape[1:] == (part.cout, *space.level_size(part.level_out))
+        head = space.head(parts[-1])
+        assert count_params(net) == sum(count_params(space.part_module(p)) for p in parts)
+        assert [v.shape for v in head.state_dict().values()] == \
+            [v.shape for k, v in net.state_dict().items() if k.split(".")[0] in ("proj_hi", "proj_lo", "fuse",
+                                                                                "classifier")]
+
+
+def test_build_uses_the_space_methods(monkeypatch):
+    sp = RealtimeSpace(base_width=4, input_size=32, num_layers=4)
+    arch = "c3.w1.0.s-ir.w0.5.d-sk.w1.0.s-dw.w1.25.d"
+    built = []
+    original = RealtimeSpace.layer_module
+
+    def layer_module(self, part):
+        built.append(original(self, part))
+        return built[-1]
+
+    monkeypatch.setattr(RealtimeSpace, "layer_module", layer_module)
+    heads = []
+    monkeypatch.setattr(RealtimeSpace, "head", lambda self, part, num_classes=None: heads.append(
+        RealtimeHead(part.c_hi, part.c_lo, 3, 2, self.input_size)) or heads[-1])
+    net = sp.build(arch).eval()
+    assert list(net.layers) == built and len(heads) == 1 and net.classifier is heads[0].classifier
+    assert net.proj_hi.state_dict()["0.weight"].shape[0] == 3 and net(torch.randn(1, 3, 32, 32)).shape == (1, 2, 32, 32)
+    # the channel rule is the space's: changing it changes the walk and the network together
+    monkeypatch.setattr(RealtimeSpace, "channels", lambda self, level, width: 5 + level)
+    parts = sp.walk(arch)
+    assert [p.cout for p in parts[1:-1]] == [5, 6, 6, 7] and (parts[-1].c_hi, parts[-1].c_lo) == (5, 7)
+    net = sp.build(arch).eval()
+    assert net.layers[0].op[0].weight.shape[:2] == (5, 8) and net.layers[3].op[1][0].weight.shape[:2] == (7, 6)
+    assert net(torch.randn(1, 3, 32, 32)).shape == (1, 2, 32, 32)

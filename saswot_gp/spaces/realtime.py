@@ -11,6 +11,11 @@ and ``sk`` is the shortcut alone; ``residual=False`` gives plain FasterSeg-like 
 sides are divisible by 32 works. Defaults (``base_width=16``, 64x64 input, 11 classes) suit the
 embedded digits set on CPU.
 
+A network is assembled from its parts, which :meth:`RealtimeSpace.walk` lists (a :class:`StemPart`, one
+:class:`LayerPart` per layer, a :class:`HeadPart`: channels, levels, operator) and
+:meth:`RealtimeSpace.part_module` builds (``stem``, ``layer_module``, ``head``). The latency lookup table
+(:mod:`saswot_gp.latency`) times exactly these modules, so a change made here reaches it.
+
 Architecture string grammar (canonical form written by :meth:`RealtimeSpace.encode`)::
 
     arch  := layer ("-" layer)*          exactly num_layers layers (default 10)
@@ -163,49 +168,100 @@ def make_op(op: str, cin: int, cout: int, stride: int, residual: bool = False) -
     raise SaswotError(f"unknown realtime operator {op!r}; expected one of {list(OPS)}")
 
 
-class RealtimeNet(nn.Module):
-    """The network for one realtime architecture; ``forward`` returns logits at the input resolution."""
+class StemPart(NamedTuple):
+    """The stem: ``cin`` (3) channels -> ``mid`` (the base width) at 1/2 -> ``cout`` at 1/8 (level 0)."""
 
-    def __init__(self, layers: Sequence[RTLayer], base_width: int, num_classes: int, head_width: int,
-                 residual: bool = True):
+    cin: int
+    mid: int
+    cout: int
+    kind = "stem"
+
+
+class LayerPart(NamedTuple):
+    """One searchable layer: operator ``op`` from ``cin`` channels at ``level_in`` to ``cout`` at ``level_out``."""
+
+    op: str
+    cin: int
+    cout: int
+    level_in: int
+    level_out: int
+    kind = "layer"
+
+    @property
+    def stride(self) -> int:
+        """2 when the layer descends a resolution, else 1."""
+        return 2 if self.level_out > self.level_in else 1
+
+
+class HeadPart(NamedTuple):
+    """The head: fuses a ``c_hi``-channel feature at ``level_hi`` with a ``c_lo``-channel one at ``level_lo``."""
+
+    c_hi: int
+    c_lo: int
+    level_hi: int
+    level_lo: int
+    kind = "head"
+
+
+class WalkState(NamedTuple):
+    """Where a walk over an arch stands: current level and channels, channels of the last 1/8 (level 0) feature."""
+
+    level: int
+    channels: int
+    hi_channels: int
+
+
+def _head_logits(head: nn.Module, hi: torch.Tensor, lo: torch.Tensor, size) -> torch.Tensor:
+    """The head's computation with ``head``'s ``proj_hi``, ``proj_lo``, ``fuse`` and ``classifier``."""
+    hi = head.proj_hi(hi)
+    lo = F.interpolate(head.proj_lo(lo), size=hi.shape[-2:], mode="bilinear", align_corners=False)
+    logits = head.classifier(head.fuse(hi + lo))
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+class RealtimeHead(nn.Module):
+    """The head alone: logits at ``out_size`` from ``(hi, lo)`` (what :class:`RealtimeNet` does after its layers)."""
+
+    def __init__(self, c_hi: int, c_lo: int, head_width: int, num_classes: int, out_size: Sequence[int]):
         super().__init__()
-        c8 = 2 * base_width
-        self.stem = nn.Sequential(ConvBNReLU(3, base_width, 3, 2), ConvBNReLU(base_width, c8, 3, 2),
-                                  ConvBNReLU(c8, c8, 3, 1), ConvBNReLU(c8, c8, 3, 2))
-        self.layers = nn.ModuleList()
-        level, cin = 0, c8
-        self.hi_index = -1  # index of the last layer whose output is at 1/8 (-1: the stem)
-        c_hi = c8
-        for i, layer in enumerate(layers):
-            level += int(layer.down)
-            cout = _channels(base_width, level, layer.width)
-            self.layers.append(make_op(layer.op, cin, cout, 2 if layer.down else 1, residual))
-            if level == 0:
-                self.hi_index, c_hi = i, cout
-            cin = cout
-        self.levels = level
+        self.out_size = (int(out_size[0]), int(out_size[1]))
         self.proj_hi = ConvBNReLU(c_hi, head_width, 1)
-        self.proj_lo = ConvBNReLU(cin, head_width, 1)
+        self.proj_lo = ConvBNReLU(c_lo, head_width, 1)
         self.fuse = ConvBNReLU(head_width, head_width, 3)
         self.classifier = nn.Conv2d(head_width, num_classes, 1)
 
+    def forward(self, xs: Tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Logits at ``out_size`` from the 1/8 feature ``hi`` and the final, coarser feature ``lo``."""
+        hi, lo = xs
+        return _head_logits(self, hi, lo, self.out_size)
+
+
+class RealtimeNet(nn.Module):
+    """The network for one realtime architecture; ``forward`` returns logits at the input resolution.
+
+    Built by :meth:`RealtimeSpace.build` from the space's parts: ``stem``, the ``layers`` and a
+    :class:`RealtimeHead` whose submodules the network holds directly (``proj_hi``, ``proj_lo``, ``fuse``,
+    ``classifier``); ``hi_index`` is the last layer whose output is at 1/8 (-1: the stem).
+    """
+
+    def __init__(self, stem: nn.Module, layers: Sequence[nn.Module], head: RealtimeHead, hi_index: int,
+                 levels: int):
+        super().__init__()
+        self.stem = stem
+        self.layers = nn.ModuleList(layers)
+        self.hi_index = int(hi_index)
+        self.levels = int(levels)
+        self.proj_hi, self.proj_lo, self.fuse, self.classifier = head.proj_hi, head.proj_lo, head.fuse, head.classifier
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N x classes x H x W) for images ``x`` (N x 3 x H x W)."""
-        size = x.shape[-2:]
         y = self.stem(x)
         hi = y
         for i, layer in enumerate(self.layers):
             y = layer(y)
             if i == self.hi_index:
                 hi = y
-        hi = self.proj_hi(hi)
-        lo = F.interpolate(self.proj_lo(y), size=hi.shape[-2:], mode="bilinear", align_corners=False)
-        logits = self.classifier(self.fuse(hi + lo))
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-
-
-def _channels(base_width: int, level: int, mult: float) -> int:
-    return max(4, int(base_width * 2 ** (level + 1) * mult + 0.5))
+        return _head_logits(self, hi, y, x.shape[-2:])
 
 
 @register_space("realtime")
@@ -337,16 +393,85 @@ class RealtimeSpace(SearchSpace):
             child[i] = child[i]._replace(down=True)
         return self.encode(child)
 
-    # --- networks -------------------------------------------------------------------------------
+    # --- networks: the parts of an arch and their modules (also what the latency table times) ------
+    def channels(self, level: int, width: float) -> int:
+        """Channels of a layer at ``level`` (0: 1/8, 1: 1/16, 2: 1/32) with width multiplier ``width``."""
+        return max(4, int(self.base_width * 2 ** (int(level) + 1) * float(width) + 0.5))
+
+    def level_size(self, level: int) -> Tuple[int, int]:
+        """Spatial size (H, W) of a feature at ``level`` for the space's input size."""
+        f = 8 * 2 ** int(level)
+        return -(-self.input_size[0] // f), -(-self.input_size[1] // f)
+
+    def walk_start(self) -> Tuple[StemPart, WalkState]:
+        """The stem's part and the walk state after it (level 0)."""
+        c8 = 2 * self.base_width
+        return StemPart(3, self.base_width, c8), WalkState(0, c8, c8)
+
+    def walk_step(self, state: WalkState, layer: RTLayer) -> Tuple[LayerPart, WalkState]:
+        """The part of ``layer`` (an :class:`RTLayer`) applied at ``state``, and the state after it."""
+        level = state.level + int(layer.down)
+        cout = self.channels(level, layer.width)
+        part = LayerPart(layer.op, state.channels, cout, state.level, level)
+        return part, WalkState(level, cout, cout if level == 0 else state.hi_channels)
+
+    def walk_end(self, state: WalkState) -> HeadPart:
+        """The head's part after the last layer's ``state``."""
+        return HeadPart(state.hi_channels, state.channels, 0, state.level)
+
+    def walk(self, arch: str) -> List:
+        """The parts of ``arch`` in network order: a :class:`StemPart`, one :class:`LayerPart` per layer, a
+        :class:`HeadPart` (channels in/out, levels, operator of each)."""
+        stem, state = self.walk_start()
+        parts: List = [stem]
+        for layer in self.decode(arch):
+            part, state = self.walk_step(state, layer)
+            parts.append(part)
+        return parts + [self.walk_end(state)]
+
+    def stem(self) -> nn.Module:
+        """The stem: four 3x3 conv-BN-ReLU (stride 2, 2, 1, 2) down to 1/8."""
+        mid, c8 = self.base_width, 2 * self.base_width
+        return nn.Sequential(ConvBNReLU(3, mid, 3, 2), ConvBNReLU(mid, c8, 3, 2), ConvBNReLU(c8, c8, 3, 1),
+                             ConvBNReLU(c8, c8, 3, 2))
+
+    def layer_module(self, part: LayerPart) -> nn.Module:
+        """The module of one searchable layer (``make_op`` with the space's ``residual`` setting)."""
+        return make_op(part.op, part.cin, part.cout, part.stride, self.residual)
+
+    def head(self, part: HeadPart, num_classes: int | None = None) -> RealtimeHead:
+        """The head of ``part`` (logits upsampled to the space's input size)."""
+        return RealtimeHead(part.c_hi, part.c_lo, self.head_width, int(num_classes or self.num_classes),
+                            self.input_size)
+
+    def part_module(self, part, num_classes: int | None = None) -> nn.Module:
+        """The module of any part from :meth:`walk`."""
+        if isinstance(part, StemPart):
+            return self.stem()
+        if isinstance(part, LayerPart):
+            return self.layer_module(part)
+        if isinstance(part, HeadPart):
+            return self.head(part, num_classes)
+        raise SaswotError(f"not a realtime part: {part!r}")
+
+    def part_input(self, part, batch: int = 1):
+        """A random input of ``part``'s module (a tensor; for the head a ``(hi, lo)`` pair) at the input size."""
+        if isinstance(part, StemPart):
+            return torch.randn(batch, part.cin, *self.input_size)
+        if isinstance(part, LayerPart):
+            return torch.randn(batch, part.cin, *self.level_size(part.level_in))
+        if isinstance(part, HeadPart):
+            return (torch.randn(batch, part.c_hi, *self.level_size(part.level_hi)),
+                    torch.randn(batch, part.c_lo, *self.level_size(part.level_lo)))
+        raise SaswotError(f"not a realtime part: {part!r}")
+
     def build(self, arch: str, num_classes: int | None = None) -> nn.Module:
-        """Build the untrained :class:`RealtimeNet` for ``arch`` (logits upsampled to the input size)."""
-        return RealtimeNet(self.decode(arch), self.base_width, int(num_classes or self.num_classes), self.head_width,
-                           self.residual)
+        """Build the untrained :class:`RealtimeNet` for ``arch`` from the modules of its :meth:`walk` parts."""
+        parts = self.walk(arch)
+        modules = [self.part_module(p, num_classes) for p in parts]
+        hi_index = max((i for i, p in enumerate(parts[1:-1]) if p.level_out == 0), default=-1)
+        return RealtimeNet(modules[0], modules[1:-1], modules[-1], hi_index, parts[-1].level_lo)
 
     def resolutions(self, arch: str) -> List[int]:
         """Output stride (8, 16 or 32) of each layer of ``arch``."""
-        level, out = 0, []
-        for layer in self.decode(arch):
-            level += int(layer.down)
-            out.append(8 * 2 ** level)
-        return out
+        return [8 * 2 ** p.level_out for p in self.walk(arch)[1:-1]]

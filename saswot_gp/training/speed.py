@@ -1,30 +1,35 @@
-"""Latency and throughput of a segmenter at batch 1 under ``torch.inference_mode``."""
+"""Latency and throughput of a segmenter at batch 1 under ``torch.inference_mode``.
+
+:func:`forward_times` is the one timing loop of the package: :func:`measure_latency` (whole networks) and the
+latency lookup table (:mod:`saswot_gp.latency`, one network part at a time) both time with it.
+"""
 
 from __future__ import annotations
 
 import statistics
 import time
-from typing import Dict, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
 
+STATISTICS = ("median", "min")
 
-def measure_latency(model: nn.Module, input_size: int | Sequence[int] = (64, 64), threads: int = 1,
-                    warmup: int = 5, repeats: int = 20, device: str = "cpu") -> Dict[str, object]:
-    """Median batch-1 forward latency: ``{'latency_ms', 'fps', 'mean_ms', 'min_ms', 'threads', 'input_size', ...}``."""
-    h, w = (input_size, input_size) if isinstance(input_size, int) else (int(input_size[0]), int(input_size[1]))
-    if repeats < 1 or warmup < 0 or threads < 1:
-        raise ValueError(f"need repeats >= 1, warmup >= 0, threads >= 1; got {repeats}, {warmup}, {threads}")
-    old_threads = torch.get_num_threads()
+
+def forward_times(model: nn.Module, x, warmup: int = 5, repeats: int = 20,
+                  sync: Optional[Callable[[], None]] = None) -> List[float]:
+    """Wall times (ms, ``time.perf_counter``) of ``repeats`` calls ``model(x)`` after ``warmup`` untimed ones.
+
+    The model runs in eval mode under ``torch.inference_mode`` (its training mode is restored afterwards);
+    ``sync`` (e.g. ``torch.cuda.synchronize``) is called after the warm-up and inside each timed call.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1, warmup >= 0; got {repeats}, {warmup}")
+    sync = sync or (lambda: None)
     was_training = model.training
-    dev = torch.device(device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    torch.set_num_threads(int(threads))
     model.eval()
+    times = []
     try:
-        x = torch.randn(1, 3, h, w, device=dev)
-        times = []
         with torch.inference_mode():
             for _ in range(warmup):
                 model(x)
@@ -35,9 +40,33 @@ def measure_latency(model: nn.Module, input_size: int | Sequence[int] = (64, 64)
                 sync()
                 times.append((time.perf_counter() - t0) * 1000.0)
     finally:
-        torch.set_num_threads(old_threads)
         model.train(was_training)
-    med = statistics.median(times)
+    return times
+
+
+def summarise_ms(times: Sequence[float], statistic: str = "median") -> float:
+    """The median (``statistic='median'``) or minimum (``'min'``) of ``times``."""
+    if statistic not in STATISTICS:
+        raise ValueError(f"unknown latency statistic {statistic!r}; expected one of {list(STATISTICS)}")
+    return float(statistics.median(times) if statistic == "median" else min(times))
+
+
+def measure_latency(model: nn.Module, input_size: int | Sequence[int] = (64, 64), threads: int = 1,
+                    warmup: int = 5, repeats: int = 20, device: str = "cpu") -> Dict[str, object]:
+    """Median batch-1 forward latency: ``{'latency_ms', 'fps', 'mean_ms', 'min_ms', 'threads', 'input_size', ...}``."""
+    h, w = (input_size, input_size) if isinstance(input_size, int) else (int(input_size[0]), int(input_size[1]))
+    if repeats < 1 or warmup < 0 or threads < 1:
+        raise ValueError(f"need repeats >= 1, warmup >= 0, threads >= 1; got {repeats}, {warmup}, {threads}")
+    old_threads = torch.get_num_threads()
+    dev = torch.device(device)
+    torch.set_num_threads(int(threads))
+    try:
+        x = torch.randn(1, 3, h, w, device=dev)
+        times = forward_times(model, x, warmup=warmup, repeats=repeats,
+                              sync=torch.cuda.synchronize if dev.type == "cuda" else None)
+    finally:
+        torch.set_num_threads(old_threads)
+    med = summarise_ms(times, "median")
     return {"latency_ms": med, "fps": 1000.0 / med if med > 0 else float("inf"), "mean_ms": statistics.fmean(times),
-            "min_ms": min(times), "threads": int(threads), "input_size": [h, w], "warmup": int(warmup),
-            "repeats": int(repeats), "device": str(dev)}
+            "min_ms": summarise_ms(times, "min"), "threads": int(threads), "input_size": [h, w],
+            "warmup": int(warmup), "repeats": int(repeats), "device": str(dev)}

@@ -1,0 +1,37 @@
+"""Latency lookup table (LUT) of the ``realtime`` space: time every building block once, predict by summing.
+
+A realtime network is a stem (down to 1/8), ``num_layers`` searchable layers and a two-branch head, so
+its batch-1 latency is approximately the sum of the latencies of those parts. :func:`build_lut`
+enumerates every distinct part that can occur in the space at one input resolution, times each one
+alone (batch 1, ``torch.inference_mode``, median of ``repeats`` after ``warmup``) and stores the
+result keyed so that :meth:`LatencyTable.predict` is a pure lookup:
+
+* ``stem:{base_width}:{H}x{W}``: the four stem convolutions on the ``H x W`` input;
+* ``layer:{op}:{cin}:{cout}:{stride}:{h}x{w}``: one searchable layer on an ``h x w`` input;
+* ``head:{c_hi}:{c_lo}:L{level_hi}:L{level_lo}``: ``proj_hi``, ``proj_lo``, the bilinear upsampling of
+  the coarse branch, the sum, ``fuse``, ``classifier`` and the final upsampling to the input size
+  (head width and class count are the table's, from its space settings).
+
+The parts, their configurations and their modules are the space's own (``RealtimeSpace.walk``,
+``part_module``, ``part_input``: the methods ``RealtimeSpace.build`` assembles a network from), so the
+table times exactly what the network runs.
+
+Every entry also records its trainable parameters and multiply-accumulates, so the sums reproduce
+``count_params`` / ``count_flops`` of the whole network (a check that the decomposition is complete).
+Files are JSON (written atomically), validated on load; nothing in them is executed.
+
+Modules: :mod:`.keys` (entry keys, reachable parts), :mod:`.table` (:class:`LatencyTable`, JSON),
+:mod:`.build` (timing the parts, :func:`build_lut`), :mod:`.check` (:func:`check_lut`).
+"""
+
+from ..spaces.realtime import RealtimeHead as HeadBlock  # the head alone (its former name here)
+from ..training.speed import STATISTICS
+from .build import Progress, build_lut, config_module, time_module
+from .check import check_lut, kendall_tau, measure_archs
+from .keys import (SPACE_KWARGS, arch_keys, enumerate_configs, head_key, layer_key, part_key, require_realtime,
+                   space_kwargs, stem_key)
+from .table import LUT_FORMAT, LUT_VERSION, LatencyTable
+
+__all__ = ["HeadBlock", "LUT_FORMAT", "LUT_VERSION", "LatencyTable", "Progress", "SPACE_KWARGS", "STATISTICS",
+           "arch_keys", "build_lut", "check_lut", "config_module", "enumerate_configs", "head_key", "kendall_tau",
+           "layer_key", "measure_archs", "part_key", "require_realtime", "space_kwargs", "stem_key", "time_module"]

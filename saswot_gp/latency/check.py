@@ -1,0 +1,82 @@
+"""Check a latency table: predicted against measured latency of whole networks."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+from ..errors import SaswotError
+from ..training import speed
+from .table import LatencyTable
+
+
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall tau-b between two sequences (:func:`saswot_gp.ranking.kendall`)."""
+    from ..ranking import kendall
+    return kendall(a, b)
+
+
+def measure_archs(table: LatencyTable, archs: Sequence[str], seed: int = 0, warmup: int = 5, repeats: int = 20,
+                  rounds: int = 1, progress: Optional[Callable[[int, int], None]] = None) -> List[float]:
+    """Measured batch-1 latency (ms, ``measure_latency`` with the table's threads and statistic) of each arch.
+
+    With ``rounds > 1`` the networks are measured in turn ``rounds`` times and the rounds summarised with
+    the table's statistic (interleaving spreads load from other processes evenly over the networks).
+    """
+    from ..stats.cache import build_model
+    if rounds < 1:
+        raise SaswotError(f"need rounds >= 1, got {rounds}")
+    space = table.space()
+    models = [build_model(space, arch, seed) for arch in archs]
+    field = "latency_ms" if table.statistic == "median" else "min_ms"
+    times: List[List[float]] = [[] for _ in models]
+    done = 0
+    for _ in range(int(rounds)):
+        for i, model in enumerate(models):
+            timing = speed.measure_latency(model, table.resolution, threads=table.threads, warmup=warmup,
+                                           repeats=repeats)
+            times[i].append(float(timing[field]))
+            done += 1
+            if progress:
+                progress(done, len(models) * int(rounds))
+    return [speed.summarise_ms(t, table.statistic) for t in times]
+
+
+def check_lut(table: LatencyTable, n: int = 50, seed: int = 0, warmup: int = 5, repeats: int = 20,
+              rounds: int = 1, archs: Optional[Iterable[str]] = None, repeatability: bool = False,
+              progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, object]:
+    """Compare predicted with measured latency (:func:`measure_archs`) on ``n`` seeded samples (or ``archs``).
+
+    Returns Kendall tau-b, the median predicted/measured ratio and one row per network. With
+    ``repeatability`` the networks are measured a second, independent time: ``repeat_tau`` (measured vs
+    measured) is the ceiling that timing noise on this machine puts on any predictor's tau.
+    """
+    space = table.space()
+    if archs is None:
+        rng = random.Random(seed)
+        archs = [space.sample(rng) for _ in range(int(n))]
+    archs = list(archs)
+    if len(archs) < 2:
+        raise SaswotError(f"need at least 2 networks to check a latency table, got {len(archs)}")
+    pred = [table.predict(a) for a in archs]
+    t0 = time.perf_counter()
+    meas = measure_archs(table, archs, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds, progress=progress)
+    rows = [{"arch": a, "predicted_ms": p, "measured_ms": m, "ratio": p / m} for a, p, m in zip(archs, pred, meas)]
+    out: Dict[str, object] = {
+        "n": len(rows), "kendall_tau": kendall_tau(pred, meas),
+        "median_ratio": float(statistics.median(r["ratio"] for r in rows)),
+        "measured_ms_range": [min(meas), max(meas)], "predicted_ms_range": [min(pred), max(pred)],
+        "seed": int(seed), "threads": table.threads, "statistic": table.statistic,
+        "resolution": list(table.resolution), "warmup": int(warmup), "repeats": int(repeats), "rounds": int(rounds)}
+    if repeatability:
+        again = measure_archs(table, archs, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds)
+        out["repeat_tau"] = kendall_tau(meas, again)
+        out["kendall_tau_second_pass"] = kendall_tau(pred, again)
+        for r, m in zip(rows, again):
+            r["measured_ms_again"] = m
+    out["check_s"] = round(time.perf_counter() - t0, 3)
+    out["lut"] = table.meta
+    out["rows"] = rows
+    return out

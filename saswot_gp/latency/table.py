@@ -1,0 +1,156 @@
+"""The latency lookup table: per-part latencies, prediction by summing an arch's parts, JSON files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Dict, List, Tuple, Union
+
+from ..errors import SaswotError
+from ..io import atomic_write_json
+from ..training.speed import STATISTICS
+from .keys import SPACE_KWARGS, arch_keys, space_kwargs
+
+LUT_FORMAT = "saswot-gp-latency-lut"
+LUT_VERSION = 1
+
+
+class LatencyTable:
+    """Per-configuration latencies (ms), params and MACs of one realtime space at one resolution."""
+
+    def __init__(self, entries: Dict[str, Dict[str, float]], meta: Dict[str, object]):
+        self.entries = entries
+        self.meta = meta
+        self._space = None
+
+    # -------------------------------------------------------------- properties
+    @property
+    def space_name(self) -> str:
+        """Name of the space the table was built for."""
+        return str(self.meta["space"])
+
+    @property
+    def space_kwargs(self) -> Dict[str, object]:
+        """Constructor settings of the table's space (``input_size`` is the resolution)."""
+        return dict(self.meta["space_kwargs"])  # type: ignore[arg-type]
+
+    @property
+    def resolution(self) -> Tuple[int, int]:
+        """Input (H, W) the table was measured at."""
+        h, w = self.meta["resolution"]  # type: ignore[misc]
+        return int(h), int(w)
+
+    @property
+    def threads(self) -> int:
+        """Torch threads used for the measurements."""
+        return int(self.meta["threads"])  # type: ignore[arg-type]
+
+    @property
+    def statistic(self) -> str:
+        """How repeats were summarised: 'median' or 'min'."""
+        return str(self.meta.get("statistic", "median"))
+
+    def space(self):
+        """The search space the table describes (built from its stored settings)."""
+        if self._space is None:
+            from ..spaces import get_space
+            kw = self.space_kwargs
+            kw["input_size"] = tuple(kw["input_size"])  # type: ignore[arg-type]
+            self._space = get_space(self.space_name, **kw)
+        return self._space
+
+    def digest(self) -> str:
+        """Short SHA-256 of the entries (identifies the measurements)."""
+        blob = json.dumps(self.entries, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    # -------------------------------------------------------------- prediction
+    def check_compatible(self, space) -> None:
+        """Raise SaswotError unless ``space`` is the space (name, settings, resolution) this table was built for."""
+        name = getattr(space, "name", None)
+        if name != self.space_name:
+            raise SaswotError(f"latency table is for space {self.space_name!r}, not {name!r}")
+        mine, theirs = self.space_kwargs, space_kwargs(space)
+        diff = [f"{k}={theirs.get(k)!r} (table: {mine.get(k)!r})" for k in SPACE_KWARGS if mine.get(k) != theirs.get(k)]
+        if diff:
+            raise SaswotError(f"latency table does not match the search space: {', '.join(diff)}; "
+                              f"build one with `saswot-gp latency build`")
+
+    def _entry(self, key: str) -> Dict[str, float]:
+        try:
+            return self.entries[key]
+        except KeyError:
+            raise SaswotError(f"latency table has no entry {key!r} (built for {self.space_name} "
+                              f"{self.space_kwargs}); rebuild it for this space and resolution") from None
+
+    def keys_for(self, arch: str) -> List[str]:
+        """Keys of ``arch``'s parts in this table's space (SaswotError if the arch is not of that space)."""
+        return arch_keys(self.space(), arch)
+
+    def predict(self, arch: str) -> float:
+        """Predicted batch-1 latency (ms) of ``arch``: the sum of its parts' table entries."""
+        return float(sum(self._entry(k)["ms"] for k in self.keys_for(arch)))
+
+    def predict_params(self, arch: str) -> int:
+        """Trainable parameters of ``arch`` from the table (equals ``count_params`` of the built network)."""
+        return int(sum(self._entry(k)["params"] for k in self.keys_for(arch)))
+
+    def predict_flops(self, arch: str) -> int:
+        """Multiply-accumulates of ``arch`` from the table (equals ``count_flops`` at the table's resolution)."""
+        return int(sum(self._entry(k)["macs"] for k in self.keys_for(arch)))
+
+    # -------------------------------------------------------------- files
+    def to_json(self) -> Dict[str, object]:
+        """The JSON document of the table."""
+        return {"format": LUT_FORMAT, "version": LUT_VERSION, "meta": self.meta, "entries": self.entries}
+
+    def save(self, path: Union[str, Path]) -> None:
+        """Write the table as JSON, atomically (temporary file then ``os.replace``)."""
+        atomic_write_json(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "LatencyTable":
+        """Read and validate a table written by :meth:`save` (one-line SaswotError naming what is wrong)."""
+        from ..io import read_json
+        where = f"latency table {str(Path(path))!r}"
+        return cls.from_json(read_json(path, where, "build one with `saswot-gp latency build`"), where=where)
+
+    @classmethod
+    def from_json(cls, doc, where: str = "latency table") -> "LatencyTable":
+        """Validate a JSON document (format, metadata, every entry) and build the table."""
+        if not isinstance(doc, dict) or doc.get("format") != LUT_FORMAT:
+            raise SaswotError(f"{where} is not a saswot-gp latency table (missing \"format\": \"{LUT_FORMAT}\")")
+        if doc.get("version") != LUT_VERSION:
+            raise SaswotError(f"{where} has version {doc.get('version')!r}; expected {LUT_VERSION}")
+        meta, entries = doc.get("meta"), doc.get("entries")
+        if not isinstance(meta, dict):
+            raise SaswotError(f"{where} has no 'meta' object")
+        if meta.get("statistic", "median") not in STATISTICS:
+            raise SaswotError(f"{where}: meta.statistic {meta.get('statistic')!r} is not one of {list(STATISTICS)}")
+        for k in ("space", "space_kwargs", "resolution", "threads"):
+            if k not in meta:
+                raise SaswotError(f"{where}: meta is missing key {k!r}")
+        kw = meta["space_kwargs"]
+        if not isinstance(kw, dict) or any(k not in kw for k in SPACE_KWARGS):
+            missing = [k for k in SPACE_KWARGS if not isinstance(kw, dict) or k not in kw]
+            raise SaswotError(f"{where}: meta.space_kwargs is missing key {missing[0]!r}")
+        res = meta["resolution"]
+        if (not isinstance(res, list) or len(res) != 2 or not all(isinstance(v, int) and v > 0 for v in res)):
+            raise SaswotError(f"{where}: meta.resolution {res!r} is not [H, W]")
+        if not isinstance(entries, dict) or not entries:
+            raise SaswotError(f"{where} has no 'entries' object")
+        for key, e in entries.items():
+            if not isinstance(e, dict):
+                raise SaswotError(f"{where}: entry {key!r} is not an object")
+            for field in ("ms", "params", "macs"):
+                v = e.get(field)
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                    raise SaswotError(f"{where}: entry {key!r} has bad or missing {field!r}: {v!r}")
+        table = cls(entries, meta)
+        try:
+            table.space()
+        except SaswotError as exc:
+            raise SaswotError(f"{where}: {exc}") from None
+        return table
