@@ -47,7 +47,8 @@ from saswot_gp.groundtruth.loaders import load_benchmark  # noqa: E402
 from saswot_gp.io import atomic_write_json, atomic_write_text  # noqa: E402
 from saswot_gp.zerocost import measure_names  # noqa: E402
 from saswot_gp.spaces.base import parse_resolution  # noqa: E402
-from saswot_gp.zerocost.evaluate import (rank_correlations, sample_benchmark,  # noqa: E402
+from saswot_gp.ranking import rank_correlations  # noqa: E402
+from saswot_gp.zerocost.evaluate import (sample_benchmark,  # noqa: E402
                                          score_architectures)
 
 FILES = {"micro": "zc_transbench101_micro.json", "macro": "zc_transbench101_macro.json"}

@@ -176,7 +176,7 @@ def _fmt(v) -> str:
 
 def noise_ceiling(path: str) -> dict:
     """Seed-to-seed agreement of mIoU over architectures trained with two or more seeds (Kendall, Spearman)."""
-    from scipy import stats as sstats
+    from .ranking import correlations
     rows = done_rows(Path(path))
     by_arch: Dict[str, Dict[int, float]] = {}
     for (a, s), r in rows.items():
@@ -186,5 +186,4 @@ def noise_ceiling(path: str) -> dict:
     if len(pairs) < 3:
         return {"n": len(pairs), "kendall": float("nan"), "spearman": float("nan")}
     x, y = zip(*pairs)
-    return {"n": len(pairs), "kendall": float(sstats.kendalltau(x, y).statistic),
-            "spearman": float(sstats.spearmanr(x, y).statistic)}
+    return {"n": len(pairs), **correlations(x, y)}

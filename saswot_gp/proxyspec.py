@@ -19,10 +19,9 @@ from typing import Callable, Optional
 
 import torch
 
+from .errors import NUMERICAL_ERRORS
 from .proxy import HANDCRAFTED, Proxy
 
-# what a numerical accident inside a tree's evaluation raises (the candidate then scores NaN, never crashes)
-NUMERICAL_ERRORS = (RuntimeError, ValueError, FloatingPointError, OverflowError, ZeroDivisionError)
 
 
 @dataclass

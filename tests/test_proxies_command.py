@@ -16,7 +16,8 @@ from saswot_gp.proxy import Proxy
 from saswot_gp.spaces import count_params, get_space
 from saswot_gp.stats import build_model
 from saswot_gp.spaces.base import parse_resolution
-from saswot_gp.zerocost.evaluate import rank_correlations, sample_benchmark
+from saswot_gp.ranking import rank_correlations
+from saswot_gp.zerocost.evaluate import sample_benchmark
 
 torch.set_num_threads(1)
 

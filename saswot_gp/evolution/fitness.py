@@ -7,12 +7,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from scipy import stats as sstats
 
+from ..errors import NUMERICAL_ERRORS
 from ..proxy import Proxy
+from ..ranking import kendall
 
 INVALID = -1.0
-NUMERICAL_ACCIDENTS = (RuntimeError, ValueError, FloatingPointError, IndexError)  # a candidate failing so is invalid
 
 
 MIN_SPREAD = 1e-3  # robust relative spread below which scores count as near-constant (see relative_spread)
@@ -47,21 +47,10 @@ def rank_quality(scores, target, min_unique_frac: float = MIN_UNIQUE_FRAC,
         return INVALID, False, "near-constant"
     if len(np.unique(s)) < min_unique_frac * len(s):
         return INVALID, False, "ties"
-    tau = sstats.kendalltau(s, target).statistic
+    tau = kendall(s, target)
     if not math.isfinite(tau):
         return INVALID, False, "nan-tau"
     return float(tau), True, ""
-
-
-def correlations(scores, target) -> Dict[str, float]:
-    """Kendall and Spearman of ``scores`` with ``target`` (NaN where undefined)."""
-    s = np.asarray(scores, dtype=np.float64)
-    t = np.asarray(target, dtype=np.float64)
-    ok = np.isfinite(s) & np.isfinite(t)
-    if ok.sum() < 3 or np.ptp(s[ok]) == 0:
-        return {"kendall": float("nan"), "spearman": float("nan")}
-    return {"kendall": float(sstats.kendalltau(s[ok], t[ok]).statistic),
-            "spearman": float(sstats.spearmanr(s[ok], t[ok]).statistic)}
 
 
 class ProxyEvaluator:
@@ -84,7 +73,7 @@ class ProxyEvaluator:
     def __call__(self, tokens: Sequence[str]) -> Tuple[float, bool, str]:
         try:
             s = self.scores(tokens)
-        except NUMERICAL_ACCIDENTS as exc:
+        except NUMERICAL_ERRORS as exc:
             return INVALID, False, f"error: {type(exc).__name__}"
         return self.judge(s)
 
@@ -118,7 +107,7 @@ class MultiEvaluator:
             if key not in scored:
                 try:
                     scored[key] = ev.scores(tokens)
-                except NUMERICAL_ACCIDENTS as exc:
+                except NUMERICAL_ERRORS as exc:
                     return INVALID, False, f"{name}: error: {type(exc).__name__}"
             tau, valid, reason = ev.judge(scored[key])
             if not valid:

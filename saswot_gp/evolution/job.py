@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy import stats as sstats
 
-from ..errors import SaswotError
+from ..errors import NUMERICAL_ERRORS, SaswotError
 from ..groundtruth.base import Benchmark
 from ..stats import PackedStats
 
@@ -117,11 +117,10 @@ _SCORE_MEMO: Dict[tuple, Optional[np.ndarray]] = {}  # (tokens, id(packed)) -> s
 
 
 def _scores(proxy, packed: PackedStats) -> Tuple[Optional[np.ndarray], Optional[str]]:
-    from .fitness import NUMERICAL_ACCIDENTS
     try:
         with torch.no_grad():
             return proxy.evaluate(packed).numpy(), None
-    except NUMERICAL_ACCIDENTS as exc:
+    except NUMERICAL_ERRORS as exc:
         return None, str(exc)
 
 
@@ -149,7 +148,7 @@ def evaluate_proxies(proxies: Dict[str, "object"], packed: PackedStats, target) 
 
 
 def _corr(scores: Optional[np.ndarray], target: np.ndarray) -> Dict[str, float]:
-    from .fitness import correlations
+    from ..ranking import correlations
     if scores is None:
         return {"kendall": float("nan"), "spearman": float("nan")}
     return correlations(scores, target)
@@ -217,7 +216,7 @@ def dedupe_by_ranking(entries: Sequence[dict], data: Sequence[BenchmarkData], li
 
 def reference_figures(d: BenchmarkData) -> List[dict]:
     """Held-out Kendall and Spearman of every precomputed score column of the benchmark file (at least 3 finite values)."""
-    from .fitness import correlations
+    from ..ranking import correlations
     out = []
     for col, vals in sorted(d.test.reference.items()):
         n = int(np.isfinite(vals).sum())

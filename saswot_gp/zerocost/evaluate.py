@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from scipy import stats as sstats
 
-from ..errors import SaswotError
+from ..errors import NUMERICAL_ERRORS, SaswotError
+from ..ranking import rank_correlations
 from ..groundtruth.base import Benchmark
 from .measures import compute_measures, get_measure, measure_names, swap_saturation
 
@@ -197,7 +197,7 @@ def score_architectures(bench: Benchmark, names: Optional[Sequence[str]] = None,
                     got[keys[n]] = float(p.score(model, images, labels, k=PROXY_K, seed=seed))
                 except SaswotError:
                     raise
-                except (RuntimeError, ValueError, FloatingPointError, IndexError, ZeroDivisionError) as exc:
+                except NUMERICAL_ERRORS as exc:
                     got[keys[n]] = math.nan
                     errs[keys[n]] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 secs[keys[n]] = time.perf_counter() - t1
@@ -214,33 +214,6 @@ def score_architectures(bench: Benchmark, names: Optional[Sequence[str]] = None,
 
 
 # ---------------------------------------------------------------------------------- statistics
-
-def _corr_pair(s: np.ndarray, t: np.ndarray) -> Tuple[float, float]:
-    if len(s) < 3 or np.ptp(s) == 0 or np.ptp(t) == 0:
-        return math.nan, math.nan
-    return float(sstats.kendalltau(s, t).statistic), float(sstats.spearmanr(s, t).statistic)
-
-
-def rank_correlations(scores: Sequence[float], target: Sequence[float], n_boot: int = 1000,
-                      seed: int = 0) -> Dict[str, float]:
-    """Kendall tau-b and Spearman rho over finite pairs, with percentile-bootstrap 95% intervals (seeded)."""
-    s = np.asarray(scores, dtype=np.float64)
-    t = np.asarray(target, dtype=np.float64)
-    ok = np.isfinite(s) & np.isfinite(t)
-    s, t = s[ok], t[ok]
-    tau, rho = _corr_pair(s, t)
-    out = {"n": int(ok.sum()), "kendall": tau, "spearman": rho, "kendall_lo": math.nan, "kendall_hi": math.nan,
-           "spearman_lo": math.nan, "spearman_hi": math.nan}
-    if math.isnan(tau) or n_boot < 1:
-        return out
-    rng = np.random.default_rng(seed)
-    boots = np.array([_corr_pair(s[idx], t[idx]) for idx in rng.integers(0, len(s), size=(n_boot, len(s)))])
-    for j, name in enumerate(("kendall", "spearman")):
-        col = boots[:, j][np.isfinite(boots[:, j])]
-        if len(col):
-            out[f"{name}_lo"], out[f"{name}_hi"] = (float(v) for v in np.percentile(col, [2.5, 97.5]))
-    return out
-
 
 def row_note(proxy: str, kind: str, scores: Sequence[float], target: Sequence[float], batch_size: int,
              failures: Optional[Dict[str, str]] = None) -> str:

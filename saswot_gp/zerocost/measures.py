@@ -29,15 +29,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import SaswotError
+from ..errors import NUMERICAL_ERRORS, SaswotError
 from ..spaces.base import count_flops, count_params
 from ..stats import segmentation_loss
 
 WEIGHT_LAYERS: Tuple[type, ...] = (nn.Conv2d, nn.Linear)
 NWOT_LAYERS: Tuple[type, ...] = (nn.ReLU, nn.ReLU6, nn.LeakyReLU)   # NASLib hooks every '*ReLU*' module
 SWAP_LAYERS: Tuple[type, ...] = (nn.ReLU, nn.ReLU6)                  # SWAP hooks nn.ReLU outputs
-NUMERIC_ERRORS = (RuntimeError, ValueError, FloatingPointError, ZeroDivisionError, OverflowError,
-                  np.linalg.LinAlgError, IndexError)
 
 MeasureFn = Callable[..., float]
 _MEASURES: Dict[str, MeasureFn] = {}
@@ -64,7 +62,7 @@ def register_measure(name: str) -> Callable[[MeasureFn], MeasureFn]:
                 return _finite(fn(model, images, labels, **opts))
             except SaswotError:
                 raise
-            except NUMERIC_ERRORS:
+            except NUMERICAL_ERRORS:
                 return math.nan
 
         safe.raw = fn  # type: ignore[attr-defined]
@@ -520,7 +518,7 @@ def compute_measures(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
                 out[n] = _finite(_RAW[n](model, images, labels, seed=int(seed), _shared=shared))
             except SaswotError:
                 raise
-            except NUMERIC_ERRORS as exc:
+            except NUMERICAL_ERRORS as exc:
                 out[n] = math.nan
                 if errors is not None:
                     errors[n] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
