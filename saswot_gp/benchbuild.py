@@ -83,10 +83,9 @@ def read_header(path: Path) -> Dict[str, str]:
 
 
 def _check_header(path: Path, settings: dict) -> None:
-    got = read_header(path)
-    for k in ("space", "space_kwargs", "training"):
-        if k in settings and got.get(k) != str(settings[k]):
-            raise SaswotError(f"{path}: was built with {k} {got.get(k)!r}, now {settings[k]!r}; use another --out")
+    from .io import check_same_settings
+    keys = [k for k in ("space", "space_kwargs", "training") if k in settings]
+    check_same_settings(read_header(path), {k: str(settings[k]) for k in keys}, keys, f"the build in {str(path)!r}")
 
 
 def _train_job(args) -> dict:

@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -97,3 +97,26 @@ def prepare_run_dir(out: PathLike, run_files: Sequence[str], resume: bool, overw
             (out / f).unlink()
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def rng_to_json(state: tuple) -> list:
+    """``random.Random.getstate()`` as JSON-able lists (checkpoints never pickle)."""
+    return [state[0], list(state[1]), state[2]]
+
+
+def rng_from_json(obj: Sequence) -> tuple:
+    """Inverse of :func:`rng_to_json`, for ``random.Random.setstate``."""
+    return (obj[0], tuple(obj[1]), obj[2])
+
+
+def check_same_settings(saved: Mapping, now: Mapping, keys: Sequence[str], where: str, prefix: str = "",
+                        defaults: Optional[Mapping] = None) -> None:
+    """Refuse to resume ``where`` when a setting in ``keys`` differs between the checkpoint (``saved``) and now:
+    one-line SaswotError naming it (``prefix`` + key, e.g. ``--population``) and both values. A key missing from
+    an older checkpoint counts as ``defaults[key]``. The one settings check of every resumable run."""
+    from .errors import SaswotError
+    for k in keys:
+        was = saved.get(k, (defaults or {}).get(k))
+        if was != now[k]:
+            raise SaswotError(f"cannot resume {where}: {prefix}{k} was {was!r}, now {now[k]!r}; use the same "
+                              f"settings, or start a new run elsewhere")

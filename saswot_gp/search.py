@@ -28,7 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from .errors import SaswotError
-from .io import atomic_write_json, atomic_write_text, prepare_run_dir, read_checkpoint
+from .io import atomic_write_json, atomic_write_text, check_same_settings, prepare_run_dir, read_checkpoint, rng_from_json, rng_to_json
 from .latency import LatencyTable, space_kwargs
 
 CHECKPOINT = "checkpoint.json"
@@ -89,14 +89,6 @@ def search_batch(space, kind: str = "digits", n: int = 8) -> Tuple[torch.Tensor,
 
 # ------------------------------------------------------------------------------ the search
 
-def _rng_to_json(state) -> list:
-    return [state[0], list(state[1]), state[2]]
-
-
-def _rng_from_json(obj) -> tuple:
-    return (obj[0], tuple(obj[1]), obj[2])
-
-
 def _key(score: Optional[float]) -> float:
     return -math.inf if score is None or not math.isfinite(score) else score
 
@@ -114,7 +106,7 @@ class _State:
 
     def to_json(self, settings: Dict[str, object]) -> Dict[str, object]:
         return {"format": CHECKPOINT_FORMAT, "version": 1, "settings": settings,
-                "rng": _rng_to_json(self.rng.getstate()), "population": list(self.population),
+                "rng": rng_to_json(self.rng.getstate()), "population": list(self.population),
                 "history": self.history, "steps": self.steps, "infeasible": self.infeasible,
                 "elapsed_s": self.elapsed}
 
@@ -122,7 +114,7 @@ class _State:
     def from_json(cls, doc: Dict[str, object]) -> "_State":
         st = cls(0)
         try:
-            st.rng.setstate(_rng_from_json(doc["rng"]))
+            st.rng.setstate(rng_from_json(doc["rng"]))
             st.population = deque(doc["population"])  # type: ignore[arg-type]
             st.history = list(doc["history"])  # type: ignore[arg-type]
             st.steps, st.infeasible = int(doc["steps"]), int(doc["infeasible"])  # type: ignore[arg-type]
@@ -178,9 +170,7 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
     if resume:
         doc = read_checkpoint(ckpt, CHECKPOINT_FORMAT, ("settings", "rng", "population", "history", "steps"))
         old = doc["settings"] if isinstance(doc["settings"], dict) else {}
-        for key in RESUME_KEYS:
-            if old.get(key) != settings[key]:
-                raise SaswotError(f"cannot resume {str(out)!r}: {key} was {old.get(key)!r}, now {settings[key]!r}")
+        check_same_settings(old, settings, RESUME_KEYS, f"the search in {str(out)!r}")
         state = _State.from_json(doc)
         say(f"resuming {out}: {len(state.history)} architectures already scored")
     if state is None:

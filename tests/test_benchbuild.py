@@ -44,7 +44,7 @@ def test_build_appends_and_resumes(tmp_path, monkeypatch):
     assert len(calls) == 7 and out.read_text().startswith(first)
     bench = load_benchmark(out)
     assert len(bench) == 5 and bench.space == "tiny" and bench.metric == "mIoU"
-    with pytest.raises(SaswotError, match="was built with training"):
+    with pytest.raises(SaswotError, match="cannot resume the build in .*: training was"):
         benchbuild.build(str(out), space="tiny", n=5, steps=6, log=lambda m: None)
 
 
@@ -121,5 +121,5 @@ def test_training_settings_go_into_the_header(tmp_path, monkeypatch):
     head = out.read_text()
     assert '"warmup_steps": 3' in head and '"lr": 0.01' in head
     # a different warm-up is a different benchmark: refuse to append to this file
-    with pytest.raises(SaswotError, match="was built with training"):
+    with pytest.raises(SaswotError, match="cannot resume the build in .*: training was"):
         benchbuild.build(str(out), space="tiny", n=2, seeds=1, repeat=0, steps=5, lr=0.01, warmup=4, log=lambda m: None)

@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from deap import base, gp, tools
 
 from ..errors import SaswotError
-from ..io import append_jsonl, atomic_write_json, read_checkpoint
+from ..io import append_jsonl, atomic_write_json, check_same_settings, read_checkpoint, rng_from_json, rng_to_json
 from ..proxy import Proxy
 from .fitness import INVALID, FitnessCache
 from .pset import TERMINAL_SETS, build_pset, ensure_creator
@@ -316,14 +316,6 @@ def _ind_from_json(rec, tb):
     return ind
 
 
-def _state_to_json(state):
-    return [state[0], list(state[1]), state[2]]
-
-
-def _state_from_json(s):
-    return (s[0], tuple(s[1]), s[2])
-
-
 def _log_gen(line: str) -> float:
     try:
         return float(json.loads(line)["gen"])
@@ -351,11 +343,9 @@ def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (
         if ckpt_path is None:
             raise SaswotError("cannot resume: no output folder given")
         ck = read_checkpoint(ckpt_path, CHECKPOINT_FORMAT, CHECKPOINT_KEYS)
-        old = dict(ck["config"])
-        for k in asdict(cfg):
-            was = old.get(k, getattr(EvolutionConfig(), k))  # settings added later: their default
-            if k != "generations" and was != getattr(cfg, k):
-                raise SaswotError(f"cannot resume: --{k} was {was!r} in the checkpoint, now {getattr(cfg, k)!r}")
+        now = asdict(cfg)  # settings added later count as their default in older checkpoints
+        check_same_settings(dict(ck["config"]), now, [k for k in now if k != "generations"], f"{str(out)!r}",
+                            prefix="--", defaults=asdict(EvolutionConfig()))
         try:
             pop = [_ind_from_json(r, tb) for r in ck["population"]]
             cache = FitnessCache.from_json(ck["cache"])
@@ -363,7 +353,7 @@ def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (
             archive.by_size = {int(e["size"]): e for e in ck["best_by_size"]}
             history = list(ck["history"])
             stats = dict(ck["stats"])
-            random.setstate(_state_from_json(ck["random_state"]))
+            random.setstate(rng_from_json(ck["random_state"]))
             start = int(ck["generation"]) + 1
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise SaswotError(f"cannot resume: checkpoint {str(ckpt_path)!r} is damaged "
@@ -429,7 +419,7 @@ def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (
                                 "key": i.key[0], "sign": i.key[1]} for i in pop],
                 "hall_of_fame": archive.ranked(), "best_by_size": list(archive.by_size.values()),
                 "cache": cache.to_json(), "stats": stats, "history": history,
-                "random_state": _state_to_json(random.getstate())})
+                "random_state": rng_to_json(random.getstate())})
         if progress:
             progress(rec)
     if not archive.hof:

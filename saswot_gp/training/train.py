@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -21,6 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..errors import SaswotError
+from ..io import check_same_settings
 from .metrics import SegmentationMeter
 
 DEFAULT_LR = {"sgd": 0.05, "adamw": 3e-3}
@@ -49,20 +49,15 @@ def _logits_at(logits: torch.Tensor, size) -> torch.Tensor:
 
 
 def save_checkpoint(state: Dict[str, Any], path: str) -> None:
-    """Write ``state`` with ``torch.save`` to a temporary file beside ``path``, then ``os.replace`` it."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    """Write ``state`` with ``torch.save`` atomically (:func:`saswot_gp.io.atomic_write`)."""
+    from ..io import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
             torch.save(state, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, write)
 
 
 def load_checkpoint(path: str) -> Dict[str, Any]:
@@ -155,10 +150,7 @@ def train_segmenter(model: nn.Module, train_set: Dataset, val_set: Optional[Data
     if resume:
         state = load_checkpoint(checkpoint)
         saved = state.get("config", {})
-        diff = [k for k in _CONFIG_KEYS if saved.get(k) != config[k]]
-        if diff:
-            raise SaswotError(f"checkpoint {checkpoint!r} was written with a different {diff[0]} "
-                              f"({saved.get(diff[0])!r} != {config[diff[0]]!r}); cannot resume")
+        check_same_settings(saved, config, _CONFIG_KEYS, f"from checkpoint {checkpoint!r}")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, losses = int(state["step"]), [float(v) for v in state["losses"]]
