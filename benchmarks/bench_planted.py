@@ -26,7 +26,7 @@ from saswot_gp.evolution import EvolutionConfig, ProxyEvaluator, evolve  # noqa:
 from saswot_gp.groundtruth.synthetic import planted_benchmark  # noqa: E402
 from saswot_gp.handcrafted import handcrafted_proxies  # noqa: E402
 from saswot_gp.batches import default_batch
-from saswot_gp.evolution.job import evaluate_proxies
+from saswot_gp.evolution.report import evaluate_proxies
 from saswot_gp.stats import stats_and_targets  # noqa: E402
 from saswot_gp.proxy import Proxy  # noqa: E402
 

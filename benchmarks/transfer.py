@@ -19,10 +19,12 @@ on live models (``benchmarks/runs/<name>/proxies*/scores.csv``; NAS-Bench-MR seg
 architectures of seg, so seg's scores serve both). Batches: realtime-digits its own digit scenes, the
 others the seeded synthetic batch, 8 images at 64x64, K = 256.
 
-Variants (``--variant``): ``<terminals>-<select>[-min]``: terminal set all|stats|sizes|scalefree, final proxy chosen by
-training (``train``) or validation Kendall (``val``: 25 % of each training split kept aside), fitness mean
-(default) or min of the per-benchmark training Kendall. Nothing about the left-out benchmark is used to
-evolve or to choose a proxy.
+Variants (``--variant``): ``<terminals>-<select>[-min][-natural|-synthetic][-kN]``: terminal set
+all|stats|sizes|scalefree, final proxy chosen by training (``train``) or validation Kendall (``val``: 25 % of each
+training split kept aside), fitness mean (default) or min of the per-benchmark training Kendall, statistics batch
+(default: each benchmark's own, see above; ``natural``: crops of scikit-learn's sample photographs for every
+benchmark; the transferred proxy is then scored on the same kind of batch) and sketch size K (default 256).
+Nothing about the left-out benchmark is used to evolve or to choose a proxy.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -56,12 +59,29 @@ VAL_FRAC = 0.25
 
 
 def parse_variant(v: str) -> dict:
-    """``all-val`` -> terminals, select, fitness."""
+    """``stats-val-natural-k1024`` -> terminals, select, fitness, batch, k."""
     parts = v.split("-")
-    if len(parts) not in (2, 3) or parts[0] not in ("all", "stats", "sizes", "scalefree") or parts[1] not in ("train", "val") \
-            or (len(parts) == 3 and parts[2] != "min"):
-        raise SystemExit(f"variant {v!r}; expected <all|stats|sizes|scalefree>-<train|val>[-min]")
-    return {"terminals": parts[0], "select": parts[1], "fitness": "min" if len(parts) == 3 else "mean"}
+    out = {"terminals": parts[0], "select": parts[1] if len(parts) > 1 else "", "fitness": "mean", "batch": "auto",
+           "k": SETTINGS["k"]}
+    ok = out["terminals"] in ("all", "stats", "sizes", "scalefree") and out["select"] in ("train", "val")
+    for extra in parts[2:]:
+        if extra == "min":
+            out["fitness"] = "min"
+        elif extra in ("natural", "synthetic"):
+            out["batch"] = extra
+        elif re.fullmatch(r"k[1-9][0-9]*", extra):
+            out["k"] = int(extra[1:])
+        else:
+            ok = False
+    if not ok:
+        raise SystemExit(f"variant {v!r}; expected <all|stats|sizes|scalefree>-<train|val>[-min][-natural|-synthetic][-kN]")
+    return out
+
+
+def data_options(variant: str) -> dict:
+    """The statistics batch and sketch size a variant's proxies are scored with."""
+    v = parse_variant(variant)
+    return {"batch": v["batch"], "k": v["k"]}
 
 
 def evolve_run(benches, out: Path, seed: int, variant: str) -> dict:
@@ -74,7 +94,8 @@ def evolve_run(benches, out: Path, seed: int, variant: str) -> dict:
     resume = (out / "checkpoint.json").is_file()
     t = time.time()
     s = run_evolve(benchmark=list(benches), out_dir=str(out), seed=seed, resume=resume, cache_dir=str(CACHE),
-                   val_frac=VAL_FRAC if v["select"] == "val" else 0.0, log=lambda m: None, **v, **SETTINGS)
+                   val_frac=VAL_FRAC if v["select"] == "val" else 0.0, overwrite=not resume, log=lambda m: None, **v,
+                   **{k: x for k, x in SETTINGS.items() if k != "k"})
     print(f"  {out.relative_to(ROOT)}: {time.time() - t:.0f} s, train {s['evolved'][0]['train_kendall']:.3f}  "
           f"{s['evolved'][0]['expression']}", flush=True)
     return s
@@ -83,22 +104,22 @@ def evolve_run(benches, out: Path, seed: int, variant: str) -> dict:
 _DATA = {}
 
 
-def heldout_data(name: str):
+def heldout_data(name: str, batch: str = "auto", k: int = SETTINGS["k"]):
     """Held-out split of one benchmark with its packed statistics (the split every run reports on)."""
-    if name not in _DATA:
-        from saswot_gp.evolution.job import prepare_benchmark
-        _DATA[name] = prepare_benchmark(name, seed=SETTINGS["data_seed"], train_size=SETTINGS["train_size"],
-                                        heldout_size=SETTINGS["heldout_size"], batch_size=SETTINGS["batch_size"],
-                                        resolution=SETTINGS["resolution"], k=SETTINGS["k"], cache_dir=str(CACHE),
-                                        log=lambda m: None)
-    return _DATA[name]
+    if (name, batch, k) not in _DATA:
+        from saswot_gp.evolution.data import prepare_benchmark
+        _DATA[name, batch, k] = prepare_benchmark(
+            name, seed=SETTINGS["data_seed"], train_size=SETTINGS["train_size"], heldout_size=SETTINGS["heldout_size"],
+            batch_size=SETTINGS["batch_size"], resolution=SETTINGS["resolution"], k=k, batch=batch,
+            cache_dir=str(CACHE), log=lambda m: None)
+    return _DATA[name, batch, k]
 
 
-def score_heldout(tokens, name: str) -> np.ndarray:
+def score_heldout(tokens, name: str, batch: str = "auto", k: int = SETTINGS["k"]) -> np.ndarray:
     """The proxy's scores on a benchmark's held-out architectures (NaN if it fails there)."""
-    from saswot_gp.evolution.job import proxy_scores
+    from saswot_gp.evolution.report import proxy_scores
     from saswot_gp.proxy import Proxy
-    d = heldout_data(name)
+    d = heldout_data(name, batch, k)
     s = proxy_scores(Proxy(tokens), d.ptest)
     return np.full(len(d.test), np.nan) if s is None else s
 
@@ -195,7 +216,7 @@ def lobo_table(variant: str) -> dict:
                 per = doc.get("meta", {}).get("per_benchmark", {})
                 v = [r["val_kendall"] for r in per.values() if "val_kendall" in r]
                 vals.append(float(np.mean(v)) if v else float("nan"))
-                s = score_heldout(doc["tokens"], name)
+                s = score_heldout(doc["tokens"], name, **data_options(variant))
                 taus.append(kendall(s, t))
                 scores.append(s)
                 exprs.append(doc.get("expression") or " ".join(doc["tokens"]))

@@ -6,7 +6,7 @@ from saswot_gp.evolution import EvolutionConfig, ProxyEvaluator, evolve
 from saswot_gp.groundtruth.synthetic import planted_benchmark
 from saswot_gp.handcrafted import handcrafted_proxies
 from saswot_gp.batches import default_batch
-from saswot_gp.evolution.job import evaluate_proxies
+from saswot_gp.evolution.report import evaluate_proxies
 from saswot_gp.stats import stats_and_targets
 from saswot_gp.proxy import Proxy
 

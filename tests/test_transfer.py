@@ -12,13 +12,14 @@ from saswot_gp.cli import main
 from saswot_gp.errors import SaswotError
 from saswot_gp.evolution import INVALID, EvolutionConfig, ProxyEvaluator, evolve, make_toolbox, rank_quality
 from saswot_gp.evolution.fitness import MultiEvaluator, relative_spread
-from saswot_gp.evolution.job import rank_signature, split_three
+from saswot_gp.evolution.data import split_three
+from saswot_gp.evolution.report import rank_signature
 from saswot_gp.evolution.pset import SIZE_TERMINALS, STAT_TERMINALS
 from saswot_gp.groundtruth.loaders import save_csv
 from saswot_gp.groundtruth.synthetic import planted_benchmark
 from saswot_gp.handcrafted import handcrafted_proxies
 from saswot_gp.batches import default_batch
-from saswot_gp.evolution.job import evaluate_proxies
+from saswot_gp.evolution.report import evaluate_proxies
 from saswot_gp.stats import stats_and_targets
 from saswot_gp.proxy import Proxy
 
@@ -122,7 +123,7 @@ def test_select_val_orders_the_hall_of_fame_by_validation_kendall(multi_run):
 
 
 def test_hall_of_fame_lists_no_two_forms_that_rank_identically(multi_run, two_planted):
-    from saswot_gp.evolution.job import BenchmarkData
+    from saswot_gp.evolution.data import BenchmarkData
     out, _, _ = multi_run
     rows = json.loads((out / "hall_of_fame.json").read_text())["evolved"]
     data = [BenchmarkData("", b, tr, None, te, ptr, None, pte, "") for b, tr, te, ptr, pte in two_planted]

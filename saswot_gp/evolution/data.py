@@ -1,0 +1,100 @@
+"""Benchmarks prepared for evolution: seeded train / validation / held-out splits and their packed statistics."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+
+from ..errors import SaswotError
+from ..groundtruth.base import Benchmark
+from ..stats import PackedStats
+
+
+@dataclass
+class BenchmarkData:
+    """One benchmark prepared for evolution: its splits, their packed statistics and the batch used."""
+
+    spec: str
+    bench: Benchmark
+    train: Benchmark
+    val: Optional[Benchmark]
+    test: Benchmark
+    ptrain: PackedStats
+    pval: Optional[PackedStats]
+    ptest: PackedStats
+    batch: str
+
+    @property
+    def name(self) -> str:
+        """The benchmark's name."""
+        return self.bench.name
+
+
+def split_three(bench: Benchmark, train_size: int, seed: int, heldout_size: Optional[int],
+                val_frac: float) -> Tuple[Benchmark, Optional[Benchmark], Benchmark]:
+    """(train, validation or None, held-out): ``Benchmark.split`` then the last ``val_frac`` of the training split.
+
+    The held-out architectures are exactly those of ``bench.split(train_size, seed, heldout_size)`` whatever
+    ``val_frac`` is, so runs with and without validation report on the same architectures.
+    """
+    try:
+        train, test = bench.split(train_size, seed=seed, max_eval=heldout_size)
+    except ValueError as exc:
+        raise SaswotError(str(exc)) from None
+    if not 0 <= val_frac < 1:
+        raise SaswotError(f"validation fraction {val_frac}; expected 0 <= fraction < 1")
+    n_val = int(round(val_frac * len(train)))
+    if n_val == 0:
+        return train, None, test
+    if len(train) - n_val < 4 or n_val < 4:
+        raise SaswotError(f"benchmark {bench.name!r}: {len(train)} training architectures are too few to keep "
+                          f"{n_val} for validation (need at least 4 on each side)")
+    idx = np.arange(len(train))
+    return train.subset(idx[: len(train) - n_val]), train.subset(idx[len(train) - n_val:]), test
+
+
+def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, train_size: int = 200,
+                      heldout_size: Optional[int] = None, val_frac: float = 0.0, batch_size: int = 8,
+                      resolution: Optional[Tuple[int, int]] = None, k: Optional[int] = 256, batch: str = "auto",
+                      cache_dir: Optional[str] = None, log: Callable[[str], None] = print,
+                      shared: Optional[dict] = None) -> BenchmarkData:
+    """Load, split and collect (or load cached) statistics of one benchmark; ``seed`` sets split, batch and weights.
+
+    ``shared``: a dict kept across calls; splits with the same space, architectures and batch (NAS-Bench-MR
+    seg and seg-4x share their architectures) then share one packed-statistics object, which
+    :class:`MultiEvaluator` scores once.
+    """
+    from ..batches import default_batch, describe_batch
+    from ..groundtruth.loaders import resolve_benchmark
+    from ..stats.cache import stats_and_targets
+    bench = resolve_benchmark(spec, metric, cache_dir=cache_dir)
+    train, val, test = split_three(bench, train_size, seed, heldout_size, val_frac)
+    images, labels = default_batch(bench, n=batch_size, seed=seed, resolution=resolution, kind=batch)
+    desc = describe_batch(bench, images, seed, kind=batch)
+    log(f"benchmark {bench.name}: {len(bench)} architectures of space {bench.space!r}, target {bench.metric}; "
+        f"{len(train)} train / {len(val) if val is not None else 0} validation / {len(test)} held out (split seed {seed})")
+    log(f"  statistics batch: {desc}; sketch K={'full' if k is None else k}")
+
+    def bar(label):
+        from ..progress import Progress
+        return Progress(f"  {bench.name} {label} statistics", unit="net")
+
+    from ..stats.cache import batch_digest
+    digest = batch_digest(images, labels)
+
+    def packed(part, label):
+        key = (part.space, json.dumps(part.space_kwargs, sort_keys=True), tuple(part.archs), digest, k, seed)
+        if shared is not None and key in shared:
+            return shared[key]
+        p = stats_and_targets(part, images, labels, k=k, seed=seed, cache_dir=cache_dir, progress=bar(label))[0]
+        if shared is not None:
+            shared[key] = p
+        return p
+
+    ptrain = packed(train, "train")
+    pval = packed(val, "validation") if val is not None else None
+    ptest = packed(test, "held-out")
+    return BenchmarkData(spec, bench, train, val, test, ptrain, pval, ptest, desc)
