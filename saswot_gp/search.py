@@ -150,7 +150,6 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
     ``progress(scored, budget, arch, score)`` is called after each new score. ``train_time``: measured seconds to
     train one network, to report what training every scored candidate would cost (``search_cost``).
     """
-    from .stats.cache import build_model
     say = log or (lambda msg: None)
     if budget < 1 or top_k < 1 or population < 2 or sample_size < 1 or batch_size < 1:
         raise SaswotError(f"need budget >= 1, top >= 1, population >= 2, sample size >= 1, batch size >= 1; got "
@@ -164,83 +163,99 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
                 "proxy_spec": scorer.spec, "max_latency_ms": float(max_latency_ms), "seed": int(seed),
                 "population": int(population), "sample_size": int(sample_size), "batch": batch,
                 "batch_size": int(batch_size), "k": k, "lut_digest": lut.digest()}
-    ckpt = out / CHECKPOINT
-    state = None
     prepare_run_dir(out, RUN_FILES, resume, overwrite, "--resume")
+    state = _State(seed)
     if resume:
-        doc = read_checkpoint(ckpt, CHECKPOINT_FORMAT, ("settings", "rng", "population", "history", "steps"))
+        doc = read_checkpoint(out / CHECKPOINT, CHECKPOINT_FORMAT, ("settings", "rng", "population", "history", "steps"))
         old = doc["settings"] if isinstance(doc["settings"], dict) else {}
         check_same_settings(old, settings, RESUME_KEYS, f"the search in {str(out)!r}")
         state = _State.from_json(doc)
         say(f"resuming {out}: {len(state.history)} architectures already scored")
-    if state is None:
-        state = _State(seed)
     images, labels, batch_text = search_batch(space, batch, batch_size)
     say(f"batch: {batch_text}; proxy: {scorer.label}; latency budget {max_latency_ms:.3f} ms "
         f"(predicted, {lut.threads} thread(s))")
+    search = _AgingEvolution(space, scorer, lut, max_latency_ms, state, (images, labels), seed, progress)
+    search.run(budget, population, sample_size, checkpoint_every,
+               lambda: atomic_write_json(out / CHECKPOINT, state.to_json(settings)))
+    return finish(space, lut, state, settings, out, top_k, budget, batch_text, scorer.label, train_time)
 
-    def feasible(arch: str) -> bool:
-        if arch not in state.latency:
-            state.latency[arch] = lut.predict(arch)
-        return state.latency[arch] <= max_latency_ms
 
-    def score(arch: str) -> None:
-        if arch in state.scores:
+class _AgingEvolution:
+    """Regularised (aging) evolution under a latency budget: tournament parents, mutated feasible children, the
+    oldest member leaves; every candidate scored once by the proxy (scores and predicted latencies in ``state``)."""
+
+    def __init__(self, space, scorer: ProxyScorer, lut: LatencyTable, max_latency_ms: float, state: _State,
+                 batch: Tuple[torch.Tensor, torch.Tensor], seed: int, progress: Optional[Progress]):
+        self.space, self.scorer, self.lut, self.limit, self.state = space, scorer, lut, max_latency_ms, state
+        self.images, self.labels = batch
+        self.seed, self.progress, self.budget = seed, progress, 0
+
+    def feasible(self, arch: str) -> bool:
+        """Predicted latency within the budget (memoised)."""
+        if arch not in self.state.latency:
+            self.state.latency[arch] = self.lut.predict(arch)
+        return self.state.latency[arch] <= self.limit
+
+    def score(self, arch: str) -> None:
+        """Score ``arch`` once (None for a non-finite score) and record it in the history."""
+        from .stats.cache import build_model
+        st = self.state
+        if arch in st.scores:
             return
         t = time.perf_counter()
-        value = scorer(build_model(space, arch, seed), images, labels)
+        value = self.scorer(build_model(self.space, arch, self.seed), self.images, self.labels)
         value = value if math.isfinite(value) else None
-        state.scores[arch] = value
-        state.history.append({"arch": arch, "score": value, "latency_ms": state.latency[arch],
-                              "step": state.steps, "score_s": time.perf_counter() - t})
-        if progress:
-            progress(len(state.history), budget, arch, math.nan if value is None else value)
+        st.scores[arch] = value
+        st.history.append({"arch": arch, "score": value, "latency_ms": st.latency[arch], "step": st.steps,
+                           "score_s": time.perf_counter() - t})
+        if self.progress:
+            self.progress(len(st.history), self.budget, arch, math.nan if value is None else value)
 
-    def checkpoint() -> None:
-        atomic_write_json(ckpt, state.to_json(settings))
-
-    def random_feasible() -> str:
+    def random_feasible(self) -> str:
+        """A random architecture within the budget (one-line error when none is found)."""
         fastest = math.inf
         for _ in range(SAMPLE_TRIES):
-            arch = space.sample(state.rng)
-            if feasible(arch):
+            arch = self.space.sample(self.state.rng)
+            if self.feasible(arch):
                 return arch
-            state.infeasible += 1
-            fastest = min(fastest, state.latency[arch])
-        raise SaswotError(f"no architecture met the latency budget {max_latency_ms:.3f} ms in {SAMPLE_TRIES} random "
+            self.state.infeasible += 1
+            fastest = min(fastest, self.state.latency[arch])
+        raise SaswotError(f"no architecture met the latency budget {self.limit:.3f} ms in {SAMPLE_TRIES} random "
                           f"draws (the fastest was {fastest:.3f} ms); raise --max-latency or lower --min-fps")
 
-    t_start = time.perf_counter()
-    elapsed0 = state.elapsed
-    last_ckpt = len(state.history)
-    max_steps = 50 * budget + population
-    while len(state.history) < budget and state.steps < max_steps:
-        if len(state.population) < population:
-            arch = random_feasible()
-        else:
-            members = state.rng.sample(list(state.population), min(sample_size, len(state.population)))
-            parent = max(members, key=lambda a: _key(state.scores[a]))
-            arch = None
-            for _ in range(MUTATION_TRIES):
-                child = space.mutate(parent, state.rng)
-                if feasible(child):
-                    arch = child
-                    break
-                state.infeasible += 1
-            if arch is None:
-                arch = random_feasible()
-        state.steps += 1
-        score(arch)
-        state.population.append(arch)
-        if len(state.population) > population:
-            state.population.popleft()
-        state.elapsed = elapsed0 + time.perf_counter() - t_start
-        if len(state.history) - last_ckpt >= checkpoint_every:
-            checkpoint()
-            last_ckpt = len(state.history)
-    state.elapsed = elapsed0 + time.perf_counter() - t_start
-    checkpoint()
-    return finish(space, lut, state, settings, out, top_k, budget, batch_text, scorer.label, train_time)
+    def propose(self, population: int, sample_size: int) -> str:
+        """The next candidate: random while the population fills, then a feasible mutant of a tournament winner."""
+        st = self.state
+        if len(st.population) < population:
+            return self.random_feasible()
+        members = st.rng.sample(list(st.population), min(sample_size, len(st.population)))
+        parent = max(members, key=lambda a: _key(st.scores[a]))
+        for _ in range(MUTATION_TRIES):
+            child = self.space.mutate(parent, st.rng)
+            if self.feasible(child):
+                return child
+            st.infeasible += 1
+        return self.random_feasible()
+
+    def run(self, budget: int, population: int, sample_size: int, checkpoint_every: int,
+            checkpoint: Callable[[], None]) -> None:
+        """Score until ``budget`` architectures are in the history; checkpoint every ``checkpoint_every`` scores."""
+        st, self.budget = self.state, budget
+        t_start, elapsed0, last_ckpt = time.perf_counter(), st.elapsed, len(st.history)
+        max_steps = 50 * budget + population
+        while len(st.history) < budget and st.steps < max_steps:
+            arch = self.propose(population, sample_size)
+            st.steps += 1
+            self.score(arch)
+            st.population.append(arch)
+            if len(st.population) > population:
+                st.population.popleft()
+            st.elapsed = elapsed0 + time.perf_counter() - t_start
+            if len(st.history) - last_ckpt >= checkpoint_every:
+                checkpoint()
+                last_ckpt = len(st.history)
+        st.elapsed = elapsed0 + time.perf_counter() - t_start
+        checkpoint()
 
 
 def _top(space, state: _State, top_k: int, lut: LatencyTable) -> List[Dict[str, object]]:
