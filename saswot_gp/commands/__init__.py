@@ -1,4 +1,7 @@
-"""Click commands kept outside ``cli.py``; ``cli.py`` registers them with ``main.add_command``."""
+"""The ``saswot-gp`` commands, one module each (``cli.py`` registers them with ``main.add_command``).
+
+Each command is a thin click wrapper: it parses its options, calls one library function and prints.
+"""
 
 
 def resume_hint(text: str) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import click
 
@@ -12,12 +11,13 @@ from ..spaces.base import parse_resolution
 from . import resume_hint
 
 
-def _load(benchmark: str, metric):
-    from ..groundtruth.loaders import load_benchmark
-    from ..groundtruth.loaders import resolve_benchmark
-    if benchmark == "synthetic":
-        return resolve_benchmark(benchmark, metric)
-    return load_benchmark(benchmark, metric=metric)
+def _measure_list(measures: Optional[str]) -> Optional[List[str]]:
+    """--measures as names: None for all, [] for 'none', else the comma-separated names."""
+    if measures is None:
+        return None
+    if measures.strip().lower() == "none":
+        return []
+    return [m.strip() for m in measures.split(",") if m.strip()]
 
 
 @click.command("proxies")
@@ -49,61 +49,28 @@ def proxies(benchmark: str, metric: Optional[str], proxy_files: Tuple[str, ...],
     Writes OUT/proxies.csv (one row per proxy), OUT/scores.csv (one row per architecture),
     OUT/scatter_<proxy>.png and OUT/score_cache.jsonl (a rerun with the same settings resumes from it).
     """
+    import torch
+    from ..zerocost.evaluate import format_table, run_proxies
     resume_hint(f"run the same command again to continue: scores already in {out_dir}/score_cache.jsonl are kept")
     if split_heldout is not None and split_train is None:
         raise SaswotError("--heldout-size needs --train-size (it limits the held-out part of that split)")
     if split_train is not None and n_archs is not None:
         raise SaswotError("give --n or --train-size, not both")
-    _run(benchmark, metric, proxy_files, measures, n_archs, resolution, batch_size, seed, n_boot, out_dir, threads,
-         (split_train, split_heldout, split_seed) if split_train is not None else None)
-
-
-def _run(benchmark, metric, proxy_files, measures, n_archs, resolution, batch_size, seed, n_boot, out_dir, threads,
-         split=None):
-    import torch
-    from ..zerocost import get_measure, measure_names
-    from ..zerocost.evaluate import (format_table, plot_scatter, proxy_table, sample_benchmark,
-                                     scatter_name, write_csv, write_scores_csv)
     torch.set_num_threads(threads)
-    res = parse_resolution(resolution)
-    if measures is None:
-        names = measure_names()
-    elif measures.strip().lower() == "none":
-        names = []
-    else:
-        names = [m.strip() for m in measures.split(",") if m.strip()]
-        for m in names:
-            get_measure(m)
-    bench = _load(benchmark, metric)
-    if split is not None:
-        n_train, n_held, split_seed = split
-        full = len(bench)
-        try:
-            bench = bench.split(n_train, seed=split_seed, max_eval=n_held)[1]
-        except ValueError as exc:
-            raise SaswotError(str(exc)) from None
-        click.echo(f"scoring the {len(bench)} held-out architectures of the split --train-size {n_train} "
-                   f"--heldout-size {n_held} --seed {split_seed} of {full} (as evolve makes it)", err=True)
-    else:
-        bench = sample_benchmark(bench, n_archs, seed=seed)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    from ..batches import default_batch, describe_batch
-    images, _ = default_batch(bench, n=batch_size, seed=seed, resolution=res)
-    click.echo(f"benchmark {bench.name}: {len(bench)} architectures of space {bench.space!r}, target {bench.metric}; "
-               f"batch: {describe_batch(bench, images, seed)}", err=True)
 
-    def progress(i, n, arch, sec):
+    def say(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    def progress(i: int, n: int, arch: str, sec: float) -> None:
         if sec > 0 or i == n:
-            click.echo(f"  [{i}/{n}] {arch} {sec:.2f}s", err=True)
+            say(f"  [{i}/{n}] {arch} {sec:.2f}s")
 
-    rows = proxy_table(bench, names, list(proxy_files), res, batch_size, seed, cache=out / "score_cache.jsonl",
-                       progress=progress, n_boot=n_boot)
+    done = run_proxies(benchmark, metric, proxy_files, _measure_list(measures), n=n_archs,
+                       split=(split_train, split_heldout, split_seed) if split_train is not None else None,
+                       resolution=parse_resolution(resolution), batch_size=batch_size, seed=seed, n_boot=n_boot,
+                       out_dir=out_dir, progress=progress, log=say)
+    bench, rows = done["benchmark"], done["rows"]
     click.echo(f"\n{bench.name} ({bench.metric}), {len(bench)} architectures: Kendall tau-b and Spearman rho "
                f"with 95% bootstrap intervals ({n_boot} resamples, seed {seed})")
     click.echo(format_table(rows))
-    write_csv(rows, out / "proxies.csv")
-    write_scores_csv(bench, rows, out / "scores.csv")
-    for r in rows:
-        plot_scatter(r, bench.target, out / scatter_name(r["proxy"]), metric=bench.metric, benchmark=bench.name)
-    click.echo(f"\nwrote {out}/proxies.csv, scores.csv and {len(rows)} scatter_<proxy>.png")
+    click.echo(f"\nwrote {done['out_dir']}/proxies.csv, scores.csv and {len(rows)} scatter_<proxy>.png")

@@ -1,0 +1,81 @@
+"""``saswot-gp evolve``: evolve a proxy on one or several benchmarks (:func:`saswot_gp.evolution.job.run_evolve`)."""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import click
+
+from ..spaces.base import parse_resolution
+from . import resume_hint
+
+
+def _k_option(value: str) -> Optional[int]:
+    """--k as a sketch size: a positive integer, or None for 'full' (also 'none')."""
+    if value in ("full", "none", "None"):
+        return None
+    try:
+        k = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}; expected a positive integer or 'full'") from None
+    if k < 1:
+        raise click.BadParameter(f"{value!r}; expected a positive integer or 'full'")
+    return k
+
+
+@click.command("evolve")
+@click.option("--benchmark", "benchmarks", multiple=True, default=("realtime-digits",), show_default=True,
+              help="registered name or path to a benchmark file; repeat it to evolve on several benchmarks at once "
+                   "(default: the embedded trained realtime/digits benchmark; 'synthetic' is the planted test stand-in)")
+@click.option("--metric", default=None, help="target column of the benchmark (default: the file's main metric)")
+@click.option("--fitness", type=click.Choice(["mean", "min"]), default="mean", show_default=True,
+              help="how the per-benchmark training Kendall taus are combined")
+@click.option("--terminals", type=click.Choice(["all", "stats", "sizes", "scalefree"]), default="all", show_default=True,
+              help="leaves of the trees: network statistics and layer sizes, statistics only (W, G, A, AG), sizes only, "
+                   "or statistics through size-independent reductions only (scalefree)")
+@click.option("--select", type=click.Choice(["train", "val"]), default="train", show_default=True,
+              help="choose the final proxy among the hall of fame by training or validation Kendall")
+@click.option("--val-frac", default=None, type=click.FloatRange(0, 1, max_open=True),
+              help="fraction of each training split kept aside as validation (default: 0.25 with --select val, else 0)")
+@click.option("--batch", type=click.Choice(["auto", "synthetic", "natural", "digits"]), default="auto", show_default=True,
+              help="statistics batch: auto (digit scenes for digits-trained benchmarks, else synthetic), or one kind for all")
+@click.option("--population", default=64, show_default=True, type=click.IntRange(4))
+@click.option("--generations", default=None, type=click.IntRange(0),
+              help="generations after the initial population [default: 20; with --resume: the checkpoint's, or more to extend it]")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--data-seed", default=None, type=int, help="seed of splits, batches and weights (default: --seed)")
+@click.option("--out", "out_dir", default="runs/evolve", show_default=True, type=click.Path(file_okay=False))
+@click.option("--resume", "resume_dir", default=None, type=click.Path(file_okay=False),
+              help="continue the run in DIR (settings come from its checkpoint; --generations may extend it)")
+@click.option("--overwrite", is_flag=True, help="replace the run already in --out (default: refuse it)")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+              help="statistics cache shared between runs (default: OUT/stats_cache)")
+@click.option("--k", "k", default="256", show_default=True, help="sketch size per tensor, or 'full'")
+@click.option("--train-size", default=200, show_default=True, type=click.IntRange(2))
+@click.option("--heldout-size", default=None, type=click.IntRange(2), help="at most this many held-out architectures (default: all the rest)")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(2))
+@click.option("--resolution", default=None, help="HxW of the statistics batch (default: the space's input size)")
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0), help="process pool size (0 = serial)")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
+              help="torch threads (1 is fastest for these small networks; more only helps on idle cores)")
+def evolve(benchmarks: Tuple[str, ...], metric: Optional[str], fitness: str, terminals: str, select: str,
+           val_frac: Optional[float], batch: str, population: int, generations: Optional[int], seed: int,
+           data_seed: Optional[int], out_dir: str, resume_dir: Optional[str], overwrite: bool, cache_dir: Optional[str],
+           k: str, train_size: int, heldout_size: Optional[int], batch_size: int, resolution: Optional[str],
+           workers: int, threads: int) -> None:
+    """Evolve a proxy on one or several benchmarks and report it beside the hand-designed proxies."""
+    import torch
+    from ..evolution.job import format_table, run_evolve
+    torch.set_num_threads(threads)
+    resume_hint(f"continue with: saswot-gp evolve --resume {resume_dir or out_dir} (from the last finished generation)")
+    summary = run_evolve(benchmark=list(benchmarks), metric=metric, out_dir=resume_dir or out_dir, population=population,
+                         generations=generations, seed=seed, k=_k_option(k), train_size=train_size,
+                         batch_size=batch_size, workers=workers, resume=resume_dir is not None, heldout_size=heldout_size,
+                         resolution=parse_resolution(resolution), fitness=fitness, terminals=terminals, select=select,
+                         val_frac=val_frac, batch=batch, data_seed=data_seed, cache_dir=cache_dir,
+                         overwrite=overwrite, log=lambda m: click.echo(m, err=True))
+    click.echo(f"\n{summary['benchmark']} ({summary['metric']}): {summary['n_train']} train / "
+               f"{summary['n_heldout']} held-out architectures; Kendall tau and Spearman rho")
+    click.echo(format_table(summary))
+    out = resume_dir or out_dir
+    click.echo(f"\nwrote {out}/best_proxy.json, hall_of_fame.json, log.jsonl, proxy.png, evolution.png, summary.json")
