@@ -139,6 +139,14 @@ def _collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         raise SaswotError(f"batch shapes {tuple(images.shape)} / {tuple(labels.shape)}; expected images (N,3,H,W) and labels (N,H,W)")
     if k is not None and k < 1:
         raise SaswotError(f"sketch size k={k}; expected a positive integer or None (full tensors)")
+    records, loss = _record_layers(model, images, labels, k, seed, ignore_index, train_mode)
+    return _assemble(model, records, float(loss.item()), k, seed)
+
+
+def _record_layers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, k: Optional[int], seed: int,
+                   ignore_index: int, train_mode: bool):
+    """One forward and backward of the loss with hooks on the layers: per layer in call order, a record of
+    its module, sketched output ``a`` and output gradient ``ag``, sketch positions and scalars; and the loss."""
     nb = images.shape[0]
     records: List[dict] = []
     seen = {}
@@ -184,7 +192,11 @@ def _collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
             model.train(was_training)
     if not records:
         raise SaswotError(f"model {type(model).__name__}: no Conv2d/ConvTranspose2d/Linear layer ran in the forward pass")
+    return records, loss
 
+
+def _assemble(model: nn.Module, records: List[dict], loss: float, k: Optional[int], seed: int) -> ArchStats:
+    """The :class:`ArchStats` of the layer records (weights and their gradients read now), then clear the gradients."""
     ws, gs, wl, wn, as_, ags, al, an = [], [], [], [], [], [], [], []
     scal = {k_: [] for k_ in LAYER_SCALARS}
     for i, rec in enumerate(records):
@@ -208,5 +220,5 @@ def _collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         a=torch.cat(as_, 1).t().float().contiguous().numpy(), ag=torch.cat(ags, 1).t().float().contiguous().numpy(), a_layer=np.concatenate(al), a_numel=np.asarray(an, np.int64),
         layer={k_: np.asarray(v, np.float64) for k_, v in scal.items()},
         arch={"params": float(params), "flops": float(sum(scal["flops"]))},
-        meta={"loss": float(loss.item()), "k": k, "seed": seed},
+        meta={"loss": loss, "k": k, "seed": seed},
     )

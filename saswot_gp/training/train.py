@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +103,132 @@ def _make_optimizer(name: str, model: nn.Module, lr: float, momentum: float, wei
     raise SaswotError(f"unknown optimizer {name!r}; expected 'sgd' or 'adamw'")
 
 
+def _train_config(n: int, steps: Optional[int], epochs: Optional[float], batch_size: int, optimizer: str,
+                  lr: Optional[float], momentum: float, weight_decay: Optional[float], poly_power: float,
+                  warmup_steps: int, seed: int, ignore_index: int,
+                  class_weights: Optional[Sequence[float]]) -> Dict[str, Any]:
+    """The run's settings (:data:`_CONFIG_KEYS`), checked and with defaults filled in: what a checkpoint
+    records and a resumed run must match. ``n`` is the size of the training set."""
+    if n == 0:
+        raise SaswotError("training set is empty")
+    batch_size = int(min(batch_size, n))
+    if (steps is None) == (epochs is None):
+        raise SaswotError("give exactly one of steps or epochs")
+    total = int(steps) if steps is not None else int(math.ceil(float(epochs) * max(1, n // batch_size)))
+    if total < 1:
+        raise SaswotError(f"need at least one training step, got {total}")
+    optimizer = optimizer.lower()
+    if optimizer not in DEFAULT_LR:
+        raise SaswotError(f"unknown optimizer {optimizer!r}; expected 'sgd' or 'adamw'")
+    lr = float(DEFAULT_LR[optimizer] if lr is None else lr)
+    weight_decay = float(DEFAULT_WEIGHT_DECAY[optimizer] if weight_decay is None else weight_decay)
+    return {"steps": total, "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "momentum": float(momentum),
+            "weight_decay": weight_decay, "poly_power": float(poly_power), "warmup_steps": int(warmup_steps),
+            "seed": int(seed), "ignore_index": int(ignore_index),
+            "class_weights": None if class_weights is None else [float(v) for v in class_weights]}
+
+
+def _lr_scale(step: int, total: int, poly_power: float, warmup_steps: int) -> float:
+    """The factor on the base learning rate at ``step``: poly decay, times a linear warm-up over ``warmup_steps``."""
+    scale = (1.0 - step / total) ** poly_power
+    if warmup_steps and step < warmup_steps:
+        scale *= (step + 1) / warmup_steps
+    return scale
+
+
+@dataclass
+class _Run:
+    """One training run as the step loop sees it: model, optimiser and loss, schedule settings, the losses
+    so far, and where (and since when) its checkpoint and clock stand."""
+
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    criterion: nn.Module
+    config: Dict[str, Any]
+    dev: torch.device
+    poly_power: float
+    warmup_steps: int
+    grad_clip: Optional[float]
+    checkpoint: Optional[str]
+    losses: List[float]
+    elapsed_before: float
+    t0: float = 0.0
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, earlier (resumed-from) sessions included."""
+        return self.elapsed_before + time.perf_counter() - self.t0
+
+    def save(self, step: int) -> None:
+        """Write the checkpoint (when the run has one) after ``step`` steps."""
+        if self.checkpoint:
+            save_checkpoint({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "step": step,
+                             "losses": list(self.losses), "config": self.config,
+                             "train_time_s": self.elapsed()}, self.checkpoint)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Optional[float]:
+        """One optimiser step on batch ``(x, y)`` at learning rate ``lr``: its loss, or None (no step) if not finite."""
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        logits = _logits_at(self.model(x), y.shape[-2:])
+        loss = self.criterion(logits, y)
+        if not torch.isfinite(loss):
+            return None
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.opt.step()
+        return float(loss.detach())
+
+
+def _resume(run: _Run, checkpoint: Optional[str]) -> int:
+    """Load model, optimiser, losses and clock of ``checkpoint`` into ``run`` (same settings required); the step reached."""
+    if not (checkpoint and os.path.exists(checkpoint)):
+        raise SaswotError(f"cannot resume: checkpoint {checkpoint!r} not found; drop --resume to start from scratch")
+    state = load_checkpoint(checkpoint)
+    saved = state.get("config", {})
+    check_same_settings(saved, run.config, _CONFIG_KEYS, f"from checkpoint {checkpoint!r}")
+    run.model.load_state_dict(state["model"])
+    run.opt.load_state_dict(state["optimizer"])
+    run.losses = [float(v) for v in state["losses"]]
+    run.elapsed_before = float(state.get("train_time_s", 0.0))
+    return int(state["step"])
+
+
+def _run_steps(run: _Run, train_set: Dataset, start: int, every: int,
+               progress: Optional[Callable[[Dict[str, Any]], Any]], progress_every: int) -> Tuple[int, bool, bool]:
+    """Train from step ``start`` to the end (or until the loss diverges or ``progress`` says stop), saving
+    every ``every`` steps; returns ``(steps done, stopped early, diverged)``. See the module docstring
+    for the per-step batches and RNG seeds."""
+    total, batch_size, lr, seed = (run.config[k] for k in ("steps", "batch_size", "lr", "seed"))
+    n = len(train_set)
+    step, stopped_early, diverged = start, False, False
+    dev = run.dev
+    cuda_ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_ids):
+        while step < total:
+            torch.manual_seed((seed * 1_000_003 + step) % (2 ** 63))
+            x, y = _batch(train_set, _step_indices(n, batch_size, seed, step), dev)
+            scale = _lr_scale(step, total, run.poly_power, run.warmup_steps)
+            loss = run.step(x, y, lr * scale)
+            if loss is None:
+                diverged = True
+                break
+            run.losses.append(loss)
+            step += 1
+            if step % every == 0 or step == total:
+                run.save(step)
+            if progress is not None and (step % progress_every == 0 or step == total):
+                info = {"step": step, "steps": total, "loss": run.losses[-1], "lr": lr * scale,
+                        "elapsed_s": run.elapsed()}
+                if progress(info) is False:
+                    if step % every and step != total:
+                        run.save(step)
+                    stopped_early = step < total
+                    break
+    return step, stopped_early, diverged
+
+
 def train_segmenter(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset] = None, *,
                     steps: Optional[int] = None, epochs: Optional[float] = None, batch_size: int = 16,
                     optimizer: str = "adamw", lr: Optional[float] = None, momentum: float = 0.9,
@@ -120,98 +247,39 @@ def train_segmenter(model: nn.Module, train_set: Dataset, val_set: Optional[Data
     ``final_loss`` (mean of the last 10% of steps), ``train_time_s`` and, with ``val_set``, ``mIoU``,
     ``pixel_acc`` and ``per_class_iou``.
     """
-    n = len(train_set)
-    if n == 0:
-        raise SaswotError("training set is empty")
-    batch_size = int(min(batch_size, n))
-    if (steps is None) == (epochs is None):
-        raise SaswotError("give exactly one of steps or epochs")
-    total = int(steps) if steps is not None else int(math.ceil(float(epochs) * max(1, n // batch_size)))
-    if total < 1:
-        raise SaswotError(f"need at least one training step, got {total}")
-    optimizer = optimizer.lower()
-    if optimizer not in DEFAULT_LR:
-        raise SaswotError(f"unknown optimizer {optimizer!r}; expected 'sgd' or 'adamw'")
-    lr = float(DEFAULT_LR[optimizer] if lr is None else lr)
-    weight_decay = float(DEFAULT_WEIGHT_DECAY[optimizer] if weight_decay is None else weight_decay)
-    config = {"steps": total, "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "momentum": float(momentum),
-              "weight_decay": weight_decay, "poly_power": float(poly_power), "warmup_steps": int(warmup_steps),
-              "seed": int(seed), "ignore_index": int(ignore_index),
-              "class_weights": None if class_weights is None else [float(v) for v in class_weights]}
+    config = _train_config(len(train_set), steps, epochs, batch_size, optimizer, lr, momentum, weight_decay,
+                           poly_power, warmup_steps, seed, ignore_index, class_weights)
     n_cls = num_classes or getattr(train_set, "num_classes", None)
     if class_weights is not None and n_cls is not None and len(class_weights) != n_cls:
         raise SaswotError(f"class_weights has {len(class_weights)} entries but there are {n_cls} classes")
     dev = torch.device(device)
     model.to(dev)
-    opt = _make_optimizer(optimizer, model, lr, momentum, weight_decay)
-    start, losses, elapsed_before, resumed_from = 0, [], 0.0, None
-    if resume and not (checkpoint and os.path.exists(checkpoint)):
-        raise SaswotError(f"cannot resume: checkpoint {checkpoint!r} not found; drop --resume to start from scratch")
-    if resume:
-        state = load_checkpoint(checkpoint)
-        saved = state.get("config", {})
-        check_same_settings(saved, config, _CONFIG_KEYS, f"from checkpoint {checkpoint!r}")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start, losses = int(state["step"]), [float(v) for v in state["losses"]]
-        elapsed_before = float(state.get("train_time_s", 0.0))
-        resumed_from = start
-    every = int(checkpoint_every) if checkpoint_every else max(1, total // 10)
+    opt = _make_optimizer(config["optimizer"], model, config["lr"], momentum, config["weight_decay"])
     weight = None if class_weights is None else torch.tensor(config["class_weights"], dtype=torch.float32, device=dev)
     criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=ignore_index)
-    t0 = time.perf_counter()
-    stopped_early = diverged = False
-
-    def save(step: int) -> None:
-        if checkpoint:
-            save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                             "losses": list(losses), "config": config,
-                             "train_time_s": elapsed_before + time.perf_counter() - t0}, checkpoint)
-
+    run = _Run(model, opt, criterion, config, dev, poly_power, warmup_steps, grad_clip, checkpoint, [], 0.0)
+    resumed_from = _resume(run, checkpoint) if resume else None
+    every = int(checkpoint_every) if checkpoint_every else max(1, config["steps"] // 10)
+    run.t0 = time.perf_counter()
     model.train()
-    step = start
-    cuda_ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda_ids):
-        while step < total:
-            torch.manual_seed((int(seed) * 1_000_003 + step) % (2 ** 63))
-            x, y = _batch(train_set, _step_indices(n, batch_size, int(seed), step), dev)
-            scale = (1.0 - step / total) ** poly_power
-            if warmup_steps and step < warmup_steps:
-                scale *= (step + 1) / warmup_steps
-            for group in opt.param_groups:
-                group["lr"] = lr * scale
-            logits = _logits_at(model(x), y.shape[-2:])
-            loss = criterion(logits, y)
-            if not torch.isfinite(loss):
-                diverged = True
-                break
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            if step % every == 0 or step == total:
-                save(step)
-            if progress is not None and (step % progress_every == 0 or step == total):
-                info = {"step": step, "steps": total, "loss": losses[-1], "lr": lr * scale,
-                        "elapsed_s": elapsed_before + time.perf_counter() - t0}
-                if progress(info) is False:
-                    if step % every and step != total:
-                        save(step)
-                    stopped_early = step < total
-                    break
-    train_time = elapsed_before + time.perf_counter() - t0
-    tail = losses[-max(1, len(losses) // 10):] if losses else []
-    result: Dict[str, Any] = dict(config)
-    result.update({"steps_done": step, "losses": losses, "first_loss": losses[0] if losses else float("nan"),
-                   "final_loss": sum(tail) / len(tail) if tail else float("nan"), "train_time_s": train_time,
-                   "resumed_from": resumed_from, "stopped_early": stopped_early, "diverged": diverged})
+    step, stopped_early, diverged = _run_steps(run, train_set, resumed_from or 0, every, progress, progress_every)
+    result = _train_result(run, step, resumed_from, stopped_early, diverged)
     if val_set is not None:
         num_classes = num_classes or getattr(val_set, "num_classes", None) or getattr(train_set, "num_classes", None)
-        result.update(evaluate(model, val_set, num_classes, eval_batch_size or batch_size, ignore_index,
+        result.update(evaluate(model, val_set, num_classes, eval_batch_size or config["batch_size"], ignore_index,
                                max_eval_batches, device))
+    return result
+
+
+def _train_result(run: _Run, step: int, resumed_from: Optional[int], stopped_early: bool,
+                  diverged: bool) -> Dict[str, Any]:
+    """The result dict of a finished run before evaluation: its settings, losses, clock and how it ended."""
+    losses = run.losses
+    tail = losses[-max(1, len(losses) // 10):] if losses else []
+    result: Dict[str, Any] = dict(run.config)
+    result.update({"steps_done": step, "losses": losses, "first_loss": losses[0] if losses else float("nan"),
+                   "final_loss": sum(tail) / len(tail) if tail else float("nan"), "train_time_s": run.elapsed(),
+                   "resumed_from": resumed_from, "stopped_early": stopped_early, "diverged": diverged})
     return result
 
 
@@ -233,7 +301,6 @@ def train_arch(arch: str, space: Any = "realtime", data: str = "digits", *, spac
     default digits set at 64x64, about 1000 steps (~1 min on one CPU thread) are needed before the
     11-class mIoU rises above the background-only level (~0.08).
     """
-    from ..datasets import get_dataset, train_transform
     from ..spaces import get_space
     from ..spaces.base import SearchSpace, count_flops, count_params
     from .speed import measure_latency
@@ -241,17 +308,7 @@ def train_arch(arch: str, space: Any = "realtime", data: str = "digits", *, spac
     sp = space if isinstance(space, SearchSpace) else get_space(space, **(space_kwargs or {}))
     arch = sp.validate(arch)
     h, w = sp.input_size
-    kwargs = dict(data_kwargs or {})
-    if data == "digits":
-        kwargs.setdefault("image_size", (h, w))
-        kwargs.setdefault("seed", seed)
-    if augment is None:
-        augment = data != "digits"
-    train_kwargs_ds = dict(kwargs)
-    if augment:
-        train_kwargs_ds["transform"] = train_transform((h, w))
-    train_set = get_dataset(data, "train", root=data_root, **train_kwargs_ds)
-    val_set = get_dataset(data, eval_split, root=data_root, **kwargs)
+    train_set, val_set = _arch_datasets(data, eval_split, (h, w), seed, data_kwargs, data_root, augment)
     num_classes = int(getattr(train_set, "num_classes", sp.num_classes))
     old_threads = torch.get_num_threads()
     if threads:
@@ -274,3 +331,23 @@ def train_arch(arch: str, space: Any = "realtime", data: str = "digits", *, spac
             "latency_ms": speed["latency_ms"], "fps": speed["fps"], "train_time_s": res["train_time_s"],
             "final_loss": res["final_loss"], "seed": seed, "steps": res["steps"], "batch_size": res["batch_size"],
             "optimizer": res["optimizer"], "lr": res["lr"], "input_size": f"{h}x{w}", "diverged": res["diverged"]}
+
+
+def _arch_datasets(data: str, eval_split: str, size: Tuple[int, int], seed: int, data_kwargs: Optional[Dict],
+                   data_root: Optional[str], augment: Optional[bool]) -> Tuple[Dataset, Dataset]:
+    """The training and evaluation sets of :func:`train_arch`: digits generated at ``size`` with ``seed``;
+    the training set augmented (random scale/crop to ``size``, flip) when ``augment`` (default: real sets only)."""
+    from ..datasets import get_dataset, train_transform
+
+    kwargs = dict(data_kwargs or {})
+    if data == "digits":
+        kwargs.setdefault("image_size", size)
+        kwargs.setdefault("seed", seed)
+    if augment is None:
+        augment = data != "digits"
+    train_kwargs_ds = dict(kwargs)
+    if augment:
+        train_kwargs_ds["transform"] = train_transform(size)
+    train_set = get_dataset(data, "train", root=data_root, **train_kwargs_ds)
+    val_set = get_dataset(data, eval_split, root=data_root, **kwargs)
+    return train_set, val_set
