@@ -129,12 +129,11 @@ def test_bad_config_rejected():
         EvolutionConfig(population=8, elite=8).check()
 
 
-def test_process_pool_gives_the_same_result(evaluator):
-    map_fn, close, fn = make_map(evaluator, workers=2)
-    try:
+def test_dask_workers_give_the_same_result(evaluator):
+    from saswot_gp.execution import executor
+    with executor(2) as ex:
+        map_fn, close, fn = make_map(evaluator, ex)
         pooled = evolve(fn, _cfg(generations=2), map_fn=map_fn)
-    finally:
-        close()
     serial = evolve(evaluator, _cfg(generations=2))
     assert pooled.hall_of_fame == serial.hall_of_fame
 

@@ -8,3 +8,19 @@ def resume_hint(text: str) -> None:
     """Set what the Ctrl-C message of the running command tells the user (printed by ``cli._Group``)."""
     import click
     click.get_current_context().meta["resume_hint"] = text
+
+
+def dask_options(f):
+    """``--workers N`` / ``--scheduler ADDRESS|FILE``, the same on every command that spreads work over Dask."""
+    import click
+    f = click.option("--scheduler", default=None,
+                     help="run on an existing Dask cluster: its address (tcp://host:8786) or scheduler file")(f)
+    return click.option("--workers", default=0, show_default=True, type=click.IntRange(0),
+                        help="start a local Dask cluster of N single-thread worker processes (0: serial, in-process)")(f)
+
+
+def device_option(f):
+    """``--device cpu|cuda|cuda:N``, the same on every command that runs networks."""
+    import click
+    return click.option("--device", default="cpu", show_default=True,
+                        help="where networks run: cpu, cuda or cuda:N (on a Dask cluster, each worker's own GPU)")(f)

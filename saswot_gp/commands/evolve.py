@@ -7,7 +7,7 @@ from typing import Optional, Tuple
 import click
 
 from ..spaces.base import parse_resolution
-from . import resume_hint
+from . import dask_options, device_option, resume_hint
 
 
 def _k_option(value: str) -> Optional[int]:
@@ -55,25 +55,28 @@ def _k_option(value: str) -> Optional[int]:
 @click.option("--heldout-size", default=None, type=click.IntRange(2), help="at most this many held-out architectures (default: all the rest)")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(2))
 @click.option("--resolution", default=None, help="HxW of the statistics batch (default: the space's input size)")
-@click.option("--workers", default=0, show_default=True, type=click.IntRange(0), help="process pool size (0 = serial)")
+@dask_options
+@device_option
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
               help="torch threads (1 is fastest for these small networks; more only helps on idle cores)")
 def evolve(benchmarks: Tuple[str, ...], metric: Optional[str], fitness: str, terminals: str, select: str,
            val_frac: Optional[float], batch: str, population: int, generations: Optional[int], seed: int,
            data_seed: Optional[int], out_dir: str, resume_dir: Optional[str], overwrite: bool, cache_dir: Optional[str],
            k: str, train_size: int, heldout_size: Optional[int], batch_size: int, resolution: Optional[str],
-           workers: int, threads: int) -> None:
+           workers: int, scheduler: Optional[str], device: str, threads: int) -> None:
     """Evolve a proxy on one or several benchmarks and report it beside the hand-designed proxies."""
     import torch
     from ..evolution.job import format_table, run_evolve
+    from ..execution import check_device
     torch.set_num_threads(threads)
+    check_device(device)
     resume_hint(f"continue with: saswot-gp evolve --resume {resume_dir or out_dir} (from the last finished generation)")
     summary = run_evolve(benchmark=list(benchmarks), metric=metric, out_dir=resume_dir or out_dir, population=population,
                          generations=generations, seed=seed, k=_k_option(k), train_size=train_size,
                          batch_size=batch_size, workers=workers, resume=resume_dir is not None, heldout_size=heldout_size,
                          resolution=parse_resolution(resolution), fitness=fitness, terminals=terminals, select=select,
                          val_frac=val_frac, batch=batch, data_seed=data_seed, cache_dir=cache_dir,
-                         overwrite=overwrite, log=lambda m: click.echo(m, err=True))
+                         overwrite=overwrite, scheduler=scheduler, device=device, log=lambda m: click.echo(m, err=True))
     click.echo(f"\n{summary['benchmark']} ({summary['metric']}): {summary['n_train']} train / "
                f"{summary['n_heldout']} held-out architectures; Kendall tau and Spearman rho")
     click.echo(format_table(summary))

@@ -60,12 +60,13 @@ def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, tr
                       heldout_size: Optional[int] = None, val_frac: float = 0.0, batch_size: int = 8,
                       resolution: Optional[Tuple[int, int]] = None, k: Optional[int] = 256, batch: str = "auto",
                       cache_dir: Optional[str] = None, log: Callable[[str], None] = print,
-                      shared: Optional[dict] = None) -> BenchmarkData:
+                      shared: Optional[dict] = None, executor=None, device: str = "cpu") -> BenchmarkData:
     """Load, split and collect (or load cached) statistics of one benchmark; ``seed`` sets split, batch and weights.
 
     ``shared``: a dict kept across calls; splits with the same space, architectures and batch (NAS-Bench-MR
     seg and seg-4x share their architectures) then share one packed-statistics object, which
-    :class:`MultiEvaluator` scores once.
+    :class:`MultiEvaluator` scores once. ``executor``/``device``: where statistics are computed
+    (:func:`saswot_gp.stats.cache.stats_for_archs`).
     """
     from ..batches import default_batch, describe_batch
     from ..groundtruth.loaders import resolve_benchmark
@@ -89,7 +90,8 @@ def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, tr
         key = (part.space, json.dumps(part.space_kwargs, sort_keys=True), tuple(part.archs), digest, k, seed)
         if shared is not None and key in shared:
             return shared[key]
-        p = stats_and_targets(part, images, labels, k=k, seed=seed, cache_dir=cache_dir, progress=bar(label))[0]
+        p = stats_and_targets(part, images, labels, k=k, seed=seed, cache_dir=cache_dir, progress=bar(label),
+                              executor=executor, device=device)[0]
         if shared is not None:
             shared[key] = p
         return p

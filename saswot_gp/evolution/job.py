@@ -113,7 +113,8 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
                resolution: Optional[Tuple[int, int]] = None, top: int = 5, heldout_size: Optional[int] = None,
                fitness: str = "mean", terminals: str = "all", select: str = "train", val_frac: Optional[float] = None,
                batch: str = "auto", data_seed: Optional[int] = None, cache_dir: Optional[str] = None,
-               overwrite: bool = False, log: Callable[[str], None] = print) -> dict:
+               overwrite: bool = False, scheduler: Optional[str] = None, device: str = "cpu",
+               log: Callable[[str], None] = print) -> dict:
     """Evolve proxies on the training splits of one or several benchmarks and report every split.
 
     ``benchmark``: a name or path, or a list of them. ``fitness``: 'mean' or 'min' of the per-benchmark
@@ -124,12 +125,12 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
     checkpoint's unless given (then it may only extend the run). A folder that holds a run is refused unless
     ``resume`` or ``overwrite``. Writes ``best_proxy.json``, ``hall_of_fame.json``, ``log.jsonl``,
     ``checkpoint.json``, ``proxy.png``, ``evolution.png`` and ``summary.json`` into ``out_dir``; returns the summary.
+    ``workers`` (a local Dask cluster of that many single-thread processes) or ``scheduler`` (an existing one)
+    spread statistics (one task per architecture) and fitness (batches of candidates) over workers; results
+    equal the serial run's. ``device``: where statistics are computed ('cpu', 'cuda', 'cuda:N').
     """
-    from ..handcrafted import handcrafted_proxies
+    from ..execution import executor
     from ..io import prepare_run_dir
-    from . import EvolutionConfig, evolve, make_map
-    from .fitness import MultiEvaluator, ProxyEvaluator
-    from .report import write_report
 
     out = Path(out_dir)
     given = EvolveSettings(
@@ -142,11 +143,21 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
     st = resumed_settings(out, given, generations, log) if resume else given
     st.check()
     prepare_run_dir(out, RUN_FILES, resume, overwrite, f"--resume {out}")
+    with executor(workers, scheduler, log) as ex:
+        return _evolve_on(ex, out, st, resume, cache_dir, top, device, log)
+
+
+def _evolve_on(ex, out: Path, st: EvolveSettings, resume: bool, cache_dir: Optional[str], top: int, device: str,
+               log: Callable[[str], None]) -> dict:
+    from ..handcrafted import handcrafted_proxies
+    from . import EvolutionConfig, evolve, make_map
+    from .fitness import MultiEvaluator, ProxyEvaluator
+    from .report import write_report
     t0 = time.perf_counter()
-    data = _prepare_all(st, cache_dir or str(out / "stats_cache"), log)
+    data = _prepare_all(st, cache_dir or str(out / "stats_cache"), log, ex, device)
     t_stats = time.perf_counter() - t0
     evaluator = MultiEvaluator({d.name: ProxyEvaluator(d.ptrain, d.train.target) for d in data}, how=st.fitness)
-    map_fn, close, fn = make_map(evaluator, workers)
+    map_fn, close, fn = make_map(evaluator, ex)
     cfg = EvolutionConfig(population=st.population, generations=st.generations, seed=st.seed, terminals=st.terminals)
 
     def progress(rec):
@@ -164,10 +175,12 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
     return write_report(out, res, data, st.report_settings(), top, cfg.hof_size, seconds)
 
 
-def _prepare_all(st: EvolveSettings, cache_dir: str, log: Callable[[str], None]) -> List[BenchmarkData]:
+def _prepare_all(st: EvolveSettings, cache_dir: str, log: Callable[[str], None], ex=None,
+                 device: str = "cpu") -> List[BenchmarkData]:
     shared: dict = {}
     data = [prepare_benchmark(s, st.metric, st.dseed, st.train_size, st.heldout_size, st.val_frac, st.batch_size,
-                              st.resolution, st.k, st.batch, cache_dir, log, shared) for s in st.benchmarks]
+                              st.resolution, st.k, st.batch, cache_dir, log, shared, ex, device)
+            for s in st.benchmarks]
     names = [d.name for d in data]
     if len(set(names)) != len(names):
         raise SaswotError(f"two benchmarks have the same name in {names}; expected distinct benchmarks")

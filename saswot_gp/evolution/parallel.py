@@ -1,30 +1,39 @@
-"""``toolbox.map`` implementations: serial (built-in ``map``) or a process pool holding the evaluator."""
+"""``toolbox.map`` over the execution seam (:mod:`saswot_gp.execution`): serial built-in ``map``, or candidates
+evaluated on Dask workers in batches, the evaluator (with its packed statistics) sent to the workers once."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
-from typing import Callable, Tuple
+import random
+from typing import Callable, List, Sequence, Tuple
 
-_WORKER_EVAL = None
-
-
-def _init(evaluator) -> None:
-    global _WORKER_EVAL
-    import torch
-    torch.set_num_threads(1)
-    _WORKER_EVAL = evaluator
+# batches per worker and generation: enough to balance uneven candidates, few enough that task overhead
+# (a few ms each) stays small against ~10 ms per candidate
+BATCHES_PER_WORKER = 2
 
 
-def _call(tokens):
-    return _WORKER_EVAL(tokens)
+def _eval_batch(batch: Sequence[List[str]], evaluator) -> list:
+    return [evaluator(tokens) for tokens in batch]
 
 
-def make_map(evaluator, workers: int = 0) -> Tuple[Callable, Callable[[], None], Callable]:
-    """(map_fn, close, fn): with ``workers`` > 1 a process pool evaluating ``fn``; else serial ``map``.
-
-    Pass ``fn`` (not the evaluator) to ``map_fn``: workers received the evaluator once at start.
-    """
-    if workers <= 1:
+def make_map(evaluator, ex=None) -> Tuple[Callable, Callable[[], None], Callable]:
+    """(map_fn, close, fn) for ``evolve(map_fn=...)``: ``map_fn(fn, candidates)`` evaluates token lists with
+    ``evaluator``. Without a distributed executor ``ex``: the built-in ``map``. With one: the evaluator is
+    scattered once and each generation's candidates go out in ``BATCHES_PER_WORKER`` batches per worker; the
+    results come back in candidate order, so a seeded run equals the serial one."""
+    if ex is None or not ex.distributed:
         return map, (lambda: None), evaluator
-    pool = mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(evaluator,))
-    return pool.map, pool.close, _call
+    handle = ex.scatter(evaluator)
+
+    def dask_map(_fn, candidates) -> list:
+        cands = list(candidates)
+        if not cands:
+            return []
+        n = max(1, min(len(cands), ex.n_workers * BATCHES_PER_WORKER))
+        size = -(-len(cands) // n)
+        batches = [cands[i:i + size] for i in range(0, len(cands), size)]
+        state = random.getstate()  # Dask's scheduler (in this process) draws from the global RNG that DEAP uses:
+        try:  # evolution's draws stay those of a serial run
+            return [r for part in ex.map(_eval_batch, batches, handle) for r in part]
+        finally:
+            random.setstate(state)
+    return dask_map, (lambda: None), evaluator

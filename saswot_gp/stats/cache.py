@@ -46,41 +46,69 @@ def _savez(path: str, arrays) -> None:
         np.savez(fh, **arrays)
 
 
+def collect_arch(arch: str, space, images: torch.Tensor, labels: torch.Tensor, k: Optional[int] = 256,
+                 seed: int = 0, device: str = "cpu") -> ArchStats:
+    """Statistics of one architecture built with weights from ``seed``, computed on ``device`` (one task of
+    :func:`stats_for_archs`; runs on a Dask worker as well as in-process)."""
+    model = build_model(space, arch, seed)
+    if device != "cpu":
+        model, images, labels = model.to(device), images.to(device), labels.to(device)
+    return collect_stats(model, images, labels, k=k, seed=seed)
+
+
+def _load_cached(path: Optional[Path]) -> Optional[ArchStats]:
+    if path is None or not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            return ArchStats.from_arrays(d)
+    except (OSError, ValueError, KeyError):
+        return None  # unreadable cache entry: recompute
+
+
 def stats_for_archs(space, archs: Sequence[str], images: torch.Tensor, labels: torch.Tensor,
                     k: Optional[int] = 256, seed: int = 0, cache_dir: Optional[str] = None,
-                    progress: Optional[Callable[[int, int], None]] = None, space_id: Optional[str] = None) -> List[ArchStats]:
-    """Collect (or load from ``cache_dir``) statistics for every architecture, in order."""
+                    progress: Optional[Callable[[int, int], None]] = None, space_id: Optional[str] = None,
+                    executor=None, device: str = "cpu") -> List[ArchStats]:
+    """Collect (or load from ``cache_dir``) statistics for every architecture, in order.
+
+    Missing ones are computed one task per architecture on ``executor`` (:mod:`saswot_gp.execution`; default
+    serial in-process) and written to the cache by this process as each finishes, so a restarted run keeps
+    them. The same seeds give the same statistics, bit for bit, serially or on any number of workers.
+    """
+    from ..execution import Executor
     digest = batch_digest(images, labels)
     sid = space_id or getattr(space, "cache_id", None) or getattr(space, "name", type(space).__name__)
     cdir = Path(cache_dir) if cache_dir else None
-    out = []
-    for i, arch in enumerate(archs):
-        path = cdir / f"{cache_key(sid, arch, digest, k, seed)}.npz" if cdir else None
-        st = None
-        if path is not None and path.exists():
-            try:
-                with np.load(path, allow_pickle=False) as d:
-                    st = ArchStats.from_arrays(d)
-            except (OSError, ValueError, KeyError):
-                st = None  # unreadable cache entry: recompute
-        if st is None:
-            st = collect_stats(build_model(space, arch, seed), images, labels, k=k, seed=seed)
-            if path is not None:
-                arrays = st.to_arrays()
-                atomic_write(path, lambda tmp: _savez(tmp, arrays))
-        out.append(st)
+    paths = [cdir / f"{cache_key(sid, arch, digest, k, seed)}.npz" if cdir else None for arch in archs]
+    out: List[Optional[ArchStats]] = [_load_cached(p) for p in paths]
+    missing = [i for i, st in enumerate(out) if st is None]
+    done = len(archs) - len(missing)
+    if progress and done:
+        progress(done, len(archs))
+    ex = executor or Executor()
+    imgs, labs = ex.scatter(images), ex.scatter(labels)
+    for j, st in ex.as_completed(collect_arch, [archs[i] for i in missing], space, imgs, labs, k, seed, device):
+        i = missing[j]
+        out[i] = st
+        if paths[i] is not None:
+            arrays = st.to_arrays()
+            atomic_write(paths[i], lambda tmp: _savez(tmp, arrays))
+        done += 1
         if progress:
-            progress(i + 1, len(archs))
-    return out
+            progress(done, len(archs))
+    return out  # type: ignore[return-value]
 
 
 def stats_and_targets(bench, images: torch.Tensor, labels: torch.Tensor, k: Optional[int] = 256, seed: int = 0,
-                      cache_dir: Optional[str] = None, progress: Optional[Callable[[int, int], None]] = None):
-    """Packed statistics of every architecture of the benchmark ``bench`` and its aligned targets."""
+                      cache_dir: Optional[str] = None, progress: Optional[Callable[[int, int], None]] = None,
+                      executor=None, device: str = "cpu"):
+    """Packed statistics of every architecture of the benchmark ``bench`` and its aligned targets
+    (``executor``, ``device``: see :func:`stats_for_archs`)."""
     from ..spaces import get_space
     from .pack import pack
     sp = get_space(bench.space, **bench.space_kwargs)
     sid = f"{bench.space}:{sorted(bench.space_kwargs.items())}"
     st = stats_for_archs(sp, bench.archs, images, labels, k=k, seed=seed, cache_dir=cache_dir,
-                         progress=progress, space_id=sid)
+                         progress=progress, space_id=sid, executor=executor, device=device)
     return pack(st), bench.target

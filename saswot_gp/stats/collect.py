@@ -215,9 +215,9 @@ def _assemble(model: nn.Module, records: List[dict], loss: float, k: Optional[in
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     model.zero_grad(set_to_none=True)
     return ArchStats(
-        w=torch.cat(ws).numpy(), g=torch.cat(gs).numpy(), w_layer=np.concatenate(wl), w_numel=np.asarray(wn, np.int64),
+        w=torch.cat(ws).cpu().numpy(), g=torch.cat(gs).cpu().numpy(), w_layer=np.concatenate(wl), w_numel=np.asarray(wn, np.int64),
         # (batch, positions) per layer; one transpose at the end gives the (rows, batch) layout
-        a=torch.cat(as_, 1).t().float().contiguous().numpy(), ag=torch.cat(ags, 1).t().float().contiguous().numpy(), a_layer=np.concatenate(al), a_numel=np.asarray(an, np.int64),
+        a=torch.cat(as_, 1).t().float().contiguous().cpu().numpy(), ag=torch.cat(ags, 1).t().float().contiguous().cpu().numpy(), a_layer=np.concatenate(al), a_numel=np.asarray(an, np.int64),
         layer={k_: np.asarray(v, np.float64) for k_, v in scal.items()},
         arch={"params": float(params), "flops": float(sum(scal["flops"]))},
         meta={"loss": loss, "k": k, "seed": seed},

@@ -1,0 +1,151 @@
+"""The one execution seam for many independent pieces of work: serial in-process (the default, no start-up cost)
+or a ``dask.distributed`` cluster (a local one of N single-thread worker processes, or an existing one by
+address or scheduler file).
+
+Callers submit a top-level function over items and consume ``(index, result)`` pairs as tasks finish, writing
+results themselves (the client), so a restarted client resumes from what was written. A worker that dies
+mid-task has its task run again on another worker (Dask reschedules it); a task that raises is retried
+``retries`` times, then its error reaches the caller.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from .errors import SaswotError
+
+RETRIES = 2  # a task that raises is retried this often before its error reaches the caller
+
+
+def _worker_setup(device: Optional[str] = None) -> None:
+    """Run on every worker: one torch thread per worker process."""
+    import torch
+    torch.set_num_threads(1)
+
+
+class Executor:
+    """Serial (``client is None``) or Dask execution of independent tasks; use as a context manager."""
+
+    def __init__(self, client=None, cluster=None, log: Optional[Callable[[str], None]] = None):
+        self.client, self.cluster = client, cluster
+        self.log = log or (lambda msg: None)
+
+    @property
+    def distributed(self) -> bool:
+        """True when tasks run on a Dask cluster."""
+        return self.client is not None
+
+    @property
+    def n_workers(self) -> int:
+        """Workers the tasks can use (1 when serial)."""
+        if self.client is None:
+            return 1
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def scatter(self, obj: Any) -> Any:
+        """Send ``obj`` to every worker once; pass the result as a task argument (serial: ``obj`` itself)."""
+        if self.client is None:
+            return obj
+        return self.client.scatter(obj, broadcast=True)
+
+    def as_completed(self, fn: Callable, items: Sequence[Any], *args: Any, **kwargs: Any) -> Iterator[Tuple[int, Any]]:
+        """``fn(item, *args, **kwargs)`` for every item; yields ``(index, result)`` as tasks finish (serial: in
+        order). Abandoning the iterator cancels what has not run."""
+        if self.client is None:
+            for i, item in enumerate(items):
+                yield i, fn(item, *args, **kwargs)
+            return
+        from distributed import as_completed
+        futures = self.client.map(fn, list(items), *[_same(a, len(items)) for a in args], retries=RETRIES,
+                                  pure=False, **kwargs)
+        index = {f.key: i for i, f in enumerate(futures)}
+        try:
+            for fut in as_completed(futures):
+                yield index[fut.key], fut.result()
+        finally:
+            self.client.cancel([f for f in futures if not f.done()])
+
+    def map(self, fn: Callable, items: Sequence[Any], *args: Any, **kwargs: Any) -> List[Any]:
+        """``[fn(item, *args, **kwargs) for item in items]``, in order."""
+        out: List[Any] = [None] * len(items)
+        for i, r in self.as_completed(fn, items, *args, **kwargs):
+            out[i] = r
+        return out
+
+    def close(self) -> None:
+        """Shut the client and any cluster this executor started."""
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _same(arg: Any, n: int) -> Iterable[Any]:
+    return [arg] * n
+
+
+def executor(workers: int = 0, scheduler: Optional[str] = None,
+             log: Optional[Callable[[str], None]] = None) -> Executor:
+    """The executor for ``--workers N`` (a local cluster of N single-thread worker processes; 0: serial,
+    in-process, no Dask start-up) or ``--scheduler ADDRESS|FILE`` (an existing cluster: its address such as
+    ``tcp://host:8786``, or the JSON scheduler file ``dask scheduler --scheduler-file`` wrote)."""
+    say = log or (lambda msg: None)
+    if workers < 0:
+        raise SaswotError(f"--workers {workers}; expected 0 (serial) or a positive number of worker processes")
+    if scheduler and workers:
+        raise SaswotError("give --workers or --scheduler, not both")
+    if not scheduler and workers == 0:
+        return Executor(log=say)
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:  # pragma: no cover - dask is a dependency
+        raise SaswotError("--workers/--scheduler need dask.distributed: pip install 'dask[distributed]'") from None
+    if scheduler:
+        try:
+            if scheduler.endswith(".json") or Path(scheduler).is_file():
+                if not Path(scheduler).is_file():
+                    raise SaswotError(f"scheduler file {scheduler!r} not found")
+                client = Client(scheduler_file=scheduler, timeout="20s")
+            else:
+                client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise SaswotError(f"cannot reach the Dask scheduler {scheduler!r} ({type(exc).__name__}); "
+                              f"expected a running `dask scheduler` address or scheduler file") from None
+        client.run(_worker_setup)
+        ex = Executor(client, None, say)
+        say(f"dask: connected to {scheduler} ({ex.n_workers} workers); dashboard {client.dashboard_link}")
+        return ex
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                           silence_logs=40)
+    client = Client(cluster)
+    client.run(_worker_setup)
+    say(f"dask: local cluster of {workers} single-thread workers; dashboard {client.dashboard_link}")
+    return Executor(client, cluster, say)
+
+
+def check_device(device: str) -> str:
+    """``device`` if usable here ('cpu', 'cuda', 'cuda:N'), else a one-line SaswotError. On a Dask cluster
+    each worker checks again where it runs (its own GPU: ``cuda`` there means the worker's first visible one)."""
+    import re
+    import torch
+    if device == "cpu":
+        return device
+    if not re.fullmatch(r"cuda(:\d+)?", device or ""):
+        raise SaswotError(f"device {device!r}; expected cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise SaswotError(f"device {device!r}: no CUDA device is visible to this process; use --device cpu")
+    n = torch.cuda.device_count()
+    if ":" in device and int(device.split(":")[1]) >= n:
+        raise SaswotError(f"device {device!r}: only {n} CUDA device(s) are visible (cuda:0 to cuda:{n - 1})")
+    return device

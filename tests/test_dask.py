@@ -1,0 +1,124 @@
+"""The execution seam on dask.distributed: statistics and evolution on local clusters equal the serial run,
+a killed worker's tasks are redone, clusters are always shut down."""
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from saswot_gp.batches import synthetic_batch
+from saswot_gp.errors import SaswotError
+from saswot_gp.execution import Executor, check_device, executor
+from saswot_gp.spaces import get_space
+from saswot_gp.stats.cache import stats_for_archs
+
+pytest.importorskip("distributed")
+
+
+def _same_stats(a, b):
+    for x, y in zip(a, b):
+        for name, arr in x.to_arrays().items():
+            assert np.array_equal(arr, y.to_arrays()[name]), name
+
+
+@pytest.fixture(scope="module")
+def space_and_batch():
+    sp = get_space("realtime", base_width=4, input_size=32, num_layers=4)
+    rng = random.Random(0)
+    archs = list(dict.fromkeys(sp.sample(rng) for _ in range(40)))[:24]
+    return sp, archs, synthetic_batch(n=4, size=(32, 32), num_classes=sp.num_classes, seed=0)
+
+
+def test_serial_executor_runs_in_order_without_dask():
+    ex = executor(0)
+    assert not ex.distributed and ex.n_workers == 1
+    assert list(ex.as_completed(pow, [2, 3, 4], 2)) == [(0, 4), (1, 9), (2, 16)]
+    assert ex.map(pow, [5], 3) == [125]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"workers": -1}, "--workers -1"),
+    ({"workers": 2, "scheduler": "tcp://x:1"}, "not both"),
+    ({"scheduler": "/nonexistent/scheduler.json"}, "scheduler file '/nonexistent/scheduler.json' not found"),
+])
+def test_bad_executor_settings_are_one_line_errors(kwargs, message):
+    with pytest.raises(SaswotError, match=message):
+        executor(**kwargs)
+
+
+def test_device_is_checked():
+    assert check_device("cpu") == "cpu"
+    with pytest.raises(SaswotError, match="expected cpu, cuda or cuda:N"):
+        check_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(SaswotError, match="no CUDA device"):
+            check_device("cuda")
+
+
+def test_statistics_on_two_workers_equal_serial_bit_for_bit(space_and_batch, tmp_path):
+    sp, archs, (x, y) = space_and_batch
+    serial = stats_for_archs(sp, archs, x, y, k=64, seed=3)
+    with executor(2) as ex:
+        assert ex.distributed and ex.n_workers == 2
+        spread = stats_for_archs(sp, archs, x, y, k=64, seed=3, cache_dir=str(tmp_path), executor=ex)
+    _same_stats(serial, spread)
+    assert len(list(tmp_path.glob("*.npz"))) == len(archs)  # written by the client as tasks finished
+    again = stats_for_archs(sp, archs, x, y, k=64, seed=3, cache_dir=str(tmp_path))  # all from the cache
+    _same_stats(serial, again)
+
+
+def test_statistics_survive_a_killed_worker(space_and_batch, tmp_path):
+    """SIGKILL one worker process mid-collection: its tasks run again elsewhere; the result equals serial."""
+    sp, archs, (x, y) = space_and_batch
+    serial = stats_for_archs(sp, archs, x, y, k=64, seed=1)
+    with executor(2) as ex:
+        pids = list(ex.client.run(os.getpid).values())
+        killed = {}
+
+        def kill_after_first_file():
+            t0 = time.time()
+            while not list(tmp_path.glob("*.npz")) and time.time() - t0 < 120:
+                time.sleep(0.01)
+            os.kill(pids[0], signal.SIGKILL)
+            killed["at"] = len(list(tmp_path.glob("*.npz")))
+        th = threading.Thread(target=kill_after_first_file)
+        th.start()
+        spread = stats_for_archs(sp, archs, x, y, k=64, seed=1, cache_dir=str(tmp_path), executor=ex)
+        th.join(timeout=60)
+    assert 0 < killed["at"] < len(archs), "the worker was not killed mid-run"
+    _same_stats(serial, spread)
+
+
+def test_connecting_to_an_existing_cluster_by_address():
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        with executor(scheduler=cluster.scheduler_address) as ex:
+            assert ex.distributed and ex.cluster is None and ex.map(pow, [2, 3], 3) == [8, 27]
+        assert cluster.scheduler_address  # the user's cluster is left running for the user to shut
+
+
+def test_evolve_on_workers_equals_serial(tmp_path):
+    from saswot_gp.evolution.job import run_evolve
+    common = dict(benchmark="synthetic", population=16, generations=2, seed=2, train_size=30, log=lambda m: None,
+                  cache_dir=str(tmp_path / "cache"))
+    a = run_evolve(out_dir=str(tmp_path / "serial"), **common)
+    b = run_evolve(out_dir=str(tmp_path / "dask"), workers=2, **common)
+    assert [r["tokens"] for r in a["evolved"]] == [r["tokens"] for r in b["evolved"]]
+    assert [r["train_kendall"] for r in a["evolved"]] == [r["train_kendall"] for r in b["evolved"]]
+    log_a = [json.loads(ln)["best"] for ln in (tmp_path / "serial" / "log.jsonl").read_text().splitlines()]
+    log_b = [json.loads(ln)["best"] for ln in (tmp_path / "dask" / "log.jsonl").read_text().splitlines()]
+    assert log_a == log_b
+
+
+def test_executor_context_shuts_the_local_cluster():
+    with executor(1) as ex:
+        cluster = ex.cluster
+        assert cluster.status.name == "running"
+    assert ex.client is None and cluster.status.name == "closed"
+    assert isinstance(Executor(), Executor) and not Executor().distributed
