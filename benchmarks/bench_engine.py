@@ -19,21 +19,20 @@ import json
 import platform
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT.parent))
+from saswot_gp.batches import synthetic_batch
+from saswot_gp.evolution import ProxyEvaluator, build_pset
+from saswot_gp.io import atomic_write_json
+from saswot_gp.spaces import get_space
+from saswot_gp.stats import collect_stats, pack, segmentation_loss
+from saswot_gp.stats.cache import build_model
 
-from saswot_gp.batches import synthetic_batch  # noqa: E402
-from saswot_gp.evolution import ProxyEvaluator, build_pset  # noqa: E402
-from saswot_gp.spaces import get_space  # noqa: E402
-from saswot_gp.stats import collect_stats, pack, segmentation_loss  # noqa: E402
-from saswot_gp.stats.cache import build_model  # noqa: E402
+ROOT = Path(__file__).resolve().parent
 
 
 def random_candidates(n: int, seed: int):
@@ -44,6 +43,9 @@ def random_candidates(n: int, seed: int):
 
 
 def median_time(fn, reps=11):
+    """Median wall time of ``reps`` calls of ``fn``. Not ``saswot_gp.training.speed.forward_times``: that one times
+    a model's forward pass in eval mode under ``inference_mode``; here ``fn`` is a training-mode forward+backward
+    or a ``collect_stats`` call."""
     ts = []
     for _ in range(reps):
         t = time.perf_counter()
@@ -117,8 +119,7 @@ def main():
         result["k"][name]["collection_overhead_max"] = max(r)
         print(f"collection / bare forward+backward, K={name}: median {statistics.median(r):.3f}x, max {max(r):.3f}x "
               f"over {len(r)} architectures")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

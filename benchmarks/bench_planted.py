@@ -12,23 +12,21 @@ Results go to benchmarks/results/planted.json.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT.parent))
-
-from saswot_gp.evolution import EvolutionConfig, ProxyEvaluator, evolve  # noqa: E402
-from saswot_gp.groundtruth.synthetic import planted_benchmark  # noqa: E402
-from saswot_gp.handcrafted import handcrafted_proxies  # noqa: E402
 from saswot_gp.batches import default_batch
+from saswot_gp.evolution import EvolutionConfig, ProxyEvaluator, evolve
 from saswot_gp.evolution.report import evaluate_proxies
-from saswot_gp.stats import stats_and_targets  # noqa: E402
-from saswot_gp.proxy import Proxy  # noqa: E402
+from saswot_gp.groundtruth.synthetic import planted_benchmark
+from saswot_gp.handcrafted import handcrafted_proxies
+from saswot_gp.io import atomic_write_json
+from saswot_gp.proxy import Proxy
+from saswot_gp.stats import stats_and_targets
+
+ROOT = Path(__file__).resolve().parent
 
 PLANTED = ["layers_max(l2_w(mul_w(W, G)))", "layers_mean(div_l(std_a(AG), l2_w(W)))"]
 
@@ -67,8 +65,7 @@ def main():
         out["runs"].append({"planted": planted, "ceiling_heldout_kendall": ceiling, "best_handcrafted_heldout_kendall": hand,
                             "recovered_ge_0.9": rate, "seeds": len(rows), "rows": rows})
         print(f"{planted}: {rate}/{len(rows)} seeds reach held-out tau >= 0.9 (ceiling {ceiling:.3f}, best hand-designed {hand:.3f})")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    atomic_write_json(args.out, out)
 
 
 if __name__ == "__main__":

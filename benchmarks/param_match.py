@@ -17,7 +17,6 @@ Writes ``param_match.json`` and ``param_match.md`` to ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -26,14 +25,15 @@ from typing import Dict, Tuple
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from saswot_gp.groundtruth.loaders import load_benchmark
+from saswot_gp.io import atomic_write_json, atomic_write_text
+from saswot_gp.ranking import correlations
+from saswot_gp.spaces import count_params, get_space
+from saswot_gp.stats.collect import LAYER_TYPES, layer_macs
 
-from saswot_gp.groundtruth.loaders import load_benchmark  # noqa: E402
-from saswot_gp.spaces import count_params, get_space  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TOL = 0.005
 FILES = {
@@ -45,18 +45,15 @@ FILES = {
 
 
 def macs_by_type(model: nn.Module, size: Tuple[int, int]) -> Dict[str, int]:
-    """MACs of Conv2d, ConvTranspose2d and Linear layers (as count_flops counts them), by type, one meta pass."""
+    """MACs of Conv2d, ConvTranspose2d and Linear layers (``layer_macs``, as count_flops counts them), by type, one
+    meta pass. By type because the benchmarks' recorded counters leave some types out (see the markdown)."""
     tot = {"conv": 0, "deconv": 0, "linear": 0}
 
     def hook(mod, inp, out):
-        if isinstance(mod, nn.Conv2d):
-            tot["conv"] += out.numel() * (mod.in_channels // mod.groups) * mod.weight[0, 0].numel()
-        elif isinstance(mod, nn.ConvTranspose2d):
-            tot["deconv"] += inp[0].numel() * (mod.out_channels // mod.groups) * mod.weight[0, 0].numel()
-        else:
-            tot["linear"] += out.numel() * mod.in_features
+        kind = "deconv" if isinstance(mod, nn.ConvTranspose2d) else "conv" if isinstance(mod, nn.Conv2d) else "linear"
+        tot[kind] += layer_macs(mod, inp[0], out)
 
-    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, LAYER_TYPES)]
     model.eval()
     with torch.no_grad():
         model(torch.zeros(1, 3, *size, device="meta"))
@@ -64,6 +61,11 @@ def macs_by_type(model: nn.Module, size: Tuple[int, int]) -> Dict[str, int]:
         h.remove()
     tot["total"] = tot["conv"] + tot["deconv"] + tot["linear"]
     return tot
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rho over finite pairs (``saswot_gp.ranking``; NaN with fewer than 3 or constant values)."""
+    return correlations(a, b)["spearman"]
 
 
 def measure(space, arch: str, extra: Dict[str, Tuple[int, int]], classes50: bool) -> Dict[str, float]:
@@ -78,6 +80,82 @@ def measure(space, arch: str, extra: Dict[str, Tuple[int, int]], classes50: bool
     for name, size in extra.items():
         out[name] = macs_by_type(model, size)["total"]
     return out
+
+
+def measure_rows(bench, space, n: int, cache: Dict[Tuple[str, str], Dict[str, float]], nbmr: bool) -> list:
+    """Params and MACs of the first ``n`` architectures of ``bench`` (memoised in ``cache`` across files)."""
+    extra = {"macs_128": (128, 128)} if nbmr else {}
+    rows = []
+    for i in range(n):
+        arch = bench.archs[i]
+        key = (bench.space, arch)
+        if key not in cache:
+            cache[key] = measure(space, arch, extra, classes50=nbmr)
+        rows.append(cache[key])
+    return rows
+
+
+def param_summary(bench, rows: list, rec_p: np.ndarray) -> Dict:
+    """How our parameter counts match the recorded ones (``rec_p``, parameters)."""
+    ours_p = np.array([r["params"] for r in rows], dtype=float)
+    rel_err = np.abs(ours_p - rec_p) / rec_p
+    match = rel_err <= TOL
+    return {"param_match_rate": float(match.mean()), "n_match": int(match.sum()),
+            "param_exact_rate": float((np.round(rec_p) == ours_p).mean()),
+            "param_median_rel_error": float(np.median(rel_err)), "param_max_rel_error": float(rel_err.max()),
+            "mismatches": [{"arch": bench.archs[i], "ours": int(ours_p[i]), "recorded": int(round(rec_p[i])),
+                            "rel_error": float(rel_err[i])} for i in np.flatnonzero(~match)[:25]]}
+
+
+def ratio_summary(ours: np.ndarray, rec_f: np.ndarray) -> Dict:
+    """Spearman, median and 5-95% range of recorded / ours for one FLOP-counting variant."""
+    return {"spearman": spearman(ours, rec_f), "median_ratio_recorded_over_ours": float(np.median(rec_f / ours)),
+            "ratio_p5_p95": [float(np.percentile(rec_f / ours, q)) for q in (5, 95)]}
+
+
+def flops_summary(space, rows: list, rec_f: np.ndarray, nbmr: bool) -> Dict:
+    """Our MACs against the recorded FLOPs, plus the variant that explains the recorded counter."""
+    ours_f = np.array([r["macs"] for r in rows], dtype=float)
+    res = {"input_size": list(space.input_size),
+           "ours": "MACs of Conv2d + ConvTranspose2d + Linear layers (saswot_gp.spaces.count_flops)",
+           "recorded_units": "MFLOPs (NASLib zero-cost 'flops')" if not nbmr else "GFLOPs (thop, as recorded)",
+           "spearman": spearman(ours_f, rec_f),
+           "median_ratio_recorded_over_ours": float(np.median(rec_f / (ours_f / (1e6 if not nbmr else 1e9))))}
+    if nbmr:
+        res["at_128x128"] = ratio_summary(np.array([r["macs_128"] for r in rows], dtype=float) / 1e9, rec_f)
+    else:
+        res["conv2d_only_excluding_transposed_convs"] = ratio_summary(
+            np.array([r["macs_conv2d_only"] for r in rows], dtype=float) / 1e6, rec_f)
+    return res
+
+
+def check_file(data: Path, rel: str, limit, cache: Dict[Tuple[str, str], Dict[str, float]]) -> Dict:
+    """The parameter and FLOP check of one ground-truth file (its first ``limit`` architectures, or all)."""
+    t0 = time.time()
+    bench = load_benchmark(data / rel)
+    space = get_space(bench.space)
+    nbmr = bench.space == "nbmr-seg"
+    n = len(bench) if limit is None else min(limit, len(bench))
+    rows = measure_rows(bench, space, n, cache, nbmr)
+    rec_p = bench.reference["params"][:n] * 1e6
+    res = {"file": rel, "space": bench.space, "n_archs": int(n), **param_summary(bench, rows, rec_p),
+           "flops": flops_summary(space, rows, bench.reference["flops"][:n], nbmr)}
+    if nbmr:
+        p50 = np.array([r["params_50cls"] for r in rows], dtype=float)
+        res["param_exact_rate_with_50_class_classifier"] = float((np.round(rec_p) == p50).mean())
+    res["seconds"] = round(time.time() - t0, 1)
+    return res
+
+
+def run_meta(limit, seconds: float) -> Dict:
+    """The command, versions and method description stored beside the results."""
+    cmd = "python benchmarks/param_match.py" + (f" --limit {limit}" if limit else "")
+    return {"command": cmd, "tolerance": TOL, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "torch": torch.__version__, "python": platform.python_version(), "seconds": seconds,
+            "method": ("every architecture of each file is built with saswot_gp's space (get_space(bench.space).build) "
+                       "on the meta device; trainable parameters (requires_grad) are counted and compared with the recorded "
+                       "'params' (millions); a match is |ours - recorded| / recorded <= 0.5%. FLOPs: MACs from forward hooks "
+                       "in a shape-only pass at the space's input_size (transnas 256x256, nbmr 224x224).")}
 
 
 def main(argv=None) -> int:
@@ -96,69 +174,14 @@ def main(argv=None) -> int:
     cache: Dict[Tuple[str, str], Dict[str, float]] = {}
     results = {}
     for label, rel in FILES.items():
-        t0 = time.time()
-        bench = load_benchmark(data / rel)
-        space = get_space(bench.space)
-        nbmr = bench.space == "nbmr-seg"
-        extra = {"macs_128": (128, 128)} if nbmr else {}
-        n = len(bench) if args.limit is None else min(args.limit, len(bench))
-        rows = []
-        for i in range(n):
-            arch = bench.archs[i]
-            key = (bench.space, arch)
-            if key not in cache:
-                cache[key] = measure(space, arch, extra, classes50=nbmr)
-            rows.append(cache[key])
-        rec_p = bench.reference["params"][:n] * 1e6
-        ours_p = np.array([r["params"] for r in rows], dtype=float)
-        rel_err = np.abs(ours_p - rec_p) / rec_p
-        match = rel_err <= TOL
-        rec_f = bench.reference["flops"][:n]
-        ours_f = np.array([r["macs"] for r in rows], dtype=float)
-        res = {
-            "file": rel, "space": bench.space, "n_archs": int(n),
-            "param_match_rate": float(match.mean()), "n_match": int(match.sum()),
-            "param_exact_rate": float((np.round(rec_p) == ours_p).mean()),
-            "param_median_rel_error": float(np.median(rel_err)), "param_max_rel_error": float(rel_err.max()),
-            "mismatches": [{"arch": bench.archs[i], "ours": int(ours_p[i]), "recorded": int(round(rec_p[i])),
-                            "rel_error": float(rel_err[i])} for i in np.flatnonzero(~match)[:25]],
-            "flops": {
-                "input_size": list(space.input_size),
-                "ours": "MACs of Conv2d + ConvTranspose2d + Linear layers (saswot_gp.spaces.count_flops)",
-                "recorded_units": "MFLOPs (NASLib zero-cost 'flops')" if not nbmr else "GFLOPs (thop, as recorded)",
-                "spearman": float(spearmanr(ours_f, rec_f)[0]),
-                "median_ratio_recorded_over_ours": float(np.median(rec_f / (ours_f / (1e6 if not nbmr else 1e9)))),
-            },
-        }
-        if nbmr:
-            p50 = np.array([r["params_50cls"] for r in rows], dtype=float)
-            res["param_exact_rate_with_50_class_classifier"] = float((np.round(rec_p) == p50).mean())
-            f128 = np.array([r["macs_128"] for r in rows], dtype=float) / 1e9
-            res["flops"]["at_128x128"] = {"spearman": float(spearmanr(f128, rec_f)[0]),
-                                          "median_ratio_recorded_over_ours": float(np.median(rec_f / f128)),
-                                          "ratio_p5_p95": [float(np.percentile(rec_f / f128, q)) for q in (5, 95)]}
-        else:
-            c2 = np.array([r["macs_conv2d_only"] for r in rows], dtype=float) / 1e6
-            res["flops"]["conv2d_only_excluding_transposed_convs"] = {
-                "spearman": float(spearmanr(c2, rec_f)[0]),
-                "median_ratio_recorded_over_ours": float(np.median(rec_f / c2)),
-                "ratio_p5_p95": [float(np.percentile(rec_f / c2, q)) for q in (5, 95)]}
-        res["seconds"] = round(time.time() - t0, 1)
-        results[label] = res
-        print(f"{label}: params match {res['n_match']}/{n} = {res['param_match_rate']:.4f} "
+        res = results[label] = check_file(data, rel, args.limit, cache)
+        print(f"{label}: params match {res['n_match']}/{res['n_archs']} = {res['param_match_rate']:.4f} "
               f"(exact {res['param_exact_rate']:.4f}, median rel err {res['param_median_rel_error']:.2e}); "
               f"FLOPs Spearman {res['flops']['spearman']:.4f}, median ratio {res['flops']['median_ratio_recorded_over_ours']:.4f} "
               f"[{res['seconds']} s]", flush=True)
-    cmd = "python benchmarks/param_match.py" + (f" --limit {args.limit}" if args.limit else "")
-    meta = {"command": cmd, "tolerance": TOL, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "torch": torch.__version__, "python": platform.python_version(), "seconds": round(time.time() - t_start, 1),
-            "method": ("every architecture of each file is built with saswot_gp's space (get_space(bench.space).build) "
-                       "on the meta device; trainable parameters (requires_grad) are counted and compared with the recorded "
-                       "'params' (millions); a match is |ours - recorded| / recorded <= 0.5%. FLOPs: MACs from forward hooks "
-                       "in a shape-only pass at the space's input_size (transnas 256x256, nbmr 224x224).")}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "param_match.json").write_text(json.dumps({"meta": meta, "files": results}, indent=2) + "\n")
-    (out_dir / "param_match.md").write_text(markdown(meta, results))
+    meta = run_meta(args.limit, round(time.time() - t_start, 1))
+    atomic_write_json(out_dir / "param_match.json", {"meta": meta, "files": results})
+    atomic_write_text(out_dir / "param_match.md", markdown(meta, results))
     print(f"wrote {out_dir / 'param_match.json'} and {out_dir / 'param_match.md'} in {meta['seconds']} s")
     return 0
 
