@@ -122,3 +122,12 @@ def test_executor_context_shuts_the_local_cluster():
         assert cluster.status.name == "running"
     assert ex.client is None and cluster.status.name == "closed"
     assert isinstance(Executor(), Executor) and not Executor().distributed
+
+
+def test_proxies_on_workers_equal_serial(tmp_path):
+    from saswot_gp.zerocost.evaluate import run_proxies
+    common = dict(measures=["params", "snip", "grad_norm", "nwot"], proxy_specs=["nwot_gp"], n=12, seed=1, n_boot=0)
+    a = run_proxies("synthetic", out_dir=tmp_path / "serial", **common)
+    b = run_proxies("synthetic", out_dir=tmp_path / "dask", workers=2, **common)
+    assert (tmp_path / "serial" / "scores.csv").read_text() == (tmp_path / "dask" / "scores.csv").read_text()
+    assert [r["kendall"] for r in a["rows"]] == [r["kendall"] for r in b["rows"]]

@@ -8,7 +8,7 @@ import click
 
 from ..errors import SaswotError
 from ..spaces.base import parse_resolution
-from . import resume_hint
+from . import dask_options, device_option, resume_hint
 
 
 def _measure_list(measures: Optional[str]) -> Optional[List[str]]:
@@ -41,15 +41,19 @@ def _measure_list(measures: Optional[str]) -> Optional[List[str]]:
 @click.option("--out", "out_dir", default="runs/proxies", show_default=True, type=click.Path(file_okay=False))
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
               help="torch threads (1 is fastest for these small networks)")
+@dask_options
+@device_option
 def proxies(benchmark: str, metric: Optional[str], proxy_files: Tuple[str, ...], measures: Optional[str],
             n_archs: Optional[int], split_train: Optional[int], split_heldout: Optional[int], split_seed: int,
-            resolution: Optional[str], batch_size: int, seed: int, n_boot: int, out_dir: str, threads: int) -> None:
+            resolution: Optional[str], batch_size: int, seed: int, n_boot: int, out_dir: str, threads: int,
+            workers: int, scheduler: Optional[str], device: str) -> None:
     """Score a benchmark's architectures with zero-cost proxies; print and save rank correlations.
 
     Writes OUT/proxies.csv (one row per proxy), OUT/scores.csv (one row per architecture),
     OUT/scatter_<proxy>.png and OUT/score_cache.jsonl (a rerun with the same settings resumes from it).
     """
     import torch
+    from ..execution import check_device
     from ..zerocost.evaluate import format_table, run_proxies
     resume_hint(f"run the same command again to continue: scores already in {out_dir}/score_cache.jsonl are kept")
     if split_heldout is not None and split_train is None:
@@ -57,6 +61,7 @@ def proxies(benchmark: str, metric: Optional[str], proxy_files: Tuple[str, ...],
     if split_train is not None and n_archs is not None:
         raise SaswotError("give --n or --train-size, not both")
     torch.set_num_threads(threads)
+    check_device(device)
 
     def say(msg: str) -> None:
         click.echo(msg, err=True)
@@ -68,7 +73,8 @@ def proxies(benchmark: str, metric: Optional[str], proxy_files: Tuple[str, ...],
     done = run_proxies(benchmark, metric, proxy_files, _measure_list(measures), n=n_archs,
                        split=(split_train, split_heldout, split_seed) if split_train is not None else None,
                        resolution=parse_resolution(resolution), batch_size=batch_size, seed=seed, n_boot=n_boot,
-                       out_dir=out_dir, progress=progress, log=say)
+                       out_dir=out_dir, progress=progress, log=say, workers=workers, scheduler=scheduler,
+                       device=device)
     bench, rows = done["benchmark"], done["rows"]
     click.echo(f"\n{bench.name} ({bench.metric}), {len(bench)} architectures: Kendall tau-b and Spearman rho "
                f"with 95% bootstrap intervals ({n_boot} resamples, seed {seed})")

@@ -81,15 +81,16 @@ def row_note(proxy: str, kind: str, scores: Sequence[float], target: Sequence[fl
 def proxy_table(bench: Benchmark, names: Optional[Sequence[str]] = None, proxy_files: Sequence[PathLike] = (),
                 resolution: Optional[Tuple[int, int]] = None, batch_size: int = 8, seed: int = 0,
                 cache: Optional[PathLike] = None, progress: Optional[ProgressFn] = None,
-                n_boot: int = 1000) -> List[dict]:
+                n_boot: int = 1000, executor=None, device: str = "cpu") -> List[dict]:
     """One row per proxy: kind, n, Kendall/Spearman vs ``bench.target`` with 95% bootstrap bounds, seconds per arch.
 
     Each row also holds ``scores`` (aligned with ``bench.archs``) for plots; :func:`write_csv` leaves it out.
     ``note`` says why a correlation is NaN (:func:`row_note`; '' when there is nothing to say).
+    ``executor``, ``device``: where architectures are scored (:func:`.scoring.score_architectures`).
     """
     failures: Dict[str, Dict[str, str]] = {}
     scores, seconds, kinds = score_architectures(bench, names, proxy_files, resolution, batch_size, seed, cache,
-                                                 progress, errors=failures)
+                                                 progress, errors=failures, executor=executor, device=device)
     rows = []
     for n, s in scores.items():
         row = {"proxy": n, "kind": kinds[n]}
@@ -134,7 +135,8 @@ def run_proxies(benchmark: Union[str, Benchmark], metric: Optional[str] = None, 
                 split: Optional[Tuple[int, Optional[int], int]] = None,
                 resolution: Optional[Tuple[int, int]] = None, batch_size: int = 8, seed: int = 0,
                 n_boot: int = 1000, out_dir: PathLike = "runs/proxies", progress: Optional[ProgressFn] = None,
-                log: Optional[Callable[[str], None]] = None) -> dict:
+                log: Optional[Callable[[str], None]] = None, workers: int = 0, scheduler: Optional[str] = None,
+                device: str = "cpu") -> dict:
     """Score a benchmark's architectures with zero-cost proxies and write the table, scores and scatter plots.
 
     ``benchmark`` is a registered name, a benchmark file, 'synthetic' or a :class:`Benchmark`; ``metric``
@@ -144,7 +146,9 @@ def run_proxies(benchmark: Union[str, Benchmark], metric: Optional[str] = None, 
     split seed) scores only the held-out part of the split ``evolve`` makes instead. ``seed`` also seeds
     the weights, the batch and the bootstrap (``n_boot`` resamples). ``progress(i, n, arch, seconds)``
     follows the scoring and ``log`` receives progress lines. Scores are cached in
-    ``out_dir/score_cache.jsonl``, so a rerun with the same settings resumes.
+    ``out_dir/score_cache.jsonl``, so a rerun with the same settings resumes. ``workers``/``scheduler``: score
+    architectures on a Dask cluster (:func:`saswot_gp.execution.executor`; same scores as serial); ``device``:
+    where the networks run.
 
     Returns {"benchmark": the scored Benchmark, "rows": :func:`proxy_table`'s rows, "out_dir": Path,
     "paths": {"table", "scores", "cache": Path, "scatter": [Path, ...]}}.
@@ -163,8 +167,10 @@ def run_proxies(benchmark: Union[str, Benchmark], metric: Optional[str] = None, 
     say(f"benchmark {bench.name}: {len(bench)} architectures of space {bench.space!r}, target {bench.metric}; "
         f"batch: {describe_batch(bench, images, seed)}")
     cache = out / "score_cache.jsonl"
-    rows = proxy_table(bench, names, list(proxy_specs), resolution, batch_size, seed, cache=cache,
-                       progress=progress, n_boot=n_boot)
+    from ..execution import executor
+    with executor(workers, scheduler, say) as ex:
+        rows = proxy_table(bench, names, list(proxy_specs), resolution, batch_size, seed, cache=cache,
+                           progress=progress, n_boot=n_boot, executor=ex, device=device)
     table = write_csv(rows, out / "proxies.csv")
     scores = write_scores_csv(bench, rows, out / "scores.csv")
     scatter = [plot_scatter(r, bench.target, out / scatter_name(r["proxy"]), metric=bench.metric, benchmark=bench.name)

@@ -146,21 +146,50 @@ def _proxy_key(proxy) -> str:
 
 # ------------------------------------------------------------------------------------ scoring
 
+def score_one(arch: str, space, images, labels, measures: Sequence[str], trees: Dict[str, object], seed: int,
+              device: str = "cpu") -> Tuple[Dict[str, float], Dict[str, float], Dict[str, str]]:
+    """Scores of one architecture (weights from ``seed``) by registered ``measures`` and proxy ``trees``
+    ({cache key: Proxy}), computed on ``device``: (scores, seconds, failure texts). One task of
+    :func:`score_architectures`, in-process or on a Dask worker."""
+    from ..stats import build_model
+    model = build_model(space, arch, seed)
+    if device != "cpu":
+        model, images, labels = model.to(device), images.to(device), labels.to(device)
+    secs: Dict[str, float] = {}
+    errs: Dict[str, str] = {}
+    got = compute_measures(model, images, labels, names=list(measures), seed=seed, times=secs,
+                           errors=errs) if measures else {}
+    for key, p in trees.items():
+        t1 = time.perf_counter()
+        try:
+            got[key] = float(p.score(model, images, labels, k=PROXY_K, seed=seed))
+        except SaswotError:
+            raise
+        except NUMERICAL_ERRORS as exc:
+            got[key] = math.nan
+            errs[key] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        secs[key] = time.perf_counter() - t1
+    return got, secs, errs
+
+
 def score_architectures(bench: Benchmark, names: Optional[Sequence[str]] = None,
                         proxy_files: Sequence[PathLike] = (), resolution: Optional[Tuple[int, int]] = None,
                         batch_size: int = 8, seed: int = 0, cache: Optional[PathLike] = None,
                         progress: Optional[Callable[[int, int, str, float], None]] = None,
-                        errors: Optional[Dict[str, Dict[str, str]]] = None
+                        errors: Optional[Dict[str, Dict[str, str]]] = None, executor=None, device: str = "cpu"
                         ) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray], Dict[str, str]]:
     """Scores of every architecture: ({proxy: scores}, {proxy: seconds per arch}, {proxy: kind}).
 
     ``progress(i, n, arch, seconds)`` is called after each architecture (``seconds`` is 0 when it
     came entirely from the cache). ``errors`` (if given) receives {proxy: {arch: failure text}} for
     the NaN scores whose failure was recorded (``compute_measures``' ``errors``; kept in the cache).
+    Architectures still to score are one task each on ``executor`` (:mod:`saswot_gp.execution`; default
+    serial); this process writes each result to the cache as it arrives, so a rerun resumes.
     """
     from ..batches import default_batch
+    from ..execution import Executor
     from ..spaces import get_space
-    from ..stats import batch_digest, build_model
+    from ..stats import batch_digest
     names = list(measure_names() if names is None else names)
     for n in names:
         get_measure(n)
@@ -176,31 +205,26 @@ def score_architectures(bench: Benchmark, names: Optional[Sequence[str]] = None,
     keys.update({n: _proxy_key(p) for n, p in files.items()})
     kinds = {n: "measure" for n in names}
     kinds.update({n: "file" for n in files})
-    for i, arch in enumerate(bench.archs):
-        todo = store.missing(arch, list(keys.values()))
-        t0 = time.perf_counter()
-        if todo:
-            model = build_model(sp, arch, seed)
-            todo_measures = [n for n in names if keys[n] in todo]
-            secs: Dict[str, float] = {}
-            errs: Dict[str, str] = {}
-            got = (compute_measures(model, images, labels, names=todo_measures, seed=seed, times=secs, errors=errs)
-                   if todo_measures else {})
-            for n, p in files.items():
-                if keys[n] not in todo:
-                    continue
-                t1 = time.perf_counter()
-                try:
-                    got[keys[n]] = float(p.score(model, images, labels, k=PROXY_K, seed=seed))
-                except SaswotError:
-                    raise
-                except NUMERICAL_ERRORS as exc:
-                    got[keys[n]] = math.nan
-                    errs[keys[n]] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                secs[keys[n]] = time.perf_counter() - t1
-            store.put(arch, got, secs, errs)
+    todo = {i: store.missing(a, list(keys.values())) for i, a in enumerate(bench.archs)}
+    todo = {i: t for i, t in todo.items() if t}
+    done = 0
+    for i, arch in enumerate(bench.archs):  # cached architectures first
+        if i not in todo:
+            done += 1
+            if progress is not None:
+                progress(done, len(bench), arch, 0.0)
+    ex = executor or Executor()
+    imgs, labs = ex.scatter(images), ex.scatter(labels)
+    order = sorted(todo)
+    jobs = [(bench.archs[i], [n for n in names if keys[n] in todo[i]],
+             {keys[n]: p for n, p in files.items() if keys[n] in todo[i]}) for i in order]
+    t0 = time.perf_counter()
+    for j, (got, secs, errs) in ex.as_completed(_score_job, jobs, sp, imgs, labs, seed, device):
+        arch = bench.archs[order[j]]
+        store.put(arch, got, secs, errs)
+        done += 1
         if progress is not None:
-            progress(i + 1, len(bench), arch, time.perf_counter() - t0 if todo else 0.0)
+            progress(done, len(bench), arch, sum(secs.values()) if secs else time.perf_counter() - t0)
     scores = {n: np.array([store.get(a, keys[n]) for a in bench.archs]) for n in keys}
     seconds = {n: np.array([store.seconds.get(a, {}).get(keys[n], math.nan) for a in bench.archs]) for n in keys}
     if errors is not None:
@@ -208,3 +232,8 @@ def score_architectures(bench: Benchmark, names: Optional[Sequence[str]] = None,
             got_errs = {a: store.error(a, keys[n]) for a in bench.archs}
             errors[n] = {a: e for a, e in got_errs.items() if e is not None}
     return scores, seconds, kinds
+
+
+def _score_job(job, space, images, labels, seed: int, device: str):
+    arch, measures, trees = job
+    return score_one(arch, space, images, labels, measures, trees, seed, device)
