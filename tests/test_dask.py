@@ -131,3 +131,16 @@ def test_proxies_on_workers_equal_serial(tmp_path):
     b = run_proxies("synthetic", out_dir=tmp_path / "dask", workers=2, **common)
     assert (tmp_path / "serial" / "scores.csv").read_text() == (tmp_path / "dask" / "scores.csv").read_text()
     assert [r["kendall"] for r in a["rows"]] == [r["kendall"] for r in b["rows"]]
+
+
+def test_device_cpu_paths_are_the_default_paths(space_and_batch):
+    """``device='cpu'`` given explicitly runs the same code path as the default (the GPU path is the same code
+    with the model and batch moved; benchmarks/gpu_check.py compares them on a GPU)."""
+    from saswot_gp.latency import build_lut
+    from saswot_gp.stats.cache import collect_arch
+    sp, archs, (x, y) = space_and_batch
+    a = collect_arch(archs[0], sp, x, y, k=64, seed=0)
+    b = collect_arch(archs[0], sp, x, y, k=64, seed=0, device="cpu")
+    _same_stats([a], [b])
+    lut = build_lut(sp, repeats=1, warmup=0, device="cpu")
+    assert lut.meta["device"] == "cpu" and lut.meta["device_name"]

@@ -9,6 +9,7 @@ import click
 
 from ..progress import Progress
 from ..spaces.base import parse_resolution
+from . import device_option
 
 
 @click.group("latency")
@@ -27,11 +28,14 @@ def latency() -> None:
 @click.option("--statistic", default="median", show_default=True, type=click.Choice(["median", "min"]),
               help="summary of the repeats (min resists interference from other processes on a busy machine)")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="LUT JSON file to write")
+@device_option
 def build(space_name: str, resolution: str, threads: int, repeats: int, warmup: int, rounds: int, statistic: str,
-          out_path: str) -> None:
+          out_path: str, device: str) -> None:
     """Time every stem, layer and head configuration once at batch 1 and write the lookup table (JSON)."""
+    from ..execution import check_device
     from ..latency import build_lut
     from ..spaces import get_space
+    check_device(device)
     res = parse_resolution(resolution)
     space = get_space(space_name, input_size=res)
     bar = Progress("  timing", unit="entry")
@@ -40,7 +44,7 @@ def build(space_name: str, resolution: str, threads: int, repeats: int, warmup: 
         bar(i, n)
 
     table = build_lut(space, res, threads=threads, repeats=repeats, warmup=warmup, progress=progress,
-                      statistic=statistic, rounds=rounds)
+                      statistic=statistic, rounds=rounds, device=device)
     table.save(out_path)
     click.echo(f"latency table of {space_name} at {res[0]}x{res[1]}, {threads} thread(s), {statistic} of {repeats}: "
                f"{len(table.entries)} entries timed in {table.meta['build_s']:.1f} s -> {out_path}")
@@ -57,17 +61,20 @@ def build(space_name: str, resolution: str, threads: int, repeats: int, warmup: 
 @click.option("--repeatability", is_flag=True,
               help="measure everything twice and report measured-vs-measured tau (the noise ceiling)")
 @click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False), help="write the results as JSON")
+@click.option("--device", default=None, help="where to measure: cpu, cuda or cuda:N [default: the table's device]")
 def check(lut_path: str, n: int, seed: int, repeats: int, warmup: int, rounds: int, repeatability: bool,
-          out_path: Optional[str]) -> None:
+          out_path: Optional[str], device: Optional[str]) -> None:
     """Measure N sampled networks and compare with the table's predictions (Kendall tau, median ratio)."""
     from ..io import atomic_write_json
     from ..latency import LatencyTable, check_lut
+    from ..execution import check_device
     table = LatencyTable.load(lut_path)
+    device = check_device(device or table.meta.get("device", "cpu"))
 
     progress = Progress("  measuring", unit="net")
 
     res = check_lut(table, n=n, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds,
-                    repeatability=repeatability, progress=progress)
+                    repeatability=repeatability, progress=progress, device=device)
     res["lut_path"] = str(Path(lut_path))
     if out_path:
         atomic_write_json(out_path, res)

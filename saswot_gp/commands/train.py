@@ -8,7 +8,7 @@ import click
 
 from ..errors import SaswotError
 from ..progress import Progress
-from . import resume_hint
+from . import device_option, resume_hint
 
 
 @click.command("train")
@@ -27,12 +27,15 @@ from . import resume_hint
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch threads")
 @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False), help="checkpoint file (written atomically)")
 @click.option("--resume", is_flag=True, help="continue from --checkpoint")
+@device_option
 def train(arch: str, space: str, input_size: Optional[int], base_width: Optional[int], data: str, root: Optional[str],
           steps: int, epochs: Optional[float], batch_size: int, optimizer: str, lr: Optional[float], seed: int,
-          threads: int, checkpoint: Optional[str], resume: bool) -> None:
+          threads: int, checkpoint: Optional[str], resume: bool, device: str) -> None:
     """Train ARCH and report mIoU, pixel accuracy, params, FLOPs and latency."""
     import json
+    from ..execution import check_device
     from ..training import train_arch
+    check_device(device)
     if data != "digits" and root is None:
         raise SaswotError(f"--data {data} needs --root pointing at your copy of the data set")
     if resume and not checkpoint:
@@ -49,7 +52,7 @@ def train(arch: str, space: str, input_size: Optional[int], base_width: Optional
 
     row = train_arch(arch, space=space, data=data, space_kwargs=skw, data_root=root, steps=None if epochs else steps,
                      epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed, threads=threads,
-                     checkpoint=checkpoint, resume=resume, progress=progress)
+                     checkpoint=checkpoint, resume=resume, progress=progress, device=device)
     click.echo(json.dumps(row, indent=2))
-    click.echo(f"latency {row['latency_ms']:.2f} ms ({row['fps']:.0f} FPS) at batch 1, {row['input_size']}, 1 thread",
-               err=True)
+    click.echo(f"latency {row['latency_ms']:.2f} ms ({row['fps']:.0f} FPS) at batch 1, {row['input_size']}, 1 thread, "
+               f"{device}", err=True)

@@ -22,14 +22,19 @@ def config_module(space, config) -> Tuple[nn.Module, object]:
     return space.part_module(config), space.part_input(config)
 
 
-def time_module(module: nn.Module, x, warmup: int = 5, repeats: int = 20, statistic: str = "median") -> float:
-    """Median (or ``statistic='min'``) wall time (ms) of ``module(x)`` at batch 1 under ``torch.inference_mode``.
+def time_module(module: nn.Module, x, warmup: int = 5, repeats: int = 20, statistic: str = "median",
+                device: str = "cpu") -> float:
+    """Median (or ``statistic='min'``) wall time (ms) of ``module(x)`` at batch 1 under ``torch.inference_mode``
+    on ``device`` (CUDA timings synchronise the device).
 
     The timing loop is :func:`saswot_gp.training.speed.forward_times`, the one ``measure_latency`` uses.
     """
     if statistic not in speed.STATISTICS:
         raise SaswotError(f"unknown latency statistic {statistic!r}; expected one of {list(speed.STATISTICS)}")
-    return speed.summarise_ms(speed.forward_times(module, x, warmup=warmup, repeats=repeats), statistic)
+    if device != "cpu":
+        module, x = module.to(device), x.to(device)
+    return speed.summarise_ms(speed.forward_times(module, x, warmup=warmup, repeats=repeats,
+                                                  sync=speed.device_sync(device)), statistic)
 
 
 def _space_at(space, resolution: Optional[Sequence[int]]):
@@ -46,7 +51,7 @@ def _space_at(space, resolution: Optional[Sequence[int]]):
 
 def build_lut(space, resolution: Optional[Sequence[int]] = None, threads: int = 1, repeats: int = 20,
               warmup: int = 5, progress: Optional[Progress] = None, seed: int = 0,
-              statistic: str = "median", rounds: int = 1) -> LatencyTable:
+              statistic: str = "median", rounds: int = 1, device: str = "cpu") -> LatencyTable:
     """Time every part of a realtime ``space`` (instance or name) at ``resolution`` (default: its input).
 
     The parts are those of :func:`enumerate_configs`, each built by the space (``part_module``, as
@@ -55,7 +60,8 @@ def build_lut(space, resolution: Optional[Sequence[int]] = None, threads: int = 
     torch threads: the median of ``repeats`` runs (or the minimum with ``statistic='min'``).
     With ``rounds > 1`` all entries are timed in turn ``rounds`` times and the rounds are summarised the
     same way, so that a burst of load from other processes does not land on a few entries only.
-    ``progress(i, n, key)`` is called after each timing (``n`` = entries x rounds).
+    ``progress(i, n, key)`` is called after each timing (``n`` = entries x rounds). ``device``: where the parts
+    run ('cuda' timings synchronise); the table records the device and its name.
     """
     from ..spaces.base import count_flops, count_params
     if repeats < 1 or warmup < 0 or threads < 1 or rounds < 1:
@@ -82,7 +88,8 @@ def build_lut(space, resolution: Optional[Sequence[int]] = None, threads: int = 
         done = 0
         for _ in range(int(rounds)):
             for key, (module, x) in modules.items():
-                times[key].append(time_module(module, x, warmup=warmup, repeats=repeats, statistic=statistic))
+                times[key].append(time_module(module, x, warmup=warmup, repeats=repeats, statistic=statistic,
+                                              device=device))
                 done += 1
                 if progress:
                     progress(done, total, key)
@@ -93,6 +100,7 @@ def build_lut(space, resolution: Optional[Sequence[int]] = None, threads: int = 
     meta = {"space": space.name, "space_kwargs": space_kwargs(space), "resolution": list(space.input_size),
             "threads": int(threads), "repeats": int(repeats), "warmup": int(warmup), "rounds": int(rounds),
             "batch": 1, "statistic": statistic, "mode": "torch.inference_mode, eval", "torch": torch.__version__,
+            "device": device, "device_name": speed.device_name(device),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "build_s": round(time.perf_counter() - t0, 3), "n_entries": len(entries)}
     return LatencyTable(entries, meta)

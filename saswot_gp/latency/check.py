@@ -19,24 +19,29 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def measure_archs(table: LatencyTable, archs: Sequence[str], seed: int = 0, warmup: int = 5, repeats: int = 20,
-                  rounds: int = 1, progress: Optional[Callable[[int, int], None]] = None) -> List[float]:
+                  rounds: int = 1, progress: Optional[Callable[[int, int], None]] = None,
+                  device: Optional[str] = None) -> List[float]:
     """Measured batch-1 latency (ms, ``measure_latency`` with the table's threads and statistic) of each arch.
 
     With ``rounds > 1`` the networks are measured in turn ``rounds`` times and the rounds summarised with
     the table's statistic (interleaving spreads load from other processes evenly over the networks).
+    ``device`` defaults to the table's.
     """
     from ..stats.cache import build_model
     if rounds < 1:
         raise SaswotError(f"need rounds >= 1, got {rounds}")
     space = table.space()
     models = [build_model(space, arch, seed) for arch in archs]
+    device = device or table.meta.get("device", "cpu")
+    if device != "cpu":
+        models = [m.to(device) for m in models]
     field = "latency_ms" if table.statistic == "median" else "min_ms"
     times: List[List[float]] = [[] for _ in models]
     done = 0
     for _ in range(int(rounds)):
         for i, model in enumerate(models):
             timing = speed.measure_latency(model, table.resolution, threads=table.threads, warmup=warmup,
-                                           repeats=repeats)
+                                           repeats=repeats, device=device)
             times[i].append(float(timing[field]))
             done += 1
             if progress:
@@ -46,12 +51,13 @@ def measure_archs(table: LatencyTable, archs: Sequence[str], seed: int = 0, warm
 
 def check_lut(table: LatencyTable, n: int = 50, seed: int = 0, warmup: int = 5, repeats: int = 20,
               rounds: int = 1, archs: Optional[Iterable[str]] = None, repeatability: bool = False,
-              progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, object]:
+              progress: Optional[Callable[[int, int], None]] = None, device: Optional[str] = None) -> Dict[str, object]:
     """Compare predicted with measured latency (:func:`measure_archs`) on ``n`` seeded samples (or ``archs``).
 
     Returns Kendall tau-b, the median predicted/measured ratio and one row per network. With
     ``repeatability`` the networks are measured a second, independent time: ``repeat_tau`` (measured vs
-    measured) is the ceiling that timing noise on this machine puts on any predictor's tau.
+    measured) is the ceiling that timing noise on this machine puts on any predictor's tau. ``device`` defaults
+    to the table's.
     """
     space = table.space()
     if archs is None:
@@ -62,7 +68,8 @@ def check_lut(table: LatencyTable, n: int = 50, seed: int = 0, warmup: int = 5, 
         raise SaswotError(f"need at least 2 networks to check a latency table, got {len(archs)}")
     pred = [table.predict(a) for a in archs]
     t0 = time.perf_counter()
-    meas = measure_archs(table, archs, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds, progress=progress)
+    meas = measure_archs(table, archs, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds, progress=progress,
+                         device=device)
     rows = [{"arch": a, "predicted_ms": p, "measured_ms": m, "ratio": p / m} for a, p, m in zip(archs, pred, meas)]
     out: Dict[str, object] = {
         "n": len(rows), "kendall_tau": kendall_tau(pred, meas),
@@ -71,7 +78,7 @@ def check_lut(table: LatencyTable, n: int = 50, seed: int = 0, warmup: int = 5, 
         "seed": int(seed), "threads": table.threads, "statistic": table.statistic,
         "resolution": list(table.resolution), "warmup": int(warmup), "repeats": int(repeats), "rounds": int(rounds)}
     if repeatability:
-        again = measure_archs(table, archs, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds)
+        again = measure_archs(table, archs, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds, device=device)
         out["repeat_tau"] = kendall_tau(meas, again)
         out["kendall_tau_second_pass"] = kendall_tau(pred, again)
         for r, m in zip(rows, again):

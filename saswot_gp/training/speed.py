@@ -63,10 +63,23 @@ def measure_latency(model: nn.Module, input_size: int | Sequence[int] = (64, 64)
     try:
         x = torch.randn(1, 3, h, w, device=dev)
         times = forward_times(model, x, warmup=warmup, repeats=repeats,
-                              sync=torch.cuda.synchronize if dev.type == "cuda" else None)
+                              sync=device_sync(device))
     finally:
         torch.set_num_threads(old_threads)
     med = summarise_ms(times, "median")
     return {"latency_ms": med, "fps": 1000.0 / med if med > 0 else float("inf"), "mean_ms": statistics.fmean(times),
             "min_ms": summarise_ms(times, "min"), "threads": int(threads), "input_size": [h, w],
             "warmup": int(warmup), "repeats": int(repeats), "device": str(dev)}
+
+
+def device_sync(device: str) -> Optional[Callable[[], None]]:
+    """What makes a timing wait for the device: ``torch.cuda.synchronize`` on CUDA, nothing on the CPU."""
+    return torch.cuda.synchronize if torch.device(device).type == "cuda" else None
+
+
+def device_name(device: str) -> str:
+    """A human name of ``device`` for tables: the GPU's name, or the CPU's (``platform.processor()``)."""
+    import platform
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or platform.machine() or "cpu"
