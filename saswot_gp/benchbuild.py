@@ -4,6 +4,11 @@ The output is the project's CSV format (see ``groundtruth.loaders``): ``#`` sett
 row per (architecture, seed). The file is append-only and every finished row is flushed and fsynced,
 so an interrupted build resumes where it stopped: rows already present are skipped. The plan (which
 architectures, which seeds) depends only on the arguments, never on what is already done.
+
+Jobs run on the execution seam (:mod:`saswot_gp.execution`): serially in-process, or one Dask task per
+(architecture, seed) on a cluster. The client alone writes the CSV, one row as each task finishes, so rows
+may come in any order (resume is keyed by (architecture, seed)); a worker that dies mid-job has its job run
+again on another worker, and a killed client resumes with the same command.
 """
 
 from __future__ import annotations
@@ -11,15 +16,17 @@ from __future__ import annotations
 import csv
 import json
 import math
-import multiprocessing as mp
 import os
 import random
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 from .errors import SaswotError
 from .groundtruth.loaders import format_csv_header, parse_csv_header
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .execution import Executor
 
 COLUMNS = ["arch", "mIoU", "pixel_acc", "params", "flops", "latency_ms", "fps", "train_time_s", "final_loss", "seed"]
 
@@ -89,6 +96,7 @@ def _check_header(path: Path, settings: dict) -> None:
 
 
 def _train_job(args) -> dict:
+    """One (architecture, seed) training job (a top-level function: it runs on Dask workers)."""
     arch, seed, space, space_kwargs, data, train_kw = args
     from .training import train_arch
     row = train_arch(arch, space=space, data=data, space_kwargs=space_kwargs, seed=seed, **train_kw)
@@ -97,16 +105,18 @@ def _train_job(args) -> dict:
 
 def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200, seeds: int = 2, repeat: int = 50,
           steps: int = 300, batch_size: int = 16, lr: Optional[float] = None, optimizer: str = "adamw",
-          warmup: int = 0, sampler: str = "uniform", space_kwargs: Optional[dict] = None, data_seed: int = 0, sample_seed: int = 0, workers: int = 1,
+          warmup: int = 0, sampler: str = "uniform", space_kwargs: Optional[dict] = None, data_seed: int = 0, sample_seed: int = 0,
           threads: int = 1, name: Optional[str] = None, data_root: Optional[str] = None,
-          log: Callable[[str], None] = print) -> Path:
+          log: Callable[[str], None] = print, executor: Optional["Executor"] = None) -> Path:
     """Train the planned (arch, seed) jobs not yet in ``out`` and append their rows; return the path.
 
     ``name``: the benchmark's name in its header (default: the file name without extension), ``data_root``: the
     folder of a real data set (cityscapes, camvid). A start that fails before any row leaves no file behind.
     ``data_seed`` fixes the data set for every job (only initialisation and batch order vary with the
-    seed), so seed-to-seed differences measure training noise. ``workers`` processes train in parallel,
-    each with ``threads`` torch threads.
+    seed), so seed-to-seed differences measure training noise. Every job trains with ``threads`` torch threads.
+
+    ``executor`` (:func:`saswot_gp.execution.executor`; default: serial, in-process) runs one task per
+    (architecture, seed); the caller owns it (and closes it). Rows are appended as tasks finish, in any order.
     """
     from .datasets import DATASETS
     from .spaces import get_space
@@ -135,8 +145,13 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
     jobs = plan(sp, n, seeds, repeat, sample_seed, sampler)
     done = done_rows(path)
     todo = [j for j in jobs if j not in done]
+    if executor is None:
+        from .execution import Executor
+        executor = Executor(log=log)
+    how = (f"on Dask ({executor.n_workers} worker(s), one task per job)" if executor.distributed
+           else "serially, in-process")
     log(f"bench build: {len(jobs)} jobs ({n} architectures, {min(repeat, n)} with {seeds} seeds); "
-        f"{len(jobs) - len(todo)} already in {path}, {len(todo)} to train with {workers} worker(s)")
+        f"{len(jobs) - len(todo)} already in {path}, {len(todo)} to train {how}")
     train_kw = {"steps": steps, "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "threads": threads,
                 "data_kwargs": {"seed": data_seed} if data == "digits" else {}, "latency_threads": 1,
                 "data_root": data_root}
@@ -144,11 +159,10 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
         train_kw["warmup_steps"] = warmup
     args = [(a, s, space, space_kwargs or {}, data, train_kw) for a, s in todo]
     t0 = time.perf_counter()
-    pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
     written = 0
+    finished = executor.as_completed(_train_job, args)
     try:
-        results = pool.imap(_train_job, args) if pool else map(_train_job, args)
-        for i, row in enumerate(results, 1):
+        for i, (_, row) in enumerate(finished, 1):
             with open(path, "a", encoding="utf-8", newline="") as fh:
                 csv.writer(fh, lineterminator="\n").writerow([_fmt(row.get(c)) for c in COLUMNS])
                 fh.flush()
@@ -162,8 +176,7 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
             path.unlink()  # a failed start leaves nothing that would block a corrected retry
         raise
     finally:
-        if pool:
-            pool.terminate()
+        finished.close()  # on Dask: cancels the jobs not yet run
     return path
 
 

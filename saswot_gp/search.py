@@ -12,24 +12,39 @@ by architecture, so a revisited architecture costs nothing.
 
 The search state (population, history of scores, RNG state) is checkpointed atomically as JSON
 every few scores; resuming gives the same result as an uninterrupted run.
+
+On a Dask cluster (``executor``, :mod:`saswot_gp.execution`) the search is asynchronous (steady-state): a few
+candidates (``in_flight``, default twice the workers) are scored at once, each a task that builds the model
+from (space, architecture, seed) and scores it on the batch scattered once to every worker. When a score
+arrives the client records it, the candidate joins the population (the oldest leaves) and the next candidate
+is proposed from the population as it is then. Every score equals the serial one for the same architecture,
+and with one candidate in flight the run is the serial run exactly; with more in flight, proposals are made
+before the results still in flight are known, and those results arrive in an order that depends on timing,
+so which architectures get scored (the history, the top list) is not reproducible from the seed: not equal
+to the serial run's and not equal between two asynchronous runs. Checkpoints also keep the candidates in
+flight (``pending``); a resumed run scores them first, so nothing proposed is lost.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import random
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
 from .errors import SaswotError
 from .io import atomic_write_json, atomic_write_text, check_same_settings, prepare_run_dir, read_checkpoint, rng_from_json, rng_to_json
 from .latency import LatencyTable, space_kwargs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .execution import Executor
 
 CHECKPOINT = "checkpoint.json"
 CHECKPOINT_FORMAT = "saswot-gp-search-checkpoint"
@@ -57,6 +72,20 @@ class ProxyScorer:
         self.proxy = self.resolved.proxy if self.resolved.kind == "tree" else None
         self.kind = "file" if self.proxy is not None else "measure"  # "file": a tree (kept for old checkpoints)
         self.label = self.resolved.label
+
+    def __getstate__(self) -> Dict[str, object]:
+        # a registered measure is a decorated function that does not pickle: it is looked up again by name where
+        # the scorer is unpickled (a Dask worker); a tree travels as itself (its file need not exist there)
+        state = dict(self.__dict__)
+        if state["resolved"].measure is not None:
+            state["resolved"] = dataclasses.replace(state["resolved"], measure=None)
+        return state
+
+    def __setstate__(self, state: Dict[str, object]) -> None:
+        self.__dict__.update(state)
+        if self.resolved.kind == "measure" and self.resolved.measure is None:
+            from .zerocost import get_measure
+            self.resolved = dataclasses.replace(self.resolved, measure=get_measure(self.spec))
 
     def identity(self) -> Dict[str, object]:
         """What identifies the proxy in a checkpoint (a tree by its tokens, a measure by its name)."""
@@ -103,12 +132,18 @@ class _State:
         self.steps = 0                        # evolution steps taken (children proposed, including cached)
         self.infeasible = 0                   # infeasible proposals (samples and children) rejected
         self.elapsed = 0.0
+        # asynchronous runs only: proposed, not yet scored candidates, [arch, step] in proposal order (an
+        # architecture proposed again while in flight appears again: it joins the population once per proposal)
+        self.pending: List[List[object]] = []
 
     def to_json(self, settings: Dict[str, object]) -> Dict[str, object]:
-        return {"format": CHECKPOINT_FORMAT, "version": 1, "settings": settings,
-                "rng": rng_to_json(self.rng.getstate()), "population": list(self.population),
-                "history": self.history, "steps": self.steps, "infeasible": self.infeasible,
-                "elapsed_s": self.elapsed}
+        doc = {"format": CHECKPOINT_FORMAT, "version": 1, "settings": settings,
+               "rng": rng_to_json(self.rng.getstate()), "population": list(self.population),
+               "history": self.history, "steps": self.steps, "infeasible": self.infeasible,
+               "elapsed_s": self.elapsed}
+        if self.pending:
+            doc["pending"] = [list(p) for p in self.pending]
+        return doc
 
     @classmethod
     def from_json(cls, doc: Dict[str, object]) -> "_State":
@@ -119,6 +154,7 @@ class _State:
             st.history = list(doc["history"])  # type: ignore[arg-type]
             st.steps, st.infeasible = int(doc["steps"]), int(doc["infeasible"])  # type: ignore[arg-type]
             st.elapsed = float(doc["elapsed_s"])  # type: ignore[arg-type]
+            st.pending = [[str(a), int(step)] for a, step in doc.get("pending", [])]  # type: ignore[union-attr]
         except (KeyError, TypeError, ValueError) as exc:
             raise SaswotError(f"search checkpoint is damaged ({type(exc).__name__}: {exc})") from None
         for row in st.history:
@@ -140,7 +176,8 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
                sample_size: int = 10, batch: str = "digits", batch_size: int = 8, k: Optional[int] = 256,
                resume: bool = False, checkpoint_every: int = 5, progress: Optional[Progress] = None,
                log: Optional[Callable[[str], None]] = None, overwrite: bool = False,
-               train_time: Optional[float] = None) -> Dict[str, object]:
+               train_time: Optional[float] = None, executor: Optional["Executor"] = None,
+               in_flight: Optional[int] = None) -> Dict[str, object]:
     """Aging evolution over ``space`` scored by ``proxy`` under ``max_latency_ms`` (LUT-predicted); writes OUT.
 
     Writes OUT/checkpoint.json (atomic, every ``checkpoint_every`` scores and at the end), OUT/top.csv and
@@ -149,6 +186,11 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
     holds a search is refused unless ``overwrite``.
     ``progress(scored, budget, arch, score)`` is called after each new score. ``train_time``: measured seconds to
     train one network, to report what training every scored candidate would cost (``search_cost``).
+
+    ``executor`` (:func:`saswot_gp.execution.executor`; the caller owns and closes it): on a Dask cluster the
+    search is asynchronous with ``in_flight`` candidates scored at once (default: twice the workers); see the
+    module's docstring for what it reproduces (each score; the serial run itself only with ``in_flight`` 1).
+    Serial (default): exactly the serial search.
     """
     say = log or (lambda msg: None)
     if budget < 1 or top_k < 1 or population < 2 or sample_size < 1 or batch_size < 1:
@@ -174,7 +216,17 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
     images, labels, batch_text = search_batch(space, batch, batch_size)
     say(f"batch: {batch_text}; proxy: {scorer.label}; latency budget {max_latency_ms:.3f} ms "
         f"(predicted, {lut.threads} thread(s))")
-    search = _AgingEvolution(space, scorer, lut, max_latency_ms, state, (images, labels), seed, progress)
+    if executor is not None and executor.distributed:
+        flight = int(in_flight) if in_flight is not None else 2 * executor.n_workers
+        if flight < 1:
+            raise SaswotError(f"in_flight {in_flight}; expected at least 1 candidate in flight")
+        settings["asynchronous"] = {"in_flight": flight, "workers": executor.n_workers}
+        say(f"asynchronous search on Dask: {flight} candidate(s) in flight on {executor.n_workers} worker(s); "
+            f"the scored architectures depend on timing, not only on the seed")
+        search = _AsyncEvolution(space, scorer, lut, max_latency_ms, state, (images, labels), seed, progress,
+                                 executor, flight)
+    else:
+        search = _AgingEvolution(space, scorer, lut, max_latency_ms, state, (images, labels), seed, progress)
     search.run(budget, population, sample_size, checkpoint_every,
                lambda: atomic_write_json(out / CHECKPOINT, state.to_json(settings)))
     return finish(space, lut, state, settings, out, top_k, budget, batch_text, scorer.label, train_time)
@@ -189,6 +241,8 @@ class _AgingEvolution:
         self.space, self.scorer, self.lut, self.limit, self.state = space, scorer, lut, max_latency_ms, state
         self.images, self.labels = batch
         self.seed, self.progress, self.budget = seed, progress, 0
+        for arch, _ in state.pending:  # a resumed run's candidates in flight: their predicted latency again
+            self.feasible(str(arch))
 
     def feasible(self, arch: str) -> bool:
         """Predicted latency within the budget (memoised)."""
@@ -196,20 +250,31 @@ class _AgingEvolution:
             self.state.latency[arch] = self.lut.predict(arch)
         return self.state.latency[arch] <= self.limit
 
-    def score(self, arch: str) -> None:
+    def score(self, arch: str, step: Optional[int] = None) -> None:
         """Score ``arch`` once (None for a non-finite score) and record it in the history."""
         from .stats.cache import build_model
-        st = self.state
-        if arch in st.scores:
+        if arch in self.state.scores:
             return
         t = time.perf_counter()
         value = self.scorer(build_model(self.space, arch, self.seed), self.images, self.labels)
+        self.record(arch, value, time.perf_counter() - t, step)
+
+    def record(self, arch: str, value: float, seconds: float, step: Optional[int] = None) -> None:
+        """Put the score of ``arch`` (proposed at ``step``, default: now) in the history; report progress."""
+        st = self.state
         value = value if math.isfinite(value) else None
         st.scores[arch] = value
-        st.history.append({"arch": arch, "score": value, "latency_ms": st.latency[arch], "step": st.steps,
-                           "score_s": time.perf_counter() - t})
+        st.history.append({"arch": arch, "score": value, "latency_ms": st.latency[arch],
+                           "step": st.steps if step is None else step, "score_s": seconds})
         if self.progress:
             self.progress(len(st.history), self.budget, arch, math.nan if value is None else value)
+
+    def join(self, arch: str, population: int) -> None:
+        """``arch`` joins the population; the oldest member leaves when it is over ``population``."""
+        st = self.state
+        st.population.append(arch)
+        if len(st.population) > population:
+            st.population.popleft()
 
     def random_feasible(self) -> str:
         """A random architecture within the budget (one-line error when none is found)."""
@@ -223,10 +288,11 @@ class _AgingEvolution:
         raise SaswotError(f"no architecture met the latency budget {self.limit:.3f} ms in {SAMPLE_TRIES} random "
                           f"draws (the fastest was {fastest:.3f} ms); raise --max-latency or lower --min-fps")
 
-    def propose(self, population: int, sample_size: int) -> str:
-        """The next candidate: random while the population fills, then a feasible mutant of a tournament winner."""
+    def propose(self, population: int, sample_size: int, pending: int = 0) -> str:
+        """The next candidate: random while the population fills (counting ``pending`` candidates still being
+        scored), then a feasible mutant of a tournament winner."""
         st = self.state
-        if len(st.population) < population:
+        if len(st.population) + pending < population or not st.population:
             return self.random_feasible()
         members = st.rng.sample(list(st.population), min(sample_size, len(st.population)))
         parent = max(members, key=lambda a: _key(st.scores[a]))
@@ -243,17 +309,102 @@ class _AgingEvolution:
         st, self.budget = self.state, budget
         t_start, elapsed0, last_ckpt = time.perf_counter(), st.elapsed, len(st.history)
         max_steps = 50 * budget + population
+        while st.pending and len(st.history) < budget:  # an asynchronous run's candidates in flight: first
+            arch, step = st.pending[0]
+            self.score(str(arch), int(step))  # type: ignore[call-overload]
+            st.pending.pop(0)
+            self.join(str(arch), population)
         while len(st.history) < budget and st.steps < max_steps:
             arch = self.propose(population, sample_size)
             st.steps += 1
             self.score(arch)
-            st.population.append(arch)
-            if len(st.population) > population:
-                st.population.popleft()
+            self.join(arch, population)
             st.elapsed = elapsed0 + time.perf_counter() - t_start
             if len(st.history) - last_ckpt >= checkpoint_every:
                 checkpoint()
                 last_ckpt = len(st.history)
+        st.elapsed = elapsed0 + time.perf_counter() - t_start
+        checkpoint()
+
+
+class _ScoreContext:
+    """What every scoring task needs besides the architecture; scattered once to every worker."""
+
+    def __init__(self, space, scorer: ProxyScorer, images: torch.Tensor, labels: torch.Tensor, seed: int):
+        self.space, self.scorer, self.images, self.labels, self.seed = space, scorer, images, labels, seed
+
+
+def _score_task(arch: str, ctx: _ScoreContext) -> Tuple[float, float]:
+    """Build ``arch`` with weights from the seed and score it (a Dask task): (score, seconds)."""
+    from .stats.cache import build_model
+    t = time.perf_counter()
+    value = ctx.scorer(build_model(ctx.space, arch, ctx.seed), ctx.images, ctx.labels)
+    return float(value), time.perf_counter() - t
+
+
+class _AsyncEvolution(_AgingEvolution):
+    """Asynchronous (steady-state) aging evolution on a Dask cluster: ``in_flight`` candidates are scored at once;
+    each score, as it arrives, is recorded and its candidate joins the population, then the next is proposed."""
+
+    def __init__(self, space, scorer: ProxyScorer, lut: LatencyTable, max_latency_ms: float, state: _State,
+                 batch: Tuple[torch.Tensor, torch.Tensor], seed: int, progress: Optional[Progress],
+                 executor: "Executor", in_flight: int):
+        super().__init__(space, scorer, lut, max_latency_ms, state, batch, seed, progress)
+        self.executor, self.in_flight = executor, in_flight
+
+    def run(self, budget: int, population: int, sample_size: int, checkpoint_every: int,
+            checkpoint: Callable[[], None]) -> None:
+        """Score until ``budget`` architectures are in the history, ``in_flight`` at a time; checkpoint (with the
+        candidates in flight) every ``checkpoint_every`` scores."""
+        from distributed import as_completed
+
+        from .execution import RETRIES
+        st, self.budget = self.state, budget
+        t_start, elapsed0, last_ckpt = time.perf_counter(), st.elapsed, len(st.history)
+        max_steps = 50 * budget + population
+        client = self.executor.client
+        ctx = self.executor.scatter(_ScoreContext(self.space, self.scorer, self.images, self.labels, self.seed))
+        flying: Dict[str, object] = {}  # architecture -> its future
+        arrivals = as_completed()
+
+        def submit(arch: str) -> None:
+            if arch not in flying:
+                fut = client.submit(_score_task, arch, ctx, retries=RETRIES, pure=False)
+                flying[arch] = fut
+                arrivals.add(fut)
+
+        try:
+            for arch, _ in st.pending:  # a resumed run's candidates in flight (as many as the budget takes)
+                if len(st.history) + len(flying) < budget:
+                    submit(str(arch))
+            while True:
+                while (len(flying) < self.in_flight and len(st.history) + len(flying) < budget
+                       and st.steps < max_steps):
+                    arch = self.propose(population, sample_size, pending=len(st.pending))
+                    st.steps += 1
+                    if arch in st.scores:  # scored before: joins at once, as in the serial search
+                        self.join(arch, population)
+                        continue
+                    st.pending.append([arch, st.steps])
+                    submit(arch)
+                if not flying:
+                    break
+                fut = next(arrivals)
+                arch = next(a for a, f in flying.items() if f is fut)
+                value, seconds = fut.result()  # type: ignore[attr-defined]
+                del flying[arch]
+                steps = [int(p[1]) for p in st.pending if p[0] == arch]  # type: ignore[call-overload]
+                self.record(arch, value, seconds, steps[0])
+                st.pending = [p for p in st.pending if p[0] != arch]
+                for _ in steps:
+                    self.join(arch, population)
+                st.elapsed = elapsed0 + time.perf_counter() - t_start
+                if len(st.history) - last_ckpt >= checkpoint_every:
+                    checkpoint()
+                    last_ckpt = len(st.history)
+        finally:
+            if flying:
+                client.cancel(list(flying.values()))
         st.elapsed = elapsed0 + time.perf_counter() - t_start
         checkpoint()
 

@@ -8,7 +8,7 @@ import click
 
 from ..progress import Progress
 from ..spaces.base import parse_resolution
-from . import resume_hint
+from . import dask_options, resume_hint
 
 
 @click.command("search")
@@ -30,7 +30,9 @@ from . import resume_hint
 @click.option("--batch", "batch_kind", default="digits", show_default=True, type=click.Choice(["digits", "synthetic"]),
               help="scoring batch: digit scenes (train split, data seed 0) or the seeded synthetic batch")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch threads")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
+              help="torch threads (of this process; Dask workers use 1 each)")
+@dask_options
 @click.option("--train-time", "train_time", default=None, type=click.FloatRange(min=0, min_open=True),
               help="measured training time of one network (s): also report the cost of training every scored one")
 @click.option("--resume", is_flag=True, help="continue the search checkpointed in OUT (same settings)")
@@ -38,13 +40,19 @@ from . import resume_hint
 def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_fps: Optional[float],
            resolution: Optional[str], lut_path: Optional[str], budget: int, top_k: int, out_dir: str, seed: int,
            population: int, sample_size: int, batch_kind: str, batch_size: int, threads: int,
-           train_time: Optional[float], resume: bool, overwrite: bool) -> None:
+           train_time: Optional[float], workers: int, scheduler: Optional[str], resume: bool, overwrite: bool) -> None:
     """Regularised evolution under a latency budget, scoring candidates with a proxy only (never training).
 
     Writes OUT/top.csv, OUT/top.json (top architectures with proxy score, predicted latency and FPS, params,
     FLOPs, and the run's summary) and OUT/checkpoint.json (every few scores; --resume continues it).
+
+    With --workers N (N >= 2) or --scheduler, candidates are scored on Dask, twice as many in flight as workers
+    (asynchronous evolution: each score equals the serial one, but which architectures get scored depends on
+    timing, so a seeded run is not reproducible). --workers 0 or 1 runs the serial, reproducible search.
     """
     import torch
+    from ..errors import SaswotError
+    from ..execution import executor
     from ..io import prepare_run_dir
     from ..search import RUN_FILES, ProxyScorer, format_top, parse_budget, resolve_lut, run_search
 
@@ -52,6 +60,8 @@ def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_f
         click.echo(msg, err=True)
 
     limit = parse_budget(max_latency, min_fps)
+    if scheduler and workers > 1:  # refused before --overwrite deletes anything (the executor says the same)
+        raise SaswotError("give --workers or --scheduler, not both")
     res = parse_resolution(resolution)
     scorer = ProxyScorer(proxy_spec, seed=seed)
     torch.set_num_threads(threads)
@@ -65,9 +75,10 @@ def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_f
             best[0] = max(best[0], score)
         bar(i, n, best=f"{best[0]:.5g}")
 
-    summary = run_search(space, scorer, lut, limit, budget, out, top_k=top_k, seed=seed, population=population,
-                         sample_size=sample_size, batch=batch_kind, batch_size=batch_size, resume=resume,
-                         overwrite=overwrite, train_time=train_time, progress=progress, log=say)
+    with executor(workers if workers > 1 else 0, scheduler, log=say) as ex:
+        summary = run_search(space, scorer, lut, limit, budget, out, top_k=top_k, seed=seed, population=population,
+                             sample_size=sample_size, batch=batch_kind, batch_size=batch_size, resume=resume,
+                             overwrite=overwrite, train_time=train_time, progress=progress, log=say, executor=ex)
     click.echo(format_top(summary))
     if train_time is not None:
         c = summary["search_cost"]
