@@ -20,7 +20,6 @@ OUT/compare.md and OUT/compare.png (mIoU vs FPS with the Pareto front).
 """
 import argparse
 import json
-import multiprocessing as mp
 import random
 import statistics
 import sys
@@ -150,17 +149,14 @@ def train_missing(jobs: list, done: dict, kw: dict, store: Path, workers: int) -
     """Train the jobs not yet in ``done``, appending each row to ``store`` (and ``done``) as it finishes."""
     todo = [(m, x, kw) for m, x in jobs if (m, x or LRASPP) not in done]
     print(f"{len(jobs)} networks to compare, {len(todo)} to train with {workers} worker(s)")
+    from saswot_gp.execution import executor
     t0 = time.perf_counter()
-    pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
-    try:
-        for i, row in enumerate((pool.imap_unordered if pool else map)(_train, todo), 1):
+    with executor(workers if workers > 1 else 0, log=print) as ex:  # the project's one execution seam
+        for i, (_, row) in enumerate(ex.as_completed(_train, todo), 1):
             append_jsonl(store, row)
             done[(row["method"], row["arch"])] = row
             print(f"  [{i}/{len(todo)}] {row['method']}: mIoU {row['mIoU']:.4f}, {row['fps']:.0f} FPS, "
                   f"{row['train_time_s']:.0f} s  ({time.perf_counter() - t0:.0f} s)", flush=True)
-    finally:
-        if pool:
-            pool.terminate()
 
 
 def remeasure_fps(rows: list, space, lut) -> None:

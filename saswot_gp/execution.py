@@ -25,6 +25,18 @@ def _worker_setup(device: Optional[str] = None) -> None:
     torch.set_num_threads(1)
 
 
+def _register_setup(client) -> None:
+    """Apply :func:`_worker_setup` to every worker now and to every worker that joins or restarts later."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class OneThread(WorkerPlugin):
+        name = "saswot-gp-one-thread"
+
+        def setup(self, worker) -> None:
+            _worker_setup()
+    client.register_plugin(OneThread())
+
+
 class Executor:
     """Serial (``client is None``) or Dask execution of independent tasks; use as a context manager."""
 
@@ -121,7 +133,7 @@ def executor(workers: int = 0, scheduler: Optional[str] = None,
         except (OSError, TimeoutError) as exc:
             raise SaswotError(f"cannot reach the Dask scheduler {scheduler!r} ({type(exc).__name__}); "
                               f"expected a running `dask scheduler` address or scheduler file") from None
-        client.run(_worker_setup)
+        _register_setup(client)
         ex = Executor(client, None, say)
         say(f"dask: connected to {scheduler} ({ex.n_workers} workers); dashboard {client.dashboard_link}")
         return ex
@@ -129,7 +141,7 @@ def executor(workers: int = 0, scheduler: Optional[str] = None,
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                            silence_logs=40)
     client = Client(cluster)
-    client.run(_worker_setup)
+    _register_setup(client)
     say(f"dask: local cluster of {workers} single-thread workers; dashboard {client.dashboard_link}")
     return Executor(client, cluster, say)
 
