@@ -1,0 +1,191 @@
+"""``run_search`` and what surrounds it: settings and resume, the top list and its files, budgets, latency tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from ..errors import SaswotError
+from ..io import atomic_write_json, atomic_write_text, check_same_settings, prepare_run_dir, read_checkpoint
+from ..latency import LatencyTable, space_kwargs
+from .engine import CHECKPOINT_FORMAT, Progress, _AgingEvolution, _AsyncEvolution, _key, _State
+from .scorer import ProxyScorer, search_batch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..execution import Executor
+
+CHECKPOINT = "checkpoint.json"
+RUN_FILES = (CHECKPOINT, "top.csv", "top.json")  # what marks a folder as holding a search
+# settings that must agree between a checkpoint and the run resuming it
+RESUME_KEYS = ("space", "space_kwargs", "proxy", "max_latency_ms", "seed", "population", "sample_size",
+               "batch", "batch_size", "k", "lut_digest")
+
+
+def search_cost(scored: int, train_seconds: float, search_wall_s: float) -> Dict[str, float]:
+    """Search wall time next to the time training every scored candidate would take (``scored x train_seconds``)."""
+    train_all = float(scored) * float(train_seconds)
+    return {"scored": int(scored), "train_seconds_per_network": float(train_seconds),
+            "train_all_s": train_all, "train_all_h": train_all / 3600.0, "search_wall_s": float(search_wall_s),
+            "speedup": train_all / search_wall_s if search_wall_s > 0 else math.inf}
+
+
+def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_latency_ms: float, budget: int,
+               out_dir: Union[str, Path], top_k: int = 10, seed: int = 0, population: int = 50,
+               sample_size: int = 10, batch: str = "digits", batch_size: int = 8, k: Optional[int] = 256,
+               resume: bool = False, checkpoint_every: int = 5, progress: Optional[Progress] = None,
+               log: Optional[Callable[[str], None]] = None, overwrite: bool = False,
+               train_time: Optional[float] = None, executor: Optional["Executor"] = None,
+               in_flight: Optional[int] = None) -> Dict[str, object]:
+    """Aging evolution over ``space`` scored by ``proxy`` under ``max_latency_ms`` (LUT-predicted); writes OUT.
+
+    Writes OUT/checkpoint.json (atomic, every ``checkpoint_every`` scores and at the end), OUT/top.csv and
+    OUT/top.json; returns the summary (``top``, ``scored``, ``wall_s``, ``archs_per_s``, ...). With ``resume``
+    an existing checkpoint is continued (its settings must match; ``budget`` may grow); without it a folder that
+    holds a search is refused unless ``overwrite``.
+    ``progress(scored, budget, arch, score)`` is called after each new score. ``train_time``: measured seconds to
+    train one network, to report what training every scored candidate would cost (``search_cost``).
+
+    ``executor`` (:func:`saswot_gp.execution.executor`; the caller owns and closes it): on a Dask cluster the
+    search is asynchronous with ``in_flight`` candidates scored at once (default: twice the workers); see the
+    module's docstring for what it reproduces (each score; the serial run itself only with ``in_flight`` 1).
+    Serial (default): exactly the serial search.
+    """
+    say = log or (lambda msg: None)
+    if budget < 1 or top_k < 1 or population < 2 or sample_size < 1 or batch_size < 1:
+        raise SaswotError(f"need budget >= 1, top >= 1, population >= 2, sample size >= 1, batch size >= 1; got "
+                          f"{budget}, {top_k}, {population}, {sample_size}, {batch_size}")
+    if not (max_latency_ms > 0 and math.isfinite(max_latency_ms)):
+        raise SaswotError(f"latency budget {max_latency_ms!r} ms; expected a positive number")
+    lut.check_compatible(space)
+    scorer = proxy if isinstance(proxy, ProxyScorer) else ProxyScorer(proxy, k=k, seed=seed)
+    out = Path(out_dir)
+    settings = {"space": space.name, "space_kwargs": space_kwargs(space), "proxy": scorer.identity(),
+                "proxy_spec": scorer.spec, "max_latency_ms": float(max_latency_ms), "seed": int(seed),
+                "population": int(population), "sample_size": int(sample_size), "batch": batch,
+                "batch_size": int(batch_size), "k": k, "lut_digest": lut.digest()}
+    prepare_run_dir(out, RUN_FILES, resume, overwrite, "--resume")
+    state = _State(seed)
+    if resume:
+        doc = read_checkpoint(out / CHECKPOINT, CHECKPOINT_FORMAT, ("settings", "rng", "population", "history", "steps"))
+        old = doc["settings"] if isinstance(doc["settings"], dict) else {}
+        check_same_settings(old, settings, RESUME_KEYS, f"the search in {str(out)!r}")
+        state = _State.from_json(doc)
+        say(f"resuming {out}: {len(state.history)} architectures already scored")
+    images, labels, batch_text = search_batch(space, batch, batch_size)
+    say(f"batch: {batch_text}; proxy: {scorer.label}; latency budget {max_latency_ms:.3f} ms "
+        f"(predicted, {lut.threads} thread(s))")
+    if executor is not None and executor.distributed:
+        flight = int(in_flight) if in_flight is not None else 2 * executor.n_workers
+        if flight < 1:
+            raise SaswotError(f"in_flight {in_flight}; expected at least 1 candidate in flight")
+        settings["asynchronous"] = {"in_flight": flight, "workers": executor.n_workers}
+        say(f"asynchronous search on Dask: {flight} candidate(s) in flight on {executor.n_workers} worker(s); "
+            f"the scored architectures depend on timing, not only on the seed")
+        search = _AsyncEvolution(space, scorer, lut, max_latency_ms, state, (images, labels), seed, progress,
+                                 executor, flight)
+    else:
+        search = _AgingEvolution(space, scorer, lut, max_latency_ms, state, (images, labels), seed, progress)
+    search.run(budget, population, sample_size, checkpoint_every,
+               lambda: atomic_write_json(out / CHECKPOINT, state.to_json(settings)))
+    return finish(space, lut, state, settings, out, top_k, budget, batch_text, scorer.label, train_time)
+
+
+def _top(space, state: _State, top_k: int, lut: LatencyTable) -> List[Dict[str, object]]:
+    from ..spaces.base import count_flops, count_params
+    order = sorted(range(len(state.history)), key=lambda i: (-_key(state.history[i]["score"]), i))
+    rows = []
+    h, w = space.input_size
+    for rank, i in enumerate(order[:top_k], 1):
+        row = state.history[i]
+        arch = str(row["arch"])
+        with torch.random.fork_rng(devices=[]):
+            model = space.build(arch)
+        lat = float(row["latency_ms"])
+        rows.append({"rank": rank, "arch": arch, "score": row["score"], "latency_ms": lat,
+                     "fps": 1000.0 / lat if lat > 0 else math.inf, "params": count_params(model),
+                     "flops": count_flops(model, torch.zeros(1, 3, h, w))})
+    return rows
+
+
+def finish(space, lut: LatencyTable, state: _State, settings: Dict[str, object], out: Path, top_k: int,
+           budget: int, batch_text: str, proxy_label: str, train_time: Optional[float] = None) -> Dict[str, object]:
+    """Write OUT/top.csv and OUT/top.json for the search ``state``; return the summary (with ``search_cost``
+    when the measured training time of one network, ``train_time`` seconds, is given)."""
+    top = _top(space, state, top_k, lut)
+    scored = len(state.history)
+    summary = {"scored": scored, "budget": int(budget), "steps": state.steps, "infeasible_rejected": state.infeasible,
+               "wall_s": state.elapsed, "archs_per_s": scored / state.elapsed if state.elapsed > 0 else math.inf,
+               "proxy": proxy_label, "max_latency_ms": settings["max_latency_ms"],
+               "min_fps": 1000.0 / float(settings["max_latency_ms"]), "batch": batch_text,
+               "resolution": list(space.input_size), "lut": {"digest": lut.digest(), "threads": lut.threads,
+                                                            "date": lut.meta.get("date")},
+               "settings": settings, "top": top}
+    if train_time is not None:
+        summary["search_cost"] = search_cost(scored, train_time, state.elapsed)
+    atomic_write_json(out / "top.json", summary)
+    buf = io.StringIO()
+    fields = ["rank", "arch", "score", "latency_ms", "fps", "params", "flops"]
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in top:
+        writer.writerow({f: row[f] for f in fields})
+    atomic_write_text(out / "top.csv", buf.getvalue())
+    return summary
+
+
+def format_top(summary: Dict[str, object]) -> str:
+    """A plain-text table of the summary's top architectures and its cost line."""
+    lines = [f"{'rank':>4}  {'score':>12}  {'lat ms':>8}  {'FPS':>8}  {'params':>9}  {'MMACs':>8}  arch"]
+    for r in summary["top"]:  # type: ignore[union-attr]
+        s = "nan" if r["score"] is None else f"{r['score']:.5g}"
+        lines.append(f"{r['rank']:>4}  {s:>12}  {r['latency_ms']:8.3f}  {r['fps']:8.1f}  {r['params']:9d}  "
+                     f"{r['flops'] / 1e6:8.2f}  {r['arch']}")
+    lines.append(f"scored {summary['scored']} architectures in {summary['wall_s']:.1f} s "
+                 f"({summary['archs_per_s']:.2f}/s); proxy {summary['proxy']}; latency budget "
+                 f"{summary['max_latency_ms']:.3f} ms ({summary['min_fps']:.1f} FPS)")
+    return "\n".join(lines)
+
+
+def parse_budget(max_latency: Optional[float], min_fps: Optional[float]) -> float:
+    """The latency budget (ms) from exactly one of ``max_latency`` (ms) and ``min_fps``."""
+    if (max_latency is None) == (min_fps is None):
+        raise SaswotError("give exactly one of --max-latency MS and --min-fps F")
+    if max_latency is not None:
+        if not max_latency > 0:
+            raise SaswotError(f"--max-latency {max_latency}; expected a positive number of ms")
+        return float(max_latency)
+    if not min_fps > 0:  # type: ignore[operator]
+        raise SaswotError(f"--min-fps {min_fps}; expected a positive number")
+    return 1000.0 / float(min_fps)  # type: ignore[arg-type]
+
+
+def resolve_lut(space_name: str, resolution: Optional[Sequence[int]], lut_path: Optional[str], out: Path,
+                threads: int = 1, log: Optional[Callable[[str], None]] = None) -> Tuple[object, LatencyTable]:
+    """The search space and its LUT: loaded from ``lut_path`` (space settings from it), else OUT/latency_lut.json
+    if present, else built now at ``resolution`` and saved there."""
+    from ..latency import build_lut
+    from ..spaces import get_space
+    say = log or (lambda msg: None)
+    saved = out / "latency_lut.json"
+    path = Path(lut_path) if lut_path else (saved if saved.is_file() else None)
+    if path is not None:
+        lut = LatencyTable.load(path)
+        if lut.space_name != space_name:
+            raise SaswotError(f"latency table {str(path)!r} is for space {lut.space_name!r}, not {space_name!r}")
+        if resolution is not None and tuple(resolution) != lut.resolution:
+            raise SaswotError(f"latency table {str(path)!r} is for {lut.resolution[0]}x{lut.resolution[1]}, "
+                              f"not {resolution[0]}x{resolution[1]}")
+        say(f"latency table {path} ({len(lut.entries)} entries, {lut.resolution[0]}x{lut.resolution[1]}, "
+            f"{lut.threads} thread(s))")
+        return lut.space(), lut
+    space = get_space(space_name, **({"input_size": tuple(resolution)} if resolution else {}))
+    say(f"no --lut: building a latency table of {space_name} at {space.input_size[0]}x{space.input_size[1]} "
+        f"with {threads} thread(s) -> {saved}")
+    lut = build_lut(space, threads=threads)
+    lut.save(saved)
+    return space, lut

@@ -1,0 +1,70 @@
+"""The proxy a search scores with (a resolved spec that pickles to Dask workers) and its fixed batch."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from ..errors import SaswotError
+
+BATCH_KINDS = ("digits", "synthetic")
+
+
+class ProxyScorer:
+    """A proxy spec resolved by :func:`saswot_gp.proxyspec.resolve_proxy` (a discovered or named tree, or a
+    registered zero-cost measure), with the sketch size and seed a search scores with."""
+
+    def __init__(self, spec: str, k: Optional[int] = 256, seed: int = 0):
+        from ..proxyspec import resolve_proxy
+        self.spec, self.k, self.seed = str(spec), k, int(seed)
+        self.resolved = resolve_proxy(self.spec)
+        self.proxy = self.resolved.proxy if self.resolved.kind == "tree" else None
+        self.kind = "file" if self.proxy is not None else "measure"  # "file": a tree (kept for old checkpoints)
+        self.label = self.resolved.label
+
+    def __getstate__(self) -> Dict[str, object]:
+        # a registered measure is a decorated function that does not pickle: it is looked up again by name where
+        # the scorer is unpickled (a Dask worker); a tree travels as itself (its file need not exist there)
+        state = dict(self.__dict__)
+        if state["resolved"].measure is not None:
+            state["resolved"] = dataclasses.replace(state["resolved"], measure=None)
+        return state
+
+    def __setstate__(self, state: Dict[str, object]) -> None:
+        self.__dict__.update(state)
+        if self.resolved.kind == "measure" and self.resolved.measure is None:
+            from ..zerocost import get_measure
+            self.resolved = dataclasses.replace(self.resolved, measure=get_measure(self.spec))
+
+    def identity(self) -> Dict[str, object]:
+        """What identifies the proxy in a checkpoint (a tree by its tokens, a measure by its name)."""
+        if self.proxy is not None:
+            return {"kind": "file", "tokens": list(self.proxy.tokens)}
+        return {"kind": "measure", "name": self.spec}
+
+    def __call__(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """Score ``model`` on the batch (higher is better); NaN when the proxy fails numerically."""
+        return self.resolved.score(model, images, labels, k=self.k, seed=self.seed)
+
+
+def search_batch(space, kind: str = "digits", n: int = 8) -> Tuple[torch.Tensor, torch.Tensor, str]:
+    """The fixed scoring batch and its description: ``n`` digit scenes (train split, data seed 0) or the
+    seeded synthetic batch (``synthetic_batch(seed=0)``), at the space's input size."""
+    h, w = space.input_size
+    if kind == "digits":
+        from ..batches import digits_batch
+        if space.num_classes < 11:
+            raise SaswotError(f"digit scenes have 11 classes but the space has {space.num_classes}; "
+                              f"use the synthetic batch")
+        images, labels = digits_batch(n=n, size=(h, w), seed=0)
+        return images, labels, f"{n} digit scenes (digits train split, data seed 0, {h}x{w})"
+    if kind == "synthetic":
+        from ..batches import synthetic_batch
+        images, labels = synthetic_batch(n=n, size=(h, w), num_classes=space.num_classes, seed=0)
+        return images, labels, f"seeded synthetic batch of {n} images (seed 0, {h}x{w}, {space.num_classes} classes)"
+    raise SaswotError(f"unknown batch {kind!r}; expected one of {list(BATCH_KINDS)}")
+
+
+# ------------------------------------------------------------------------------ the search
