@@ -107,7 +107,7 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
           steps: int = 300, batch_size: int = 16, lr: Optional[float] = None, optimizer: str = "adamw",
           warmup: int = 0, sampler: str = "uniform", space_kwargs: Optional[dict] = None, data_seed: int = 0, sample_seed: int = 0,
           threads: int = 1, name: Optional[str] = None, data_root: Optional[str] = None,
-          log: Callable[[str], None] = print, executor: Optional["Executor"] = None) -> Path:
+          log: Callable[[str], None] = print, executor: Optional["Executor"] = None, device: str = "cpu") -> Path:
     """Train the planned (arch, seed) jobs not yet in ``out`` and append their rows; return the path.
 
     ``name``: the benchmark's name in its header (default: the file name without extension), ``data_root``: the
@@ -117,6 +117,7 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
 
     ``executor`` (:func:`saswot_gp.execution.executor`; default: serial, in-process) runs one task per
     (architecture, seed); the caller owns it (and closes it). Rows are appended as tasks finish, in any order.
+    ``device``: where each job trains and is timed (the header records training settings, not the device).
     """
     from .datasets import DATASETS
     from .spaces import get_space
@@ -154,7 +155,7 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
         f"{len(jobs) - len(todo)} already in {path}, {len(todo)} to train {how}")
     train_kw = {"steps": steps, "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "threads": threads,
                 "data_kwargs": {"seed": data_seed} if data == "digits" else {}, "latency_threads": 1,
-                "data_root": data_root}
+                "data_root": data_root, "device": device}
     if warmup:
         train_kw["warmup_steps"] = warmup
     args = [(a, s, space, space_kwargs or {}, data, train_kw) for a, s in todo]

@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from . import dask_options, resume_hint
+from . import dask_options, device_option, resume_hint
 
 
 @click.group("bench")
@@ -32,23 +32,25 @@ def bench() -> None:
 @click.option("--input-size", default=None, type=click.IntRange(32))
 @click.option("--base-width", default=None, type=click.IntRange(1))
 @dask_options
+@device_option
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 def build(space: str, data: str, root: Optional[str], name: Optional[str], n: int, seeds: int, repeat: int, steps: int,
           batch_size: int, optimizer: str, lr: Optional[float], warmup: int, sampler: str, input_size: Optional[int],
-          base_width: Optional[int], workers: int, scheduler: Optional[str], out: str) -> None:
+          base_width: Optional[int], workers: int, scheduler: Optional[str], device: str, out: str) -> None:
     """Train N sampled architectures (append-only, resumable CSV; one row per architecture and seed).
 
     With --workers N (N >= 2) or --scheduler, every (architecture, seed) is one Dask task; rows are appended as
     tasks finish (in any order), and a worker that dies has its job run again elsewhere. --workers 0 or 1 trains
     serially in-process."""
     from ..benchbuild import build as build_benchmark, noise_ceiling
-    from ..execution import executor
+    from ..execution import check_device, executor
+    check_device(device)
     skw = {k: v for k, v in (("input_size", input_size), ("base_width", base_width)) if v is not None}
     resume_hint(f"run the same command again to continue: the rows already in {out} are kept")
     say = lambda m: click.echo(m, err=True)  # noqa: E731
     with executor(workers if workers > 1 else 0, scheduler, log=say) as ex:
         build_benchmark(out, space=space, data=data, n=n, seeds=seeds, repeat=repeat, steps=steps,
                         batch_size=batch_size, optimizer=optimizer, lr=lr, warmup=warmup, sampler=sampler,
-                        space_kwargs=skw, name=name, data_root=root, log=say, executor=ex)
+                        space_kwargs=skw, name=name, data_root=root, log=say, executor=ex, device=device)
     nc = noise_ceiling(out)
     click.echo(f"seed-to-seed agreement over {nc['n']} architectures: Kendall {nc['kendall']:.3f}, Spearman {nc['spearman']:.3f}")

@@ -8,7 +8,7 @@ import click
 
 from ..progress import Progress
 from ..spaces.base import parse_resolution
-from . import dask_options, resume_hint
+from . import dask_options, device_option, resume_hint
 
 
 @click.command("search")
@@ -33,6 +33,7 @@ from . import dask_options, resume_hint
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
               help="torch threads (of this process; Dask workers use 1 each)")
 @dask_options
+@device_option
 @click.option("--train-time", "train_time", default=None, type=click.FloatRange(min=0, min_open=True),
               help="measured training time of one network (s): also report the cost of training every scored one")
 @click.option("--resume", is_flag=True, help="continue the search checkpointed in OUT (same settings)")
@@ -40,7 +41,7 @@ from . import dask_options, resume_hint
 def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_fps: Optional[float],
            resolution: Optional[str], lut_path: Optional[str], budget: int, top_k: int, out_dir: str, seed: int,
            population: int, sample_size: int, batch_kind: str, batch_size: int, threads: int,
-           train_time: Optional[float], workers: int, scheduler: Optional[str], resume: bool, overwrite: bool) -> None:
+           train_time: Optional[float], workers: int, device: str, scheduler: Optional[str], resume: bool, overwrite: bool) -> None:
     """Regularised evolution under a latency budget, scoring candidates with a proxy only (never training).
 
     Writes OUT/top.csv, OUT/top.json (top architectures with proxy score, predicted latency and FPS, params,
@@ -63,7 +64,8 @@ def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_f
     if scheduler and workers > 1:  # refused before --overwrite deletes anything (the executor says the same)
         raise SaswotError("give --workers or --scheduler, not both")
     res = parse_resolution(resolution)
-    scorer = ProxyScorer(proxy_spec, seed=seed)
+    from ..execution import check_device
+    scorer = ProxyScorer(proxy_spec, seed=seed, device=check_device(device))
     torch.set_num_threads(threads)
     out = prepare_run_dir(out_dir, RUN_FILES, resume, overwrite, "--resume")
     resume_hint(f"add --resume to the same command to continue the search in {out}")

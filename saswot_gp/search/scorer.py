@@ -14,11 +14,11 @@ BATCH_KINDS = ("digits", "synthetic")
 
 class ProxyScorer:
     """A proxy spec resolved by :func:`saswot_gp.proxyspec.resolve_proxy` (a discovered or named tree, or a
-    registered zero-cost measure), with the sketch size and seed a search scores with."""
+    registered zero-cost measure), with the sketch size, seed and device a search scores with."""
 
-    def __init__(self, spec: str, k: Optional[int] = 256, seed: int = 0):
+    def __init__(self, spec: str, k: Optional[int] = 256, seed: int = 0, device: str = "cpu"):
         from ..proxyspec import resolve_proxy
-        self.spec, self.k, self.seed = str(spec), k, int(seed)
+        self.spec, self.k, self.seed, self.device = str(spec), k, int(seed), device
         self.resolved = resolve_proxy(self.spec)
         self.proxy = self.resolved.proxy if self.resolved.kind == "tree" else None
         self.kind = "file" if self.proxy is not None else "measure"  # "file": a tree (kept for old checkpoints)
@@ -45,7 +45,11 @@ class ProxyScorer:
         return {"kind": "measure", "name": self.spec}
 
     def __call__(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-        """Score ``model`` on the batch (higher is better); NaN when the proxy fails numerically."""
+        """Score ``model`` on the batch (higher is better), on the scorer's device; NaN when the proxy fails
+        numerically."""
+        device = getattr(self, "device", "cpu")  # scorers pickled before devices existed
+        if device != "cpu":
+            model, images, labels = model.to(device), images.to(device), labels.to(device)
         return self.resolved.score(model, images, labels, k=self.k, seed=self.seed)
 
 
