@@ -3,6 +3,15 @@
 Usage:
     python benchmarks/dask_scale.py bench  [--jobs 20] [--steps 50] [--workers 2] [--repeats 3] [--out PATH]
     python benchmarks/dask_scale.py search [--budget 60] [--proxy snip] [--workers 2] [--repeats 3] [--out PATH]
+    python benchmarks/dask_scale.py stats --benchmark realtime-digits --archs 200 [--input-size 64]
+    python benchmarks/dask_scale.py stats --benchmark transnas-macro --archs 200 --input-size 64
+    python benchmarks/dask_scale.py fitness --populations 64 500 [--benchmark realtime-digits]
+
+* ``stats``: statistics of the first ``--archs`` networks of ``--benchmark`` (8-image batch at
+  ``--input-size``, K = 256, no cache), serially and one task per network on the cluster; the arrays of the
+  two are compared bit for bit.
+* ``fitness``: one generation of random candidates of each ``--populations`` size evaluated on the
+  benchmark's training split, serially and on the cluster (evaluator scattered once, candidates in batches).
 
 * ``bench``: ``--jobs`` short training jobs (``realtime`` space, digits, ``--steps`` steps, batch
   ``--batch-size``, ``--input-size``, ``--base-width``; one seed each) built into a fresh CSV by
@@ -45,7 +54,8 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 OWN = {"bench": ("jobs", "steps", "batch_size", "input_size", "base_width", "seed"),
-       "search": ("budget", "proxy", "input_size", "base_width", "seed")}
+       "search": ("budget", "proxy", "input_size", "base_width", "seed"),
+       "stats": ("benchmark", "archs", "input_size"), "fitness": ("benchmark", "populations", "input_size")}
 KEEP = ("arch", "seed", "mIoU", "pixel_acc", "params", "flops", "final_loss")
 
 
@@ -127,9 +137,71 @@ def search(a, ex, tmp: Path) -> dict:
             "in_flight": 2 * ex.n_workers}
 
 
+def stats(a, ex, tmp: Path) -> dict:
+    """Statistics of ``a.archs`` networks of a benchmark (no cache), serial vs Dask; the arrays are compared."""
+    import numpy as np
+    from saswot_gp.batches import default_batch
+    from saswot_gp.groundtruth.loaders import resolve_benchmark
+    from saswot_gp.spaces import get_space
+    from saswot_gp.stats.cache import stats_for_archs
+    bench = resolve_benchmark(a.benchmark)
+    sp = get_space(bench.space, **bench.space_kwargs)
+    archs = bench.archs[:a.archs]
+    x, y = default_batch(bench, n=8, seed=0, resolution=(a.input_size, a.input_size))
+    for mode in ("serial", "dask"):  # warm-up, untimed
+        stats_for_archs(sp, archs[:2 * ex.n_workers], x, y, executor=ex if mode == "dask" else None)
+    runs = {"serial": [], "dask": []}
+    out = {}
+    for r in range(a.repeats):
+        for mode in ("serial", "dask"):
+            t = time.perf_counter()
+            out[mode] = stats_for_archs(sp, archs, x, y, k=256, seed=0, executor=ex if mode == "dask" else None)
+            runs[mode].append(time.perf_counter() - t)
+            print(f"  {mode:6s} repeat {r + 1}/{a.repeats}: {len(archs)} networks in {runs[mode][-1]:.1f} s", flush=True)
+    same = all(np.array_equal(v, b.to_arrays()[k]) for s_, b in zip(out["serial"], out["dask"])
+               for k, v in s_.to_arrays().items())
+    med = {m: _median(v) for m, v in runs.items()}
+    return {"benchmark": bench.name, "networks": len(archs), "resolution": a.input_size, "wall_s": runs,
+            "median_wall_s": med, "ratio_speed": med["serial"] / med["dask"], "bit_identical": same}
+
+
+def fitness(a, ex, tmp: Path) -> dict:
+    """Fitness of one generation-sized batch of random candidates, serial vs Dask (the evaluator scattered once,
+    candidates in batches), for each population size in ``a.populations``."""
+    from saswot_gp.evolution import EvolutionConfig, make_map
+    from saswot_gp.evolution.data import prepare_benchmark
+    from saswot_gp.evolution.fitness import ProxyEvaluator
+    from saswot_gp.evolution.variation import make_toolbox
+    d = prepare_benchmark(a.benchmark, None, 0, 200, 10, 0.0, 8, (a.input_size, a.input_size), 256, "auto",
+                          str(tmp / "cache"), lambda m: None)
+    ev = ProxyEvaluator(d.ptrain, d.train.target)
+    tb = make_toolbox(EvolutionConfig())
+    random.seed(0)
+    res = {}
+    dmap, _close, fn = make_map(ev, ex)
+    for pop in a.populations:
+        cands = [[n.name for n in tb.individual()] for _ in range(pop)]
+        list(map(ev, cands[:4])), list(dmap(fn, cands[:4]))  # warm-up
+        runs = {"serial": [], "dask": []}
+        for _ in range(a.repeats):
+            for mode, m in (("serial", map), ("dask", dmap)):
+                t = time.perf_counter()
+                got = list(m(ev if mode == "serial" else fn, cands))
+                runs[mode].append(time.perf_counter() - t)
+        med = {m: _median(v) for m, v in runs.items()}
+        res[str(pop)] = {"wall_s": runs, "median_wall_s": med, "ratio_speed": med["serial"] / med["dask"],
+                         "same_results": got == [ev(c) for c in cands]}
+        print(f"  population {pop}: serial {med['serial']:.2f} s, dask {med['dask']:.2f} s "
+              f"(x{res[str(pop)]['ratio_speed']:.2f})", flush=True)
+    return {"benchmark": d.name, "populations": res}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["bench", "search"])
+    ap.add_argument("what", choices=["bench", "search", "stats", "fitness"])
+    ap.add_argument("--benchmark", default="realtime-digits", help="stats/fitness: the benchmark")
+    ap.add_argument("--archs", type=int, default=200, help="stats: networks")
+    ap.add_argument("--populations", type=int, nargs="+", default=[64, 500], help="fitness: candidates per generation")
     ap.add_argument("--workers", type=int, default=2, help="local Dask workers (single-thread processes)")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each mode (medians reported)")
     ap.add_argument("--jobs", type=int, default=20, help="bench: training jobs per build")
@@ -154,13 +226,15 @@ def main() -> None:
         startup = time.perf_counter() - t
         print(f"{a.what}: serial vs {a.workers} Dask workers, {a.repeats} repeat(s) each; cluster start-up "
               f"{startup:.1f} s (not timed below)", flush=True)
-        result = (bench if a.what == "bench" else search)(a, ex, Path(tmp))
+        result = {"bench": bench, "search": search, "stats": stats, "fitness": fitness}[a.what](a, ex, Path(tmp))
     doc = {"what": a.what, "workers": a.workers, "repeats": a.repeats, "cluster_startup_s": startup,
            "settings": {k: v for k, v in vars(a).items() if k in OWN[a.what]}, "machine": machine, **result,
            "note": "medians and ratios measured in this one run; 1 torch thread per process (client and workers)"}
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, doc)
-    if a.what == "bench":
+    if a.what in ("stats", "fitness"):
+        print(json.dumps({k: v for k, v in result.items() if k != "wall_s"}, indent=1))
+    elif a.what == "bench":
         j = result["jobs_per_hour"]
         print(f"jobs/hour: serial {j['serial']:.0f}, dask x{a.workers} {j['dask']:.0f}; ratio "
               f"{result['ratio_jobs_per_hour']:.2f}; rows identical: {result['rows_identical']}")
