@@ -86,6 +86,10 @@ class Executor:
             out[i] = r
         return out
 
+    def stream(self) -> "Stream":
+        """A stream of tasks submitted one at a time and taken back as they finish (see :class:`Stream`)."""
+        return Stream(self)
+
     def close(self) -> None:
         """Shut the client and any cluster this executor started."""
         if self.client is not None:
@@ -100,6 +104,54 @@ class Executor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class Stream:
+    """Tasks submitted one at a time under a key and taken back, ``(key, result)``, as they finish (serial: run
+    at submission, returned first in, first out). For work whose next task depends on earlier results."""
+
+    def __init__(self, ex: Executor):
+        self.ex = ex
+        self.flying: dict = {}  # key -> future (Dask) or result (serial)
+        self._arrivals = None
+
+    def __len__(self) -> int:
+        return len(self.flying)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self.flying
+
+    def submit(self, key: Any, fn: Callable, *args: Any) -> None:
+        """Start ``fn(*args)`` under ``key`` (a key already in flight is not started twice)."""
+        if key in self.flying:
+            return
+        if self.ex.client is None:
+            self.flying[key] = fn(*args)
+            return
+        from distributed import as_completed
+        fut = self.ex.client.submit(fn, *args, retries=RETRIES, pure=False)
+        self.flying[key] = fut
+        if self._arrivals is None:
+            self._arrivals = as_completed()
+        self._arrivals.add(fut)
+
+    def next(self) -> Tuple[Any, Any]:
+        """The next finished task's ``(key, result)`` (its error is raised here)."""
+        if not self.flying:
+            raise StopIteration
+        if self.ex.client is None:
+            key = next(iter(self.flying))
+            return key, self.flying.pop(key)
+        fut = next(self._arrivals)
+        key = next(k for k, f in self.flying.items() if f is fut)
+        del self.flying[key]
+        return key, fut.result()
+
+    def cancel(self) -> None:
+        """Cancel what is still in flight."""
+        if self.ex.client is not None and self.flying:
+            self.ex.client.cancel(list(self.flying.values()))
+        self.flying.clear()
 
 
 def _same(arg: Any, n: int) -> Iterable[Any]:

@@ -144,3 +144,17 @@ def test_device_cpu_paths_are_the_default_paths(space_and_batch):
     _same_stats([a], [b])
     lut = build_lut(sp, repeats=1, warmup=0, device="cpu")
     assert lut.meta["device"] == "cpu" and lut.meta["device_name"]
+
+
+def test_stream_takes_tasks_back_as_they_finish():
+    serial = executor(0).stream()
+    serial.submit("a", pow, 2, 3)
+    serial.submit("a", pow, 9, 9)  # a key in flight is not started twice
+    serial.submit("b", pow, 3, 2)
+    assert len(serial) == 2 and [serial.next(), serial.next()] == [("a", 8), ("b", 9)]
+    with executor(2) as ex:
+        s = ex.stream()
+        for i in range(4):
+            s.submit(i, pow, i, 2)
+        got = dict(s.next() for _ in range(4))
+        assert got == {0: 0, 1: 1, 2: 4, 3: 9} and len(s) == 0

@@ -194,22 +194,14 @@ class _AsyncEvolution(_AgingEvolution):
             checkpoint: Callable[[], None]) -> None:
         """Score until ``budget`` architectures are in the history, ``in_flight`` at a time; checkpoint (with the
         candidates in flight) every ``checkpoint_every`` scores."""
-        from distributed import as_completed
-
-        from ..execution import RETRIES
         st, self.budget = self.state, budget
         t_start, elapsed0, last_ckpt = time.perf_counter(), st.elapsed, len(st.history)
         max_steps = 50 * budget + population
-        client = self.executor.client
         ctx = self.executor.scatter(_ScoreContext(self.space, self.scorer, self.images, self.labels, self.seed))
-        flying: Dict[str, object] = {}  # architecture -> its future
-        arrivals = as_completed()
+        flying = self.executor.stream()  # architecture -> its scoring task
 
         def submit(arch: str) -> None:
-            if arch not in flying:
-                fut = client.submit(_score_task, arch, ctx, retries=RETRIES, pure=False)
-                flying[arch] = fut
-                arrivals.add(fut)
+            flying.submit(arch, _score_task, arch, ctx)
 
         try:
             for arch, _ in st.pending:  # a resumed run's candidates in flight (as many as the budget takes)
@@ -227,10 +219,7 @@ class _AsyncEvolution(_AgingEvolution):
                     submit(arch)
                 if not flying:
                     break
-                fut = next(arrivals)
-                arch = next(a for a, f in flying.items() if f is fut)
-                value, seconds = fut.result()  # type: ignore[attr-defined]
-                del flying[arch]
+                arch, (value, seconds) = flying.next()
                 steps = [int(p[1]) for p in st.pending if p[0] == arch]  # type: ignore[call-overload]
                 self.record(arch, value, seconds, steps[0])
                 st.pending = [p for p in st.pending if p[0] != arch]
@@ -241,7 +230,6 @@ class _AsyncEvolution(_AgingEvolution):
                     checkpoint()
                     last_ckpt = len(st.history)
         finally:
-            if flying:
-                client.cancel(list(flying.values()))
+            flying.cancel()
         st.elapsed = elapsed0 + time.perf_counter() - t_start
         checkpoint()
