@@ -197,3 +197,12 @@ def test_from_sympy_rejects_what_the_language_cannot_say():
         Proxy.from_sympy(sympy.Symbol("x"))
     with pytest.raises(SaswotError, match="architecture score"):
         Proxy.from_sympy(F["l2"](G))
+
+
+def test_statistic_functions_of_constants_simplify():
+    """``min(minmax(1), x)`` once raised 'not comparable' inside sympy and crashed an evolve report."""
+    import sympy
+    from saswot_gp.primitives.builtin import SYMPY_FUNCTIONS as F
+    x = sympy.Symbol("x", real=True)
+    e = sympy.Min(F["minmax"](1), x)
+    assert sympy.simplify(e).has(F["minmax"]) and not F["zscore"](2).is_number

@@ -162,11 +162,21 @@ def safe_simplify(expr, seconds: int = 3):
     signal.alarm(seconds)
     try:
         return sympy.simplify(expr)
-    except (TimeoutError, RecursionError):
+    except (TimeoutError, RecursionError, ValueError, TypeError):  # sympy gives up on some forms
         return expr
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def sympy_text(proxy, simplify: bool = False) -> str:
+    """The proxy's sympy form as text (simplified within a time limit when asked); its functional notation
+    when sympy cannot build the form. A report never fails on sympy."""
+    try:
+        expr = proxy.sympy()
+    except (ValueError, TypeError, RecursionError):
+        return proxy.expression()
+    return str(safe_simplify(expr) if simplify else expr)
 
 
 def format_table(summary: dict) -> str:
@@ -216,7 +226,7 @@ def _evolved_rows(hall_of_fame: Sequence[dict], data: Sequence[BenchmarkData], f
     for i, row in enumerate(rows):
         row["name"] = f"evolved-{i + 1}"
         p = Proxy(row["tokens"])
-        row["sympy"] = str(safe_simplify(p.sympy())) if i < top else str(p.sympy())
+        row["sympy"] = sympy_text(p, simplify=i < top)
     return rows
 
 
@@ -224,7 +234,7 @@ def _handcrafted_rows(data: Sequence[BenchmarkData], fitness: str) -> List[dict]
     from ..handcrafted import handcrafted_proxies
     hand = []
     for name, p in handcrafted_proxies().items():
-        row = {"name": name, "tokens": p.tokens, "expression": p.expression(), "size": p.size, "sympy": str(p.sympy())}
+        row = {"name": name, "tokens": p.tokens, "expression": p.expression(), "size": p.size, "sympy": sympy_text(p)}
         hand.append(_with_aggregates(row, proxy_figures(p, data), fitness))
     return hand
 

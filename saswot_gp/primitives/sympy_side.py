@@ -18,8 +18,10 @@ SYMPY_SYMBOLS = dict(_SYM)
 
 def _real_function(name: str, sign: str = "real"):
     """An undefined sympy function that sympy knows to be real (and non-negative or positive when
-    ``sign`` says so, or when ``sign == 'arg'``, exactly when its argument is non-negative)."""
-    attrs = {"is_real": True}
+    ``sign`` says so, or when ``sign == 'arg'``, exactly when its argument is non-negative). Never a number,
+    even of a numeric argument: it stands for a statistic of the network (``minmax(1)`` is not comparable, and
+    Min/Max/simplify must not try to compare it)."""
+    attrs = {"is_real": True, "is_number": False}
     if sign == "nonneg":
         attrs["is_nonnegative"] = True
     elif sign == "positive":
