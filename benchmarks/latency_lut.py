@@ -1,7 +1,9 @@
 """How well the realtime latency lookup table predicts measured batch-1 latency.
 
-Builds the LUT of the default realtime space at 64x64 with 1 torch thread, then measures 50 networks
-sampled uniformly (seed 0) with ``saswot_gp.training.speed.measure_latency`` and reports the Kendall tau
+Builds the LUT of the default realtime space at 64x64 with 1 thread (or checks the table given with
+``--lut``), then measures 50 networks sampled uniformly (seed 0) with ``saswot_gp.latency.check_lut``, the
+call ``saswot-gp latency check`` makes, with the same arguments (see ``check_step``; the JSON records the
+equivalent command), and reports the Kendall tau
 between predicted and measured latency (target >= 0.9), the median predicted/measured ratio and the
 build time. Every network is measured twice, independently: the measured-vs-measured tau is the
 ceiling that timing noise on this machine puts on any predictor. A second set of 50 networks drawn
@@ -9,8 +11,11 @@ with ``sample_diverse`` (wider range of latency) is checked the same way.
 
 Usage (from the repository root)::
 
-    python benchmarks/latency_lut.py [--out FILE.json] [--overwrite] [--n 50] [--seed 0] \
-        [--repeats 10] [--rounds 3] [--statistic median|min]
+    python benchmarks/latency_lut.py [--out FILE.json] [--overwrite] [--lut TABLE.json] [--n 50] [--seed 0] \
+        [--repeats 10] [--warmup 3] [--rounds 3] [--statistic median|min] [--runtime eager|onnxruntime]
+
+``--runtime onnxruntime`` times parts and networks in ONNX Runtime (exported to ONNX; see
+``saswot_gp.latency.runtime``).
 
 The JSON goes to ``--out``; without it, to a new file ``benchmarks/runs/latency_lut/latency_lut-<UTC
 time>.json`` (untracked), so a run never replaces the recorded ``benchmarks/results/latency_lut.json``
@@ -36,7 +41,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from saswot_gp.io import atomic_write_json  # noqa: E402
-from saswot_gp.latency import build_lut, check_lut  # noqa: E402
+from saswot_gp.latency import LatencyTable, build_lut, check_lut  # noqa: E402
 from saswot_gp.spaces import get_space  # noqa: E402
 
 
@@ -65,18 +70,60 @@ def output_path(out: Optional[str], overwrite: bool = False, now: Optional[float
     return path
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Build, check and write the results JSON."""
+def check_step(lut, args, archs: Optional[list] = None) -> dict:
+    """One check of ``lut``, exactly as ``saswot-gp latency check`` runs it: the same library call
+    (:func:`saswot_gp.latency.check_lut`) with the same arguments (the table's device; ``--runtime`` or, when
+    not given, the table's runtime), so the same table, seed and settings give the same figures."""
+    device = lut.meta.get("device", "cpu")
+    which = {"archs": archs} if archs is not None else {"n": args.n}
+    return check_lut(lut, **which, seed=args.seed, warmup=args.warmup, repeats=args.repeats, rounds=args.rounds,
+                     repeatability=True, progress=None, device=device, runtime=args.runtime)
+
+
+def cli_equivalent(args, lut_path: str) -> str:
+    """The ``saswot-gp latency check`` command that measures the uniform set the same way."""
+    return (f"saswot-gp latency check --lut {lut_path} --n {args.n} --seed {args.seed} --repeats {args.repeats} "
+            f"--warmup {args.warmup} --rounds {args.rounds} --repeatability"
+            + (f" --runtime {args.runtime}" if args.runtime else ""))
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=None,
                     help="results JSON (default: a new benchmarks/runs/latency_lut/latency_lut-<UTC time>.json)")
     ap.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    ap.add_argument("--lut", default=None, help="check this table (from `saswot-gp latency build`) instead of "
+                                                "building one")
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--statistic", choices=["median", "min"], default="median",
-                    help="summary of repeated timings, for the table and the networks alike")
+                    help="summary of repeated timings, for the table and the networks alike (when building)")
+    ap.add_argument("--runtime", choices=["eager", "onnxruntime"], default=None,
+                    help="what runs the parts and networks (default: eager, or the --lut table's runtime)")
+    return ap
+
+
+def _table(args):
+    """The table to check: ``--lut``, or one built now at 64x64 with 1 thread (and its build time)."""
+    if args.lut:
+        lut = LatencyTable.load(args.lut)
+        return lut, lut.space(), float(lut.meta.get("build_s", float("nan")))
+    space = get_space("realtime", input_size=64)
+    t0 = time.perf_counter()
+    lut = build_lut(space, (64, 64), threads=1, repeats=args.repeats, warmup=args.warmup, rounds=args.rounds,
+                    statistic=args.statistic, runtime=args.runtime or "eager")
+    build_s = time.perf_counter() - t0
+    print(f"LUT: {len(lut.entries)} entries, built in {build_s:.1f} s (1 thread, 64x64, {args.runtime or 'eager'}, "
+          f"{args.statistic} of {args.repeats} x {args.rounds} rounds)")
+    return lut, space, build_s
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Build (or load), check and write the results JSON."""
+    ap = _parser()
     args = ap.parse_args(argv)
     try:
         out = output_path(args.out, args.overwrite)
@@ -84,19 +131,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         ap.error(str(exc))
     torch.set_num_threads(1)
     load_start = _load()
-    space = get_space("realtime", input_size=64)
-    t0 = time.perf_counter()
-    lut = build_lut(space, (64, 64), threads=1, repeats=args.repeats, warmup=3, rounds=args.rounds,
-                    statistic=args.statistic)
-    build_s = time.perf_counter() - t0
-    print(f"LUT: {len(lut.entries)} entries, built in {build_s:.1f} s (1 thread, 64x64, {args.statistic} of {args.repeats} "
-          f"x {args.rounds} rounds)")
-    uniform = check_lut(lut, n=args.n, seed=args.seed, warmup=3, repeats=args.repeats, rounds=args.rounds,
-                        repeatability=True)
+    lut, space, build_s = _table(args)
+    uniform = check_step(lut, args)
     rng = random.Random(args.seed + 1)
-    diverse_archs = [space.sample_diverse(rng) for _ in range(args.n)]
-    diverse = check_lut(lut, archs=diverse_archs, seed=args.seed, warmup=3, repeats=args.repeats,
-                        rounds=args.rounds, repeatability=True)
+    diverse = check_step(lut, args, archs=[space.sample_diverse(rng) for _ in range(args.n)])
     load_end = _load()
     for name, res in (("uniform", uniform), ("diverse", diverse)):
         print(f"{name:8s} {res['n']} networks: Kendall tau {res['kendall_tau']:.3f} (second pass "
@@ -105,7 +143,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
               f"{res['measured_ms_range'][1]:.2f} ms")
     print(f"load average: start {load_start}, end {load_end} on {os.cpu_count()} CPUs")
     doc = {
-        "what": "realtime latency LUT at 64x64, 1 thread: predicted (sum of entries) vs measured (measure_latency)",
+        "what": "realtime latency LUT: predicted (sum of entries) vs measured (check_lut, as `saswot-gp latency check`)",
         "target": "Kendall tau >= 0.9",
         "note": (f"timings on a {os.cpu_count()}-CPU machine with a 1-minute load average of {load_start[:1]} at "
                  "start (each other CPU-bound job adds about 1; other jobs make timings noisy and inflated); "
@@ -115,6 +153,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                  "overhead not in any entry)."),
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                     "torch": torch.__version__, "load_avg_start": load_start, "load_avg_end": load_end},
+        "cli_equivalent": cli_equivalent(args, args.lut or "LUT.json"),
         "build_s": round(build_s, 2), "n_entries": len(lut.entries), "lut_meta": lut.meta,
         "uniform": {k: v for k, v in uniform.items() if k != "lut"},
         "diverse": {k: v for k, v in diverse.items() if k != "lut"},

@@ -39,11 +39,12 @@ def _register_commands() -> None:
     from .commands.bench import bench
     from .commands.evolve import evolve
     from .commands.export import draw, export, operators
+    from .commands.export_net import export_net
     from .commands.latency import latency
     from .commands.proxies import proxies
     from .commands.search import search
     from .commands.train import train
-    for command in (evolve, export, draw, operators, train, bench, proxies, latency, search):
+    for command in (evolve, export, draw, operators, train, bench, proxies, latency, search, export_net):
         main.add_command(command)
 
 

@@ -254,3 +254,97 @@ def test_forward_times_runs_in_eval_under_inference_mode_and_restores_mode():
     assert speed.summarise_ms([3.0, 1.0, 2.0], "median") == 2.0 and speed.summarise_ms([3.0, 1.0, 2.0], "min") == 1.0
     with pytest.raises(ValueError):
         speed.forward_times(probe, torch.zeros(1), repeats=0)
+
+
+# ------------------------------------------------------------------ runtimes: eager or ONNX Runtime (issue 14)
+
+def _as_runtime(table, runtime):
+    """The table as if measured with ``runtime`` (None: an old table, without the field)."""
+    meta = {k: v for k, v in table.meta.items() if k not in ("runtime", "runtime_version")}
+    return LatencyTable(dict(table.entries), dict(meta, **({"runtime": runtime} if runtime else {})))
+
+
+def test_eager_tables_record_their_runtime_and_old_tables_count_as_eager(lut, tmp_path):
+    from saswot_gp.latency import RUNTIMES
+    from saswot_gp.commands import RUNTIMES as CLI_RUNTIMES
+    assert RUNTIMES == CLI_RUNTIMES == ("eager", "onnxruntime")
+    assert lut.runtime == "eager" and lut.meta["runtime_version"] == torch.__version__
+    assert lut.meta["threads"] == 1 and lut.meta["device"] == "cpu" and lut.meta["resolution"] == [32, 32]
+    old = _as_runtime(lut, None)
+    old.save(tmp_path / "old.json")
+    assert "runtime" not in json.loads((tmp_path / "old.json").read_text())["meta"]
+    assert LatencyTable.load(tmp_path / "old.json").runtime == "eager"
+    doc = lut.to_json()
+    doc["meta"] = dict(doc["meta"], runtime="tvm")
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(SaswotError, match="meta.runtime 'tvm' is not one of"):
+        LatencyTable.load(tmp_path / "bad.json")
+    with pytest.raises(SaswotError, match="unknown runtime 'tvm'"):
+        build_lut(lut.space(), runtime="tvm")
+    with pytest.raises(SaswotError, match="on the CPU"):
+        build_lut(lut.space(), runtime="onnxruntime", device="cuda")
+
+
+def test_search_refuses_a_table_of_another_runtime_or_resolution(lut, space, tmp_path):
+    from saswot_gp.search import resolve_lut, run_search
+    ort_table = _as_runtime(lut, "onnxruntime")
+    ort_table.save(tmp_path / "ort.json")
+    _as_runtime(lut, None).save(tmp_path / "old.json")
+    with pytest.raises(SaswotError, match="measured with runtime 'onnxruntime', but the search asks for 'eager'"):
+        resolve_lut("realtime", None, str(tmp_path / "ort.json"), tmp_path, runtime="eager")
+    with pytest.raises(SaswotError, match="measured with runtime 'eager', but the search asks for 'onnxruntime'"):
+        resolve_lut("realtime", None, str(tmp_path / "old.json"), tmp_path, runtime="onnxruntime")
+    with pytest.raises(SaswotError, match="measured at 32x32, but the search asks for 64x64"):
+        resolve_lut("realtime", (64, 64), str(tmp_path / "old.json"), tmp_path)
+    assert resolve_lut("realtime", (32, 32), str(tmp_path / "old.json"), tmp_path)[1].runtime == "eager"
+    assert resolve_lut("realtime", None, str(tmp_path / "ort.json"), tmp_path, runtime="onnxruntime")[1] is not None
+    with pytest.raises(SaswotError, match="runtime 'onnxruntime', but the search asks for 'eager'"):
+        run_search(space, "params", ort_table, 10.0, 2, tmp_path / "run", runtime="eager")
+    assert not (tmp_path / "run").exists()
+    res = CliRunner().invoke(main, ["search", "--proxy", "params", "--lut", str(tmp_path / "ort.json"), "--max-latency",
+                                    "5", "--out", str(tmp_path / "cli")])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
+    assert "'onnxruntime'" in res.output and "'eager'" in res.output
+
+
+def test_latency_check_and_the_benchmark_script_run_one_procedure(lut, tmp_path, monkeypatch):
+    """`saswot-gp latency check --out` and benchmarks/latency_lut.py's check step: the same library call with the
+    same arguments, so with a deterministic (fake) timing the same table and seed give the same figures."""
+    import importlib.util
+    import saswot_gp.latency as latency_pkg
+    spec = importlib.util.spec_from_file_location("latency_lut_script",
+                                                  Path(__file__).resolve().parents[1] / "benchmarks" / "latency_lut.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.check_lut is latency_pkg.check_lut
+
+    def fake(model, x, warmup=5, repeats=20, sync=None):   # deterministic, differs between networks
+        n = sum(p.numel() for p in model.parameters()) / 1e4
+        return [n + 0.5, n, n + 2.0][:repeats]
+
+    monkeypatch.setattr(speed, "forward_times", fake)
+    calls = {"cli": [], "script": []}
+    real = latency_pkg.check_lut
+
+    def spy(who):
+        def wrapped(*args, **kwargs):
+            calls[who].append((args[1:], {k: v for k, v in kwargs.items() if k != "progress"}))
+            return real(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(latency_pkg, "check_lut", spy("cli"))
+    monkeypatch.setattr(script, "check_lut", spy("script"))
+    lut.save(tmp_path / "lut.json")
+    opts = ["--n", "3", "--seed", "2", "--repeats", "3", "--warmup", "1", "--rounds", "2"]
+    res = CliRunner().invoke(main, ["latency", "check", "--lut", str(tmp_path / "lut.json"), *opts, "--repeatability",
+                                    "--out", str(tmp_path / "cli.json")])
+    assert res.exit_code == 0, res.output
+    script.main(["--lut", str(tmp_path / "lut.json"), *opts, "--out", str(tmp_path / "script.json")])
+    assert len(calls["cli"]) == 1 and len(calls["script"]) == 2      # the script also checks a diverse set
+    assert calls["script"][0] == calls["cli"][0]
+    cli = json.loads((tmp_path / "cli.json").read_text())
+    doc = json.loads((tmp_path / "script.json").read_text())
+    skip = {"check_s", "lut", "lut_path"}
+    assert {k: v for k, v in cli.items() if k not in skip} == {k: v for k, v in doc["uniform"].items() if k not in skip}
+    assert doc["uniform"]["rows"][0]["measured_ms"] > 0 and doc["uniform"]["kendall_tau"] == cli["kendall_tau"]
+    assert doc["cli_equivalent"].startswith(f"saswot-gp latency check --lut {tmp_path / 'lut.json'} --n 3 --seed 2")

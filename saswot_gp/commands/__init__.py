@@ -24,3 +24,15 @@ def device_option(f):
     import click
     return click.option("--device", default="cpu", show_default=True,
                         help="where networks run: cpu, cuda or cuda:N (on a Dask cluster, each worker's own GPU)")(f)
+
+
+RUNTIMES = ("eager", "onnxruntime")  # saswot_gp.latency.RUNTIMES, not imported here: it would load torch at startup
+
+
+def runtime_option(default, text: str = "what runs the networks: eager (PyTorch) or onnxruntime (exported to "
+                                         "ONNX, ONNX Runtime on the CPU)"):
+    """``--runtime eager|onnxruntime``: what runs the networks a latency table times (``default`` None: the table's)."""
+    import click
+    text += " [default: the table's]" if default is None else ""
+    return click.option("--runtime", default=default, show_default=default is not None, type=click.Choice(RUNTIMES),
+                        help=text)

@@ -8,7 +8,7 @@ import click
 
 from ..progress import Progress
 from ..spaces.base import parse_resolution
-from . import dask_options, device_option, resume_hint
+from . import dask_options, device_option, resume_hint, runtime_option
 
 
 @click.command("search")
@@ -34,6 +34,8 @@ from . import dask_options, device_option, resume_hint
               help="torch threads (of this process; Dask workers use 1 each)")
 @dask_options
 @device_option
+@runtime_option("eager", "runtime the latency budget is for (eager or onnxruntime); a --lut measured with "
+                         "another runtime is refused")
 @click.option("--train-time", "train_time", default=None, type=click.FloatRange(min=0, min_open=True),
               help="measured training time of one network (s): also report the cost of training every scored one")
 @click.option("--resume", is_flag=True, help="continue the search checkpointed in OUT (same settings)")
@@ -41,7 +43,8 @@ from . import dask_options, device_option, resume_hint
 def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_fps: Optional[float],
            resolution: Optional[str], lut_path: Optional[str], budget: int, top_k: int, out_dir: str, seed: int,
            population: int, sample_size: int, batch_kind: str, batch_size: int, threads: int,
-           train_time: Optional[float], workers: int, device: str, scheduler: Optional[str], resume: bool, overwrite: bool) -> None:
+           train_time: Optional[float], workers: int, device: str, scheduler: Optional[str], resume: bool, overwrite: bool,
+           runtime: str) -> None:
     """Regularised evolution under a latency budget, scoring candidates with a proxy only (never training).
 
     Writes OUT/top.csv, OUT/top.json (top architectures with proxy score, predicted latency and FPS, params,
@@ -69,7 +72,7 @@ def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_f
     torch.set_num_threads(threads)
     out = prepare_run_dir(out_dir, RUN_FILES, resume, overwrite, "--resume")
     resume_hint(f"add --resume to the same command to continue the search in {out}")
-    space, lut = resolve_lut(space_name, res, lut_path, out, threads=threads, log=say)
+    space, lut = resolve_lut(space_name, res, lut_path, out, threads=threads, log=say, runtime=runtime)
     bar, best = Progress("  scoring", unit="arch"), [float("-inf")]
 
     def progress(i: int, n: int, arch: str, score: float) -> None:
@@ -80,7 +83,8 @@ def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_f
     with executor(workers if workers > 1 else 0, scheduler, log=say) as ex:
         summary = run_search(space, scorer, lut, limit, budget, out, top_k=top_k, seed=seed, population=population,
                              sample_size=sample_size, batch=batch_kind, batch_size=batch_size, resume=resume,
-                             overwrite=overwrite, train_time=train_time, progress=progress, log=say, executor=ex)
+                             overwrite=overwrite, train_time=train_time, progress=progress, log=say, executor=ex,
+                             runtime=runtime)
     click.echo(format_top(summary))
     if train_time is not None:
         c = summary["search_cost"]

@@ -3,7 +3,7 @@
 A realtime network is a stem (down to 1/8), ``num_layers`` searchable layers and a two-branch head, so
 its batch-1 latency is approximately the sum of the latencies of those parts. :func:`build_lut`
 enumerates every distinct part that can occur in the space at one input resolution, times each one
-alone (batch 1, ``torch.inference_mode``, median of ``repeats`` after ``warmup``) and stores the
+alone (batch 1, ``torch.inference_mode`` or ONNX Runtime, median of ``repeats`` after ``warmup``) and stores the
 result keyed so that :meth:`LatencyTable.predict` is a pure lookup:
 
 * ``stem:{base_width}:{H}x{W}``: the four stem convolutions on the ``H x W`` input;
@@ -20,8 +20,13 @@ Every entry also records its trainable parameters and multiply-accumulates, so t
 ``count_params`` / ``count_flops`` of the whole network (a check that the decomposition is complete).
 Files are JSON (written atomically), validated on load; nothing in them is executed.
 
+Parts (and, in a check, whole networks) run in one of two runtimes (:mod:`.runtime`): ``eager`` (PyTorch, the
+default) or ``onnxruntime`` (each module exported to ONNX and run in an ONNX Runtime session); the table records
+which, with its version, and a search refuses a table measured for another runtime or resolution than it asks for.
+
 Modules: :mod:`.keys` (entry keys, reachable parts), :mod:`.table` (:class:`LatencyTable`, JSON),
-:mod:`.build` (timing the parts, :func:`build_lut`), :mod:`.check` (:func:`check_lut`).
+:mod:`.runtime` (eager or ONNX Runtime), :mod:`.build` (timing the parts, :func:`build_lut`), :mod:`.check`
+(:func:`check_lut`).
 """
 
 from ..spaces.realtime import RealtimeHead as HeadBlock  # the head alone (its former name here)
@@ -30,8 +35,10 @@ from .build import Progress, build_lut, config_module, time_module
 from .check import check_lut, kendall_tau, measure_archs
 from .keys import (SPACE_KWARGS, arch_keys, enumerate_configs, head_key, layer_key, part_key, require_realtime,
                    space_kwargs, stem_key)
+from .runtime import RUNTIMES, check_runtime, runtime_version
 from .table import LUT_FORMAT, LUT_VERSION, LatencyTable
 
-__all__ = ["HeadBlock", "LUT_FORMAT", "LUT_VERSION", "LatencyTable", "Progress", "SPACE_KWARGS", "STATISTICS",
-           "arch_keys", "build_lut", "check_lut", "config_module", "enumerate_configs", "head_key", "kendall_tau",
-           "layer_key", "measure_archs", "part_key", "require_realtime", "space_kwargs", "stem_key", "time_module"]
+__all__ = ["HeadBlock", "LUT_FORMAT", "LUT_VERSION", "LatencyTable", "Progress", "RUNTIMES", "SPACE_KWARGS",
+           "STATISTICS", "arch_keys", "build_lut", "check_lut", "check_runtime", "config_module", "enumerate_configs",
+           "head_key", "kendall_tau", "layer_key", "measure_archs", "part_key", "require_realtime", "runtime_version",
+           "space_kwargs", "stem_key", "time_module"]

@@ -7,8 +7,11 @@ import statistics
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
+import torch
+
 from ..errors import SaswotError
 from ..training import speed
+from .runtime import OrtTimer, check_runtime, runtime_version
 from .table import LatencyTable
 
 
@@ -18,31 +21,48 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
     return kendall(a, b)
 
 
+def _network_timers(table: LatencyTable, models: List, device: str, runtime: str, seed: int,
+                    warmup: int, repeats: int) -> List[Callable[[], float]]:
+    """Per network: a call measuring it once (ms, the table's statistic of ``repeats`` runs after ``warmup``)."""
+    field = "latency_ms" if table.statistic == "median" else "min_ms"
+    if runtime == "eager":
+        return [lambda model=model: float(speed.measure_latency(model, table.resolution, threads=table.threads,
+                                                                warmup=warmup, repeats=repeats, device=device)[field])
+                for model in models]
+    x = torch.randn(1, 3, *table.resolution, generator=torch.Generator().manual_seed(int(seed)))
+    timers = [OrtTimer(model, x, table.threads) for model in models]
+    for timer in timers:  # export every network before timing any (the export is not timed)
+        timer.prepare()
+    return [lambda timer=timer: speed.summarise_ms(timer(warmup=warmup, repeats=repeats), table.statistic)
+            for timer in timers]
+
+
 def measure_archs(table: LatencyTable, archs: Sequence[str], seed: int = 0, warmup: int = 5, repeats: int = 20,
                   rounds: int = 1, progress: Optional[Callable[[int, int], None]] = None,
-                  device: Optional[str] = None) -> List[float]:
-    """Measured batch-1 latency (ms, ``measure_latency`` with the table's threads and statistic) of each arch.
+                  device: Optional[str] = None, runtime: Optional[str] = None) -> List[float]:
+    """Measured batch-1 latency (ms) of each arch with the table's threads and statistic.
 
-    With ``rounds > 1`` the networks are measured in turn ``rounds`` times and the rounds summarised with
-    the table's statistic (interleaving spreads load from other processes evenly over the networks).
-    ``device`` defaults to the table's.
+    ``runtime`` (default: the table's): 'eager' measures with ``measure_latency``; 'onnxruntime' exports each
+    network once (untimed) and times it in an ONNX Runtime session with the table's threads as intra-op threads
+    (:mod:`.runtime`) on an input drawn from ``seed``. With ``rounds > 1`` the networks are measured in turn
+    ``rounds`` times and the rounds summarised with the table's statistic (interleaving spreads load from other
+    processes evenly over the networks). ``device`` defaults to the table's.
     """
     from ..stats.cache import build_model
     if rounds < 1:
         raise SaswotError(f"need rounds >= 1, got {rounds}")
+    device = device or table.meta.get("device", "cpu")
+    runtime = check_runtime(runtime or table.runtime, device)
     space = table.space()
     models = [build_model(space, arch, seed) for arch in archs]
-    device = device or table.meta.get("device", "cpu")
     if device != "cpu":
         models = [m.to(device) for m in models]
-    field = "latency_ms" if table.statistic == "median" else "min_ms"
+    measure = _network_timers(table, models, device, runtime, seed, warmup, repeats)
     times: List[List[float]] = [[] for _ in models]
     done = 0
     for _ in range(int(rounds)):
-        for i, model in enumerate(models):
-            timing = speed.measure_latency(model, table.resolution, threads=table.threads, warmup=warmup,
-                                           repeats=repeats, device=device)
-            times[i].append(float(timing[field]))
+        for i, once in enumerate(measure):
+            times[i].append(once())
             done += 1
             if progress:
                 progress(done, len(models) * int(rounds))
@@ -51,13 +71,16 @@ def measure_archs(table: LatencyTable, archs: Sequence[str], seed: int = 0, warm
 
 def check_lut(table: LatencyTable, n: int = 50, seed: int = 0, warmup: int = 5, repeats: int = 20,
               rounds: int = 1, archs: Optional[Iterable[str]] = None, repeatability: bool = False,
-              progress: Optional[Callable[[int, int], None]] = None, device: Optional[str] = None) -> Dict[str, object]:
+              progress: Optional[Callable[[int, int], None]] = None, device: Optional[str] = None,
+              runtime: Optional[str] = None) -> Dict[str, object]:
     """Compare predicted with measured latency (:func:`measure_archs`) on ``n`` seeded samples (or ``archs``).
+
+    The one check procedure: ``saswot-gp latency check`` and ``benchmarks/latency_lut.py`` both call it.
 
     Returns Kendall tau-b, the median predicted/measured ratio and one row per network. With
     ``repeatability`` the networks are measured a second, independent time: ``repeat_tau`` (measured vs
-    measured) is the ceiling that timing noise on this machine puts on any predictor's tau. ``device`` defaults
-    to the table's.
+    measured) is the ceiling that timing noise on this machine puts on any predictor's tau. ``device`` and
+    ``runtime`` default to the table's (another runtime than the table's is allowed: the result records both).
     """
     space = table.space()
     if archs is None:
@@ -66,19 +89,23 @@ def check_lut(table: LatencyTable, n: int = 50, seed: int = 0, warmup: int = 5, 
     archs = list(archs)
     if len(archs) < 2:
         raise SaswotError(f"need at least 2 networks to check a latency table, got {len(archs)}")
+    device = device or str(table.meta.get("device", "cpu"))
+    runtime = check_runtime(runtime or table.runtime, device)
     pred = [table.predict(a) for a in archs]
     t0 = time.perf_counter()
     meas = measure_archs(table, archs, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds, progress=progress,
-                         device=device)
+                         device=device, runtime=runtime)
     rows = [{"arch": a, "predicted_ms": p, "measured_ms": m, "ratio": p / m} for a, p, m in zip(archs, pred, meas)]
     out: Dict[str, object] = {
         "n": len(rows), "kendall_tau": kendall_tau(pred, meas),
         "median_ratio": float(statistics.median(r["ratio"] for r in rows)),
         "measured_ms_range": [min(meas), max(meas)], "predicted_ms_range": [min(pred), max(pred)],
         "seed": int(seed), "threads": table.threads, "statistic": table.statistic,
-        "resolution": list(table.resolution), "warmup": int(warmup), "repeats": int(repeats), "rounds": int(rounds)}
+        "resolution": list(table.resolution), "warmup": int(warmup), "repeats": int(repeats), "rounds": int(rounds),
+        "device": device, "runtime": runtime, "runtime_version": runtime_version(runtime), "lut_runtime": table.runtime}
     if repeatability:
-        again = measure_archs(table, archs, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds, device=device)
+        again = measure_archs(table, archs, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds, device=device,
+                              runtime=runtime)
         out["repeat_tau"] = kendall_tau(meas, again)
         out["kendall_tau_second_pass"] = kendall_tau(pred, again)
         for r, m in zip(rows, again):

@@ -6,12 +6,13 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import SaswotError
 from ..io import atomic_write_json
 from ..training.speed import STATISTICS
 from .keys import SPACE_KWARGS, arch_keys, space_kwargs
+from .runtime import DEFAULT_RUNTIME, RUNTIMES
 
 LUT_FORMAT = "saswot-gp-latency-lut"
 LUT_VERSION = 1
@@ -52,6 +53,11 @@ class LatencyTable:
         """How repeats were summarised: 'median' or 'min'."""
         return str(self.meta.get("statistic", "median"))
 
+    @property
+    def runtime(self) -> str:
+        """What ran the timed parts: 'eager' (PyTorch) or 'onnxruntime'; tables without the field are eager."""
+        return str(self.meta.get("runtime", DEFAULT_RUNTIME))
+
     def space(self):
         """The search space the table describes (built from its stored settings)."""
         if self._space is None:
@@ -77,6 +83,18 @@ class LatencyTable:
         if diff:
             raise SaswotError(f"latency table does not match the search space: {', '.join(diff)}; "
                               f"build one with `saswot-gp latency build`")
+
+    def check_measured_for(self, runtime: Optional[str] = None, resolution: Optional[Sequence[int]] = None,
+                           where: str = "latency table", asker: str = "the search") -> None:
+        """Raise a one-line SaswotError naming both when the table was measured with another ``runtime`` or at
+        another ``resolution`` (H, W) than ``asker`` asks for (None: not checked)."""
+        if runtime is not None and runtime != self.runtime:
+            raise SaswotError(f"{where} was measured with runtime {self.runtime!r}, but {asker} asks for "
+                              f"{runtime!r}; build one with `saswot-gp latency build --runtime {runtime}` or use "
+                              f"--runtime {self.runtime}")
+        if resolution is not None and tuple(int(v) for v in resolution) != self.resolution:
+            raise SaswotError(f"{where} was measured at {self.resolution[0]}x{self.resolution[1]}, but {asker} "
+                              f"asks for {int(resolution[0])}x{int(resolution[1])}")
 
     def _entry(self, key: str) -> Dict[str, float]:
         try:
@@ -129,6 +147,8 @@ class LatencyTable:
             raise SaswotError(f"{where} has no 'meta' object")
         if meta.get("statistic", "median") not in STATISTICS:
             raise SaswotError(f"{where}: meta.statistic {meta.get('statistic')!r} is not one of {list(STATISTICS)}")
+        if meta.get("runtime", DEFAULT_RUNTIME) not in RUNTIMES:
+            raise SaswotError(f"{where}: meta.runtime {meta.get('runtime')!r} is not one of {list(RUNTIMES)}")
         for k in ("space", "space_kwargs", "resolution", "threads"):
             if k not in meta:
                 raise SaswotError(f"{where}: meta is missing key {k!r}")

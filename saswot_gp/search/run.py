@@ -40,7 +40,7 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
                resume: bool = False, checkpoint_every: int = 5, progress: Optional[Progress] = None,
                log: Optional[Callable[[str], None]] = None, overwrite: bool = False,
                train_time: Optional[float] = None, executor: Optional["Executor"] = None,
-               in_flight: Optional[int] = None) -> Dict[str, object]:
+               in_flight: Optional[int] = None, runtime: Optional[str] = None) -> Dict[str, object]:
     """Aging evolution over ``space`` scored by ``proxy`` under ``max_latency_ms`` (LUT-predicted); writes OUT.
 
     Writes OUT/checkpoint.json (atomic, every ``checkpoint_every`` scores and at the end), OUT/top.csv and
@@ -54,6 +54,10 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
     search is asynchronous with ``in_flight`` candidates scored at once (default: twice the workers); see the
     module's docstring for what it reproduces (each score; the serial run itself only with ``in_flight`` 1).
     Serial (default): exactly the serial search.
+
+    ``runtime`` ('eager' or 'onnxruntime'): what the search's latency budget is for; a ``lut`` measured with
+    another runtime is refused (one line naming both; None: not checked), as is one for another resolution or
+    space settings than ``space``'s (``LatencyTable.check_compatible``).
     """
     say = log or (lambda msg: None)
     if budget < 1 or top_k < 1 or population < 2 or sample_size < 1 or batch_size < 1:
@@ -61,7 +65,8 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
                           f"{budget}, {top_k}, {population}, {sample_size}, {batch_size}")
     if not (max_latency_ms > 0 and math.isfinite(max_latency_ms)):
         raise SaswotError(f"latency budget {max_latency_ms!r} ms; expected a positive number")
-    lut.check_compatible(space)
+    lut.check_compatible(space)                 # the space's settings, its resolution included
+    lut.check_measured_for(runtime)
     scorer = proxy if isinstance(proxy, ProxyScorer) else ProxyScorer(proxy, k=k, seed=seed)
     out = Path(out_dir)
     settings = {"space": space.name, "space_kwargs": space_kwargs(space), "proxy": scorer.identity(),
@@ -123,7 +128,7 @@ def finish(space, lut: LatencyTable, state: _State, settings: Dict[str, object],
                "proxy": proxy_label, "max_latency_ms": settings["max_latency_ms"],
                "min_fps": 1000.0 / float(settings["max_latency_ms"]), "batch": batch_text,
                "resolution": list(space.input_size), "lut": {"digest": lut.digest(), "threads": lut.threads,
-                                                            "date": lut.meta.get("date")},
+                                                            "runtime": lut.runtime, "date": lut.meta.get("date")},
                "settings": settings, "top": top}
     if train_time is not None:
         summary["search_cost"] = search_cost(scored, train_time, state.elapsed)
@@ -165,9 +170,13 @@ def parse_budget(max_latency: Optional[float], min_fps: Optional[float]) -> floa
 
 
 def resolve_lut(space_name: str, resolution: Optional[Sequence[int]], lut_path: Optional[str], out: Path,
-                threads: int = 1, log: Optional[Callable[[str], None]] = None) -> Tuple[object, LatencyTable]:
+                threads: int = 1, log: Optional[Callable[[str], None]] = None,
+                runtime: str = "eager") -> Tuple[object, LatencyTable]:
     """The search space and its LUT: loaded from ``lut_path`` (space settings from it), else OUT/latency_lut.json
-    if present, else built now at ``resolution`` and saved there."""
+    if present, else built now at ``resolution`` with ``runtime`` and saved there.
+
+    A loaded table measured with another ``runtime`` (tables without the field are eager) or at another
+    ``resolution`` than the search asks for is refused with a one-line SaswotError naming both."""
     from ..latency import build_lut
     from ..spaces import get_space
     say = log or (lambda msg: None)
@@ -177,15 +186,13 @@ def resolve_lut(space_name: str, resolution: Optional[Sequence[int]], lut_path: 
         lut = LatencyTable.load(path)
         if lut.space_name != space_name:
             raise SaswotError(f"latency table {str(path)!r} is for space {lut.space_name!r}, not {space_name!r}")
-        if resolution is not None and tuple(resolution) != lut.resolution:
-            raise SaswotError(f"latency table {str(path)!r} is for {lut.resolution[0]}x{lut.resolution[1]}, "
-                              f"not {resolution[0]}x{resolution[1]}")
+        lut.check_measured_for(runtime, resolution, where=f"latency table {str(path)!r}")
         say(f"latency table {path} ({len(lut.entries)} entries, {lut.resolution[0]}x{lut.resolution[1]}, "
-            f"{lut.threads} thread(s))")
+            f"{lut.runtime}, {lut.threads} thread(s))")
         return lut.space(), lut
     space = get_space(space_name, **({"input_size": tuple(resolution)} if resolution else {}))
     say(f"no --lut: building a latency table of {space_name} at {space.input_size[0]}x{space.input_size[1]} "
-        f"with {threads} thread(s) -> {saved}")
-    lut = build_lut(space, threads=threads)
+        f"({runtime}) with {threads} thread(s) -> {saved}")
+    lut = build_lut(space, threads=threads, runtime=runtime)
     lut.save(saved)
     return space, lut

@@ -1,7 +1,8 @@
 """Latency and throughput of a segmenter at batch 1 under ``torch.inference_mode``.
 
-:func:`forward_times` is the one timing loop of the package: :func:`measure_latency` (whole networks) and the
-latency lookup table (:mod:`saswot_gp.latency`, one network part at a time) both time with it.
+:func:`call_times` is the one timing loop of the package. :func:`forward_times` runs it on a PyTorch module:
+:func:`measure_latency` (whole networks) and the latency lookup table (:mod:`saswot_gp.latency`, one network part at
+a time) both time with it; the table's ONNX Runtime timings (``runtime='onnxruntime'``) run it on a session.
 """
 
 from __future__ import annotations
@@ -16,32 +17,44 @@ from torch import nn
 STATISTICS = ("median", "min")
 
 
+def call_times(call: Callable[[], object], warmup: int = 5, repeats: int = 20,
+               sync: Optional[Callable[[], None]] = None) -> List[float]:
+    """Wall times (ms, ``time.perf_counter``) of ``repeats`` calls ``call()`` after ``warmup`` untimed ones.
+
+    The one timing loop, whatever runs the network (:func:`forward_times` for PyTorch modules, an ONNX Runtime
+    session in :mod:`saswot_gp.latency.runtime`); ``sync`` is called after the warm-up and inside each timed call.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1, warmup >= 0; got {repeats}, {warmup}")
+    sync = sync or (lambda: None)
+    times = []
+    for _ in range(warmup):
+        call()
+    sync()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        sync()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return times
+
+
 def forward_times(model: nn.Module, x, warmup: int = 5, repeats: int = 20,
                   sync: Optional[Callable[[], None]] = None) -> List[float]:
-    """Wall times (ms, ``time.perf_counter``) of ``repeats`` calls ``model(x)`` after ``warmup`` untimed ones.
+    """Wall times (ms) of ``repeats`` calls ``model(x)`` after ``warmup`` untimed ones (:func:`call_times`).
 
     The model runs in eval mode under ``torch.inference_mode`` (its training mode is restored afterwards);
     ``sync`` (e.g. ``torch.cuda.synchronize``) is called after the warm-up and inside each timed call.
     """
     if repeats < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1, warmup >= 0; got {repeats}, {warmup}")
-    sync = sync or (lambda: None)
     was_training = model.training
     model.eval()
-    times = []
     try:
         with torch.inference_mode():
-            for _ in range(warmup):
-                model(x)
-            sync()
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                model(x)
-                sync()
-                times.append((time.perf_counter() - t0) * 1000.0)
+            return call_times(lambda: model(x), warmup=warmup, repeats=repeats, sync=sync)
     finally:
         model.train(was_training)
-    return times
 
 
 def summarise_ms(times: Sequence[float], statistic: str = "median") -> float:
