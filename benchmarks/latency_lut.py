@@ -9,13 +9,24 @@ build time. Every network is measured twice, independently: the measured-vs-meas
 ceiling that timing noise on this machine puts on any predictor. A second set of 50 networks drawn
 with ``sample_diverse`` (wider range of latency) is checked the same way.
 
+With ``--calibrate N`` the table is first calibrated (``saswot_gp.latency.calibrate_lut``, as
+``saswot-gp latency calibrate``) on N networks drawn from ``--calibrate-seed`` (1000 and up, so never a check
+network: the JSON records the overlap, 0), then both samples are checked with the calibrated table: each check
+reports the calibrated and the plain-sum (raw) Kendall tau, median predicted/measured ratio and median absolute
+relative error on the same measurements, next to the measured-vs-measured ceiling. Every calibration model
+(``affine``, ``scale``, ``scale+overhead``) is also refitted on the same calibration measurements (no more
+timing) and scored on the check measurements (``calibration.models`` in the JSON).
+
 Usage (from the repository root)::
 
     python benchmarks/latency_lut.py [--out FILE.json] [--overwrite] [--lut TABLE.json] [--n 50] [--seed 0] \
-        [--repeats 10] [--warmup 3] [--rounds 3] [--statistic median|min] [--runtime eager|onnxruntime]
+        [--repeats 10] [--warmup 3] [--rounds 3] [--statistic median|min] [--runtime eager|onnxruntime] \
+        [--calibrate 60] [--calibrate-seed 1000] [--model scale] [--sampler mixed] [--save-lut TABLE.json] \
+        [--resolution 64] [--base-width 16] [--num-layers 10]
 
 ``--runtime onnxruntime`` times parts and networks in ONNX Runtime (exported to ONNX; see
-``saswot_gp.latency.runtime``).
+``saswot_gp.latency.runtime``). ``--resolution``, ``--base-width`` and ``--num-layers`` set the space of a
+table built here (defaults: the default realtime space at 64x64; smaller ones make a quick smoke run).
 
 The JSON goes to ``--out``; without it, to a new file ``benchmarks/runs/latency_lut/latency_lut-<UTC
 time>.json`` (untracked), so a run never replaces the recorded ``benchmarks/results/latency_lut.json``
@@ -40,8 +51,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from saswot_gp.errors import SaswotError  # noqa: E402
 from saswot_gp.io import atomic_write_json  # noqa: E402
-from saswot_gp.latency import LatencyTable, build_lut, check_lut  # noqa: E402
+from saswot_gp.latency import (FEATURE_SETS, LatencyTable, agreement, build_lut, calibrate_lut,  # noqa: E402
+                               check_lut, fit_calibration, kendall_tau)
 from saswot_gp.spaces import get_space  # noqa: E402
 
 
@@ -103,6 +116,15 @@ def _parser() -> argparse.ArgumentParser:
                     help="summary of repeated timings, for the table and the networks alike (when building)")
     ap.add_argument("--runtime", choices=["eager", "onnxruntime"], default=None,
                     help="what runs the parts and networks (default: eager, or the --lut table's runtime)")
+    ap.add_argument("--calibrate", type=int, default=0, help="calibrate the table on N networks first (0: no)")
+    ap.add_argument("--calibrate-seed", type=int, default=1000, help="seeds the calibration networks (>= 1000)")
+    ap.add_argument("--model", choices=list(FEATURE_SETS), default="scale", help="the calibration model kept")
+    ap.add_argument("--sampler", choices=["mixed", "uniform", "diverse"], default="mixed",
+                    help="how calibration networks are drawn")
+    ap.add_argument("--save-lut", default=None, help="also write the (calibrated) table here")
+    ap.add_argument("--resolution", type=int, default=64, help="input side of a table built here")
+    ap.add_argument("--base-width", type=int, default=16, help="base width of a table built here")
+    ap.add_argument("--num-layers", type=int, default=10, help="layers of a table built here")
     return ap
 
 
@@ -111,14 +133,64 @@ def _table(args):
     if args.lut:
         lut = LatencyTable.load(args.lut)
         return lut, lut.space(), float(lut.meta.get("build_s", float("nan")))
-    space = get_space("realtime", input_size=64)
+    res = int(args.resolution)
+    space = get_space("realtime", input_size=res, base_width=args.base_width, num_layers=args.num_layers)
     t0 = time.perf_counter()
-    lut = build_lut(space, (64, 64), threads=1, repeats=args.repeats, warmup=args.warmup, rounds=args.rounds,
+    lut = build_lut(space, (res, res), threads=1, repeats=args.repeats, warmup=args.warmup, rounds=args.rounds,
                     statistic=args.statistic, runtime=args.runtime or "eager")
     build_s = time.perf_counter() - t0
-    print(f"LUT: {len(lut.entries)} entries, built in {build_s:.1f} s (1 thread, 64x64, {args.runtime or 'eager'}, "
-          f"{args.statistic} of {args.repeats} x {args.rounds} rounds)")
+    print(f"LUT: {len(lut.entries)} entries, built in {build_s:.1f} s (1 thread, {res}x{res}, "
+          f"{args.runtime or 'eager'}, {args.statistic} of {args.repeats} x {args.rounds} rounds)")
     return lut, space, build_s
+
+
+def _calibrate(lut, args):
+    """``lut`` calibrated on ``--calibrate`` networks as ``saswot-gp latency calibrate`` does, and its record."""
+    t0 = time.perf_counter()
+    lut = calibrate_lut(lut, n=args.calibrate, seed=args.calibrate_seed, warmup=args.warmup, repeats=args.repeats,
+                        rounds=args.rounds, features=args.model, sampler=args.sampler)
+    info = lut.calibration.info
+    print(f"calibrated on {info['n']} networks (seed {args.calibrate_seed}, {args.sampler}, model {args.model}, "
+          f"{info['n_coefficients']} coefficients) in {time.perf_counter() - t0:.1f} s")
+    cli = (f"saswot-gp latency calibrate --lut LUT.json --n {args.calibrate} --calibrate-seed {args.calibrate_seed} "
+           f"--repeats {args.repeats} --warmup {args.warmup} --rounds {args.rounds} --model {args.model} "
+           f"--sampler {args.sampler} --out LUT.json")
+    return lut, {"cli_equivalent": cli, **lut.calibration.to_json()}
+
+
+def compare_models(lut, checks: dict) -> dict:
+    """Every calibration model refitted on ``lut``'s calibration measurements (no timing) and scored on each
+    check's measurements: Kendall tau (and against the second pass), median ratio, median |error|."""
+    info = lut.calibration.info
+    out = {}
+    for name in FEATURE_SETS:
+        try:
+            model = fit_calibration(lut, info["archs"], info["measured_ms"], name)
+        except SaswotError as exc:           # too few calibration networks for this model
+            out[name] = {"skipped": str(exc)}
+            continue
+        out[name] = {"coefficients": dict(zip(model.calibration.features, model.calibration.coefficients))}
+        for sample, res in checks.items():
+            pred = [model.predict(r["arch"]) for r in res["rows"]]
+            scores = agreement(pred, [r["measured_ms"] for r in res["rows"]])
+            if "measured_ms_again" in res["rows"][0]:
+                scores["kendall_tau_second_pass"] = kendall_tau(pred, [r["measured_ms_again"] for r in res["rows"]])
+            out[name][sample] = scores
+    return out
+
+
+def _report(name: str, res: dict) -> None:
+    raw, mae = res.get("raw"), res.get("median_abs_rel_error")
+    print(f"{name:8s} {res['n']} networks: Kendall tau {res['kendall_tau']:.3f} (second pass "
+          f"{res['kendall_tau_second_pass']:.3f}), measured-vs-measured tau {res['repeat_tau']:.3f}, "
+          f"median predicted/measured {res['median_ratio']:.3f}, "
+          + (f"median |error| {100 * mae:.1f}%, " if mae is not None else "")
+          + f"measured {res['measured_ms_range'][0]:.2f}-{res['measured_ms_range'][1]:.2f} ms")
+    if raw:
+        print(f"{'':8s} plain sum (raw): Kendall tau {raw['kendall_tau']:.3f} (second pass "
+              f"{raw['kendall_tau_second_pass']:.3f}), median predicted/measured {raw['median_ratio']:.3f}, "
+              f"median |error| {100 * raw['median_abs_rel_error']:.1f}%; {res['calibration_overlap']} of these "
+              f"networks were calibrated on")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -132,16 +204,22 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     torch.set_num_threads(1)
     load_start = _load()
     lut, space, build_s = _table(args)
+    calibration = None
+    if args.calibrate:
+        lut, calibration = _calibrate(lut, args)
+    if args.save_lut:
+        lut.save(args.save_lut)
     uniform = check_step(lut, args)
     rng = random.Random(args.seed + 1)
     diverse = check_step(lut, args, archs=[space.sample_diverse(rng) for _ in range(args.n)])
     load_end = _load()
     for name, res in (("uniform", uniform), ("diverse", diverse)):
-        print(f"{name:8s} {res['n']} networks: Kendall tau {res['kendall_tau']:.3f} (second pass "
-              f"{res['kendall_tau_second_pass']:.3f}), measured-vs-measured tau {res['repeat_tau']:.3f}, "
-              f"median predicted/measured {res['median_ratio']:.3f}, measured {res['measured_ms_range'][0]:.2f}-"
-              f"{res['measured_ms_range'][1]:.2f} ms")
+        _report(name, res)
     print(f"load average: start {load_start}, end {load_end} on {os.cpu_count()} CPUs")
+    if calibration is not None:
+        calibration["check_overlap"] = {"uniform": uniform["calibration_overlap"],
+                                        "diverse": diverse["calibration_overlap"]}
+        calibration["models"] = compare_models(lut, {"uniform": uniform, "diverse": diverse})
     doc = {
         "what": "realtime latency LUT: predicted (sum of entries) vs measured (check_lut, as `saswot-gp latency check`)",
         "target": "Kendall tau >= 0.9",
@@ -158,6 +236,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         "uniform": {k: v for k, v in uniform.items() if k != "lut"},
         "diverse": {k: v for k, v in diverse.items() if k != "lut"},
     }
+    if calibration is not None:
+        doc["what"] += ("; calibrated (kendall_tau, median_ratio, median_abs_rel_error) vs plain sum ('raw') on the "
+                        "same measurements")
+        doc["calibration"] = calibration
     if out.exists() and not args.overwrite:          # written by someone else while this ran: keep both
         taken = out
         out = out.with_name(f"{out.stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}{out.suffix}")

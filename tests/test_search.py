@@ -163,3 +163,53 @@ def test_cli_search_errors(lut_file, tmp_path, extra, message):
     res = CliRunner().invoke(main, ["search", "--lut", str(lut_file), "--out", str(tmp_path)] + extra)
     assert res.exit_code == 2
     assert res.output.strip().startswith(message) and len(res.output.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ re-measuring the top K (issue 14 part B)
+
+def test_remeasured_top_marks_budget_misses_and_lists_them_last(space, lut, limit, tmp_path, monkeypatch):
+    import saswot_gp.latency as latency_pkg
+    from saswot_gp.search import format_top
+    plain = run_search(space, "params", lut, limit, 12, tmp_path / "plain", **SETTINGS)
+    assert all(r["measured_ms"] is None and r["meets_budget"] is None for r in plain["top"])
+    assert plain["remeasure"] is None
+    order = [r["arch"] for r in plain["top"]]
+    slow = {order[0], order[2]}                       # measured over the budget: ranks 1 and 3
+    calls = []
+
+    def fake(table, archs, seed=0, warmup=5, repeats=20, rounds=1, progress=None, device=None, runtime=None):
+        calls.append((list(archs), seed, warmup, repeats, rounds))
+        return [2.0 * limit if a in slow else 0.5 * table.predict(a) for a in archs]
+
+    monkeypatch.setattr(latency_pkg, "measure_archs", fake)
+    runs = [run_search(space, "params", lut, limit, 12, tmp_path / d, remeasure=True, **SETTINGS) for d in "ab"]
+    assert calls[0] == (order, 0, 0, 1, 1)           # the top K, the search's seed, the table's warm-up/repeats/rounds
+    for summary in runs:
+        top = summary["top"]
+        assert [r["rank"] for r in top] == [2, 4, 1, 3] and [r["arch"] for r in top] == [order[i] for i in (1, 3, 0, 2)]
+        assert [r["meets_budget"] for r in top] == [True, True, False, False]
+        assert [r["score"] for r in top[:2]] == [plain["top"][1]["score"], plain["top"][3]["score"]]
+        assert all(r["latency_ms"] == lut.predict(r["arch"]) for r in top)
+        how = summary["remeasure"]
+        assert (how["runtime"], how["threads"], how["device"], how["over_budget"]) == ("eager", 1, "cpu", 2)
+    assert [(r["arch"], r["score"]) for r in runs[0]["top"]] == [(r["arch"], r["score"]) for r in runs[1]["top"]]
+    rows = list(csv.DictReader((tmp_path / "a" / "top.csv").open()))
+    assert [r["meets_budget"] for r in rows] == ["True", "True", "False", "False"]
+    assert float(rows[2]["measured_ms"]) == pytest.approx(2.0 * limit)
+    text = format_top(runs[0])
+    assert "meas ms" in text and text.count("!") == 3 and "2 over the budget when measured (!): listed last" in text
+
+
+def test_cli_search_remeasures_by_default(lut_file, limit, tmp_path):
+    base = ["search", "--proxy", "params", "--lut", str(lut_file), "--max-latency", str(limit), "--budget", "6",
+            "--top", "2", "--population", "4", "--sample-size", "2", "--batch-size", "2", "--batch", "synthetic"]
+    res = CliRunner().invoke(main, base + ["--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader((tmp_path / "m" / "top.csv").open()))
+    assert all(float(r["measured_ms"]) > 0 and r["meets_budget"] in ("True", "False") for r in rows)
+    assert "measured on eager, 1 thread(s), cpu" in res.output
+    res = CliRunner().invoke(main, base + ["--out", str(tmp_path / "n"), "--no-remeasure"])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader((tmp_path / "n" / "top.csv").open()))
+    assert all(r["measured_ms"] == "" and r["meets_budget"] == "" for r in rows)
+    assert json.loads((tmp_path / "n" / "top.json").read_text())["remeasure"] is None

@@ -1,4 +1,4 @@
-"""``saswot-gp latency build|check``: the realtime space's latency lookup table."""
+"""``saswot-gp latency build|calibrate|check``: the realtime space's latency lookup table."""
 
 from __future__ import annotations
 
@@ -14,7 +14,44 @@ from . import device_option, runtime_option
 
 @click.group("latency")
 def latency() -> None:
-    """Latency lookup table of a search space: build it, check it against measured networks."""
+    """Latency lookup table of a search space: build it, calibrate it on measured networks, check it."""
+
+
+# saswot_gp.latency's MIN_SEED, SAMPLERS, FEATURE_SETS and DEFAULT_FEATURES, not imported here: they would load
+# torch at startup (tests check that they agree)
+MIN_SEED = 1000
+SAMPLERS = ("mixed", "uniform", "diverse")
+MODELS = ("affine", "scale", "scale+overhead")
+DEFAULT_MODEL = "scale"
+
+
+def _calibration_options(f):
+    """Options that say how a table is calibrated (``latency build --calibrate N`` and ``latency calibrate``)."""
+    f = click.option("--sampler", default="mixed", show_default=True, type=click.Choice(list(SAMPLERS)),
+                     help="how calibration networks are drawn: uniform, diverse, or alternately (mixed)")(f)
+    f = click.option("--model", "model", default=DEFAULT_MODEL, show_default=True, type=click.Choice(list(MODELS)),
+                     help="calibration model: affine (intercept + scale of the sum, 2 coefficients), scale "
+                          "(intercept + a scale per part group, 10) or scale+overhead (+ a per-layer overhead per "
+                          "group, 17)")(f)
+    return click.option("--calibrate-seed", "calibrate_seed", default=MIN_SEED, show_default=True,
+                        type=click.IntRange(MIN_SEED),
+                        help=f"seeds the calibration networks and weights (>= {MIN_SEED}: never a `latency check` "
+                             f"sample)")(f)
+
+
+def _calibrated(table, n: int, seed: int, warmup: int, repeats: int, rounds: int, model: str, sampler: str):
+    """``table`` calibrated on ``n`` measured networks, with a progress bar and a one-line summary."""
+    from ..latency import calibrate_lut
+    bar = Progress("  calibrating", unit="net")
+    out = calibrate_lut(table, n=n, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds, features=model,
+                        sampler=sampler, progress=bar)
+    info = out.calibration.info
+    fit, raw = info["fit"], info["raw"]
+    click.echo(f"calibrated on {info['n']} networks (seed {seed}, {sampler}, model {model}, "
+               f"{info['n_coefficients']} coefficients): median |error| {100 * raw['median_abs_rel_error']:.1f}% -> "
+               f"{100 * fit['median_abs_rel_error']:.1f}%, Kendall tau {raw['kendall_tau']:.3f} -> "
+               f"{fit['kendall_tau']:.3f} (in sample)")
+    return out
 
 
 @latency.command("build")
@@ -29,14 +66,21 @@ def latency() -> None:
 @click.option("--statistic", default="median", show_default=True, type=click.Choice(["median", "min"]),
               help="summary of the repeats (min resists interference from other processes on a busy machine)")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="LUT JSON file to write")
+@click.option("--calibrate", "calibrate", default=0, show_default=True, type=click.IntRange(0),
+              help="then measure N whole networks and fit the table's calibration on them (0: none; 60 is "
+                   "a good size; same as `latency calibrate`)")
+@_calibration_options
 @device_option
 @runtime_option("eager")
 def build(space_name: str, resolution: str, threads: int, repeats: int, warmup: int, rounds: int, statistic: str,
-          out_path: str, device: str, runtime: str) -> None:
+          out_path: str, calibrate: int, calibrate_seed: int, model: str, sampler: str, device: str,
+          runtime: str) -> None:
     """Time every stem, layer and head configuration once at batch 1 and write the lookup table (JSON).
 
     --runtime onnxruntime exports each part to ONNX (once, untimed) and times it in an ONNX Runtime session
-    (CPUExecutionProvider, --threads intra-op threads, 1 inter-op thread)."""
+    (CPUExecutionProvider, --threads intra-op threads, 1 inter-op thread). --calibrate N then measures N whole
+    networks (seeds from --calibrate-seed, with the build's --repeats, --warmup and --rounds) and stores a
+    calibration that predictions use instead of the plain sum of entries."""
     from ..execution import check_device
     from ..latency import build_lut, check_runtime
     from ..spaces import get_space
@@ -50,10 +94,39 @@ def build(space_name: str, resolution: str, threads: int, repeats: int, warmup: 
 
     table = build_lut(space, res, threads=threads, repeats=repeats, warmup=warmup, progress=progress,
                       statistic=statistic, rounds=rounds, device=device, runtime=runtime)
+    if calibrate:
+        table = _calibrated(table, calibrate, calibrate_seed, warmup, repeats, rounds, model, sampler)
     table.save(out_path)
     click.echo(f"latency table of {space_name} at {res[0]}x{res[1]}, {runtime} {table.meta['runtime_version']}, "
                f"{threads} thread(s), {statistic} of {repeats}: "
                f"{len(table.entries)} entries timed in {table.meta['build_s']:.1f} s -> {out_path}")
+
+
+@latency.command("calibrate")
+@click.option("--lut", "lut_path", required=True, type=click.Path(dir_okay=False), help="LUT JSON file")
+@click.option("--n", "n", default=60, show_default=True, type=click.IntRange(2), help="networks to sample and measure")
+@click.option("--repeats", default=None, type=click.IntRange(1), help="timed runs per network [default: the table's]")
+@click.option("--warmup", default=None, type=click.IntRange(0), help="untimed runs first [default: the table's]")
+@click.option("--rounds", default=None, type=click.IntRange(1),
+              help="measure all networks this many times in turn and summarise [default: the table's]")
+@_calibration_options
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="calibrated LUT JSON to write (may be --lut itself)")
+def calibrate(lut_path: str, n: int, repeats: Optional[int], warmup: Optional[int], rounds: Optional[int],
+              calibrate_seed: int, model: str, sampler: str, out_path: str) -> None:
+    """Measure N whole networks as `latency check` does (the table's runtime, threads, statistic and device) and fit
+    the table's calibration: a small non-negative linear model over its entries that predictions then use.
+
+    The networks come from --calibrate-seed (1000 and up), so `latency check` (seed 0 by default) measures other
+    networks; its output says how many of its networks were calibrated on. An existing calibration is replaced."""
+    from ..latency import LatencyTable
+    table = LatencyTable.load(lut_path)
+    meta = table.meta
+    table = _calibrated(table, n, calibrate_seed, int(meta.get("warmup", 5)) if warmup is None else warmup,
+                        int(meta.get("repeats", 20)) if repeats is None else repeats,
+                        int(meta.get("rounds", 1)) if rounds is None else rounds, model, sampler)
+    table.save(out_path)
+    click.echo(f"-> {out_path}")
 
 
 @latency.command("check")
@@ -88,10 +161,15 @@ def check(lut_path: str, n: int, seed: int, repeats: int, warmup: int, rounds: i
     res["lut_path"] = str(Path(lut_path))
     if out_path:
         atomic_write_json(out_path, res)
+    raw = res.get("raw")
     click.echo(f"{res['n']} networks at {table.resolution[0]}x{table.resolution[1]}, {res['runtime']}, "
                f"{table.threads} thread(s), "
                f"{table.statistic} of {repeats}: "
                f"Kendall tau {res['kendall_tau']:.3f}, median predicted/measured {res['median_ratio']:.3f}, "
+               f"median |error| {100 * res['median_abs_rel_error']:.1f}%, "
                f"measured {res['measured_ms_range'][0]:.2f}-{res['measured_ms_range'][1]:.2f} ms"
                + (f"; measured-vs-measured tau {res['repeat_tau']:.3f}" if repeatability else "")
+               + (f"; plain sum of entries: Kendall tau {raw['kendall_tau']:.3f}, median predicted/measured "
+                  f"{raw['median_ratio']:.3f}, median |error| {100 * raw['median_abs_rel_error']:.1f}% "
+                  f"({res['calibration_overlap']} of the networks calibrated on)" if raw else "")
                + (f" -> {out_path}" if out_path else ""))

@@ -38,17 +38,22 @@ from . import dask_options, device_option, resume_hint, runtime_option
                          "another runtime is refused")
 @click.option("--train-time", "train_time", default=None, type=click.FloatRange(min=0, min_open=True),
               help="measured training time of one network (s): also report the cost of training every scored one")
+@click.option("--remeasure/--no-remeasure", default=True, show_default=True,
+              help="measure the final top K on the table's runtime, threads and device, next to the predicted "
+                   "latency; those over the budget when measured are marked and listed last")
 @click.option("--resume", is_flag=True, help="continue the search checkpointed in OUT (same settings)")
 @click.option("--overwrite", is_flag=True, help="replace the search already in OUT (default: refuse it)")
 def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_fps: Optional[float],
            resolution: Optional[str], lut_path: Optional[str], budget: int, top_k: int, out_dir: str, seed: int,
            population: int, sample_size: int, batch_kind: str, batch_size: int, threads: int,
-           train_time: Optional[float], workers: int, device: str, scheduler: Optional[str], resume: bool, overwrite: bool,
-           runtime: str) -> None:
+           train_time: Optional[float], workers: int, device: str, scheduler: Optional[str], remeasure: bool,
+           resume: bool, overwrite: bool, runtime: str) -> None:
     """Regularised evolution under a latency budget, scoring candidates with a proxy only (never training).
 
-    Writes OUT/top.csv, OUT/top.json (top architectures with proxy score, predicted latency and FPS, params,
-    FLOPs, and the run's summary) and OUT/checkpoint.json (every few scores; --resume continues it).
+    Writes OUT/top.csv, OUT/top.json (top architectures with proxy score, predicted latency and FPS, measured
+    latency and whether it meets the budget, params, FLOPs, and the run's summary) and OUT/checkpoint.json (every few
+    scores; --resume continues it). The top K are the proxy's best; re-measuring (default; --no-remeasure skips it)
+    only moves those that miss the budget when measured to the end of the list.
 
     With --workers N (N >= 2) or --scheduler, candidates are scored on Dask, twice as many in flight as workers
     (asynchronous evolution: each score equals the serial one, but which architectures get scored depends on
@@ -84,7 +89,7 @@ def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_f
         summary = run_search(space, scorer, lut, limit, budget, out, top_k=top_k, seed=seed, population=population,
                              sample_size=sample_size, batch=batch_kind, batch_size=batch_size, resume=resume,
                              overwrite=overwrite, train_time=train_time, progress=progress, log=say, executor=ex,
-                             runtime=runtime)
+                             runtime=runtime, remeasure=remeasure)
     click.echo(format_top(summary))
     if train_time is not None:
         c = summary["search_cost"]

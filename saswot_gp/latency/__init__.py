@@ -24,21 +24,32 @@ Parts (and, in a check, whole networks) run in one of two runtimes (:mod:`.runti
 default) or ``onnxruntime`` (each module exported to ONNX and run in an ONNX Runtime session); the table records
 which, with its version, and a search refuses a table measured for another runtime or resolution than it asks for.
 
+The plain sum under-predicts a whole network (its own forward overhead, caches that a part timed alone keeps
+warm) and mis-ranks some operators against others. :func:`calibrate_lut` measures seeded whole networks (seeds
+1000 and up, never a ``latency check`` sample) and fits a small non-negative linear model over the entries
+(per-network intercept, one scale per group of parts: stem and head, each stride-1 operator, stride-2 layers);
+the table stores it under ``"calibration"`` and :meth:`LatencyTable.predict` uses it (``predict_raw``: the sum).
+
 Modules: :mod:`.keys` (entry keys, reachable parts), :mod:`.table` (:class:`LatencyTable`, JSON),
 :mod:`.runtime` (eager or ONNX Runtime), :mod:`.build` (timing the parts, :func:`build_lut`), :mod:`.check`
-(:func:`check_lut`).
+(:func:`check_lut`), :mod:`.model` (the calibration model), :mod:`.calibrate` (:func:`calibrate_lut`).
 """
 
 from ..spaces.realtime import RealtimeHead as HeadBlock  # the head alone (its former name here)
 from ..training.speed import STATISTICS
 from .build import Progress, build_lut, config_module, time_module
-from .check import check_lut, kendall_tau, measure_archs
+from .calibrate import MIN_SEED as CALIBRATION_MIN_SEED
+from .calibrate import calibrate_lut, fit_calibration, sample_archs
+from .check import agreement, check_lut, kendall_tau, measure_archs
 from .keys import (SPACE_KWARGS, arch_keys, enumerate_configs, head_key, layer_key, part_key, require_realtime,
                    space_kwargs, stem_key)
+from .model import DEFAULT_FEATURES, FEATURE_SETS, GROUPS, Calibration, part_group
 from .runtime import RUNTIMES, check_runtime, runtime_version
 from .table import LUT_FORMAT, LUT_VERSION, LatencyTable
 
-__all__ = ["HeadBlock", "LUT_FORMAT", "LUT_VERSION", "LatencyTable", "Progress", "RUNTIMES", "SPACE_KWARGS",
-           "STATISTICS", "arch_keys", "build_lut", "check_lut", "check_runtime", "config_module", "enumerate_configs",
-           "head_key", "kendall_tau", "layer_key", "measure_archs", "part_key", "require_realtime", "runtime_version",
-           "space_kwargs", "stem_key", "time_module"]
+__all__ = ["CALIBRATION_MIN_SEED", "Calibration", "DEFAULT_FEATURES", "FEATURE_SETS", "GROUPS", "HeadBlock",
+           "LUT_FORMAT", "LUT_VERSION", "LatencyTable", "Progress", "RUNTIMES", "SPACE_KWARGS", "STATISTICS",
+           "agreement", "arch_keys", "build_lut", "calibrate_lut", "check_lut", "check_runtime", "config_module",
+           "enumerate_configs", "fit_calibration", "head_key", "kendall_tau", "layer_key", "measure_archs",
+           "part_group", "part_key", "require_realtime", "runtime_version", "sample_archs", "space_kwargs",
+           "stem_key", "time_module"]

@@ -69,6 +69,27 @@ def measure_archs(table: LatencyTable, archs: Sequence[str], seed: int = 0, warm
     return [speed.summarise_ms(t, table.statistic) for t in times]
 
 
+def agreement(pred: Sequence[float], meas: Sequence[float]) -> Dict[str, float]:
+    """Kendall tau, median predicted/measured ratio and median |predicted - measured| / measured."""
+    ratios = [p / m for p, m in zip(pred, meas)]
+    return {"kendall_tau": kendall_tau(pred, meas), "median_ratio": float(statistics.median(ratios)),
+            "median_abs_rel_error": float(statistics.median(abs(r - 1.0) for r in ratios))}
+
+
+def _raw_and_overlap(table: LatencyTable, archs: List[str], raw: List[float], meas: Sequence[float],
+                     again: Optional[Sequence[float]]) -> Dict[str, object]:
+    """For a calibrated table: the plain sum's agreement on the same measurements, and how many checked networks
+    are in the calibration sample (0 when the check's seeds differ from the calibration's)."""
+    if table.calibration is None:
+        return {"calibrated": False}
+    out = agreement(raw, meas)
+    if again is not None:
+        out["kendall_tau_second_pass"] = kendall_tau(raw, again)
+    sample = set(table.calibration.info.get("archs") or [])  # type: ignore[arg-type]
+    return {"calibrated": True, "calibration_model": table.calibration.info.get("model"),
+            "calibration_overlap": sum(a in sample for a in archs), "raw": out}
+
+
 def check_lut(table: LatencyTable, n: int = 50, seed: int = 0, warmup: int = 5, repeats: int = 20,
               rounds: int = 1, archs: Optional[Iterable[str]] = None, repeatability: bool = False,
               progress: Optional[Callable[[int, int], None]] = None, device: Optional[str] = None,
@@ -77,10 +98,13 @@ def check_lut(table: LatencyTable, n: int = 50, seed: int = 0, warmup: int = 5, 
 
     The one check procedure: ``saswot-gp latency check`` and ``benchmarks/latency_lut.py`` both call it.
 
-    Returns Kendall tau-b, the median predicted/measured ratio and one row per network. With
+    Returns Kendall tau-b, the median predicted/measured ratio, the median absolute relative error
+    (``median_abs_rel_error``: median of |predicted - measured| / measured) and one row per network. With
     ``repeatability`` the networks are measured a second, independent time: ``repeat_tau`` (measured vs
     measured) is the ceiling that timing noise on this machine puts on any predictor's tau. ``device`` and
     ``runtime`` default to the table's (another runtime than the table's is allowed: the result records both).
+    A calibrated table's predictions are its calibration's; ``raw`` then holds the same figures for the plain sum of
+    entries (``raw_ms`` in the rows) and ``calibration_overlap`` how many checked networks were calibrated on.
     """
     space = table.space()
     if archs is None:
@@ -92,17 +116,21 @@ def check_lut(table: LatencyTable, n: int = 50, seed: int = 0, warmup: int = 5, 
     device = device or str(table.meta.get("device", "cpu"))
     runtime = check_runtime(runtime or table.runtime, device)
     pred = [table.predict(a) for a in archs]
+    raw = [table.predict_raw(a) for a in archs]
     t0 = time.perf_counter()
     meas = measure_archs(table, archs, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds, progress=progress,
                          device=device, runtime=runtime)
     rows = [{"arch": a, "predicted_ms": p, "measured_ms": m, "ratio": p / m} for a, p, m in zip(archs, pred, meas)]
-    out: Dict[str, object] = {
-        "n": len(rows), "kendall_tau": kendall_tau(pred, meas),
-        "median_ratio": float(statistics.median(r["ratio"] for r in rows)),
+    if table.calibration is not None:
+        for r, value in zip(rows, raw):
+            r["raw_ms"] = value
+    out: Dict[str, object] = {"n": len(rows), **agreement(pred, meas)}
+    out.update({
         "measured_ms_range": [min(meas), max(meas)], "predicted_ms_range": [min(pred), max(pred)],
         "seed": int(seed), "threads": table.threads, "statistic": table.statistic,
         "resolution": list(table.resolution), "warmup": int(warmup), "repeats": int(repeats), "rounds": int(rounds),
-        "device": device, "runtime": runtime, "runtime_version": runtime_version(runtime), "lut_runtime": table.runtime}
+        "device": device, "runtime": runtime, "runtime_version": runtime_version(runtime), "lut_runtime": table.runtime})
+    again = None
     if repeatability:
         again = measure_archs(table, archs, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds, device=device,
                               runtime=runtime)
@@ -110,6 +138,7 @@ def check_lut(table: LatencyTable, n: int = 50, seed: int = 0, warmup: int = 5, 
         out["kendall_tau_second_pass"] = kendall_tau(pred, again)
         for r, m in zip(rows, again):
             r["measured_ms_again"] = m
+    out.update(_raw_and_overlap(table, archs, raw, meas, again))
     out["check_s"] = round(time.perf_counter() - t0, 3)
     out["lut"] = table.meta
     out["rows"] = rows

@@ -1,4 +1,5 @@
-"""The latency lookup table: per-part latencies, prediction by summing an arch's parts, JSON files."""
+"""The latency lookup table: per-part latencies, prediction by summing an arch's parts (or by its calibration,
+a small linear model fitted on measured whole networks: :mod:`.model`), JSON files."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..errors import SaswotError
 from ..io import atomic_write_json
 from ..training.speed import STATISTICS
 from .keys import SPACE_KWARGS, arch_keys, space_kwargs
+from .model import Calibration
 from .runtime import DEFAULT_RUNTIME, RUNTIMES
 
 LUT_FORMAT = "saswot-gp-latency-lut"
@@ -19,11 +21,14 @@ LUT_VERSION = 1
 
 
 class LatencyTable:
-    """Per-configuration latencies (ms), params and MACs of one realtime space at one resolution."""
+    """Per-configuration latencies (ms), params and MACs of one realtime space at one resolution, and optionally
+    a ``calibration`` (:class:`.model.Calibration`) that :meth:`predict` uses instead of the plain sum."""
 
-    def __init__(self, entries: Dict[str, Dict[str, float]], meta: Dict[str, object]):
+    def __init__(self, entries: Dict[str, Dict[str, float]], meta: Dict[str, object],
+                 calibration: Optional[Calibration] = None):
         self.entries = entries
         self.meta = meta
+        self.calibration = calibration
         self._space = None
 
     # -------------------------------------------------------------- properties
@@ -67,10 +72,22 @@ class LatencyTable:
             self._space = get_space(self.space_name, **kw)
         return self._space
 
-    def digest(self) -> str:
-        """Short SHA-256 of the entries (identifies the measurements)."""
+    def entries_digest(self) -> str:
+        """Short SHA-256 of the entries (identifies the per-part measurements)."""
         blob = json.dumps(self.entries, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    def digest(self) -> str:
+        """Short SHA-256 of what predictions depend on: the entries (the same as :meth:`entries_digest` for a table
+        without calibration), and the calibration's features and coefficients when there is one."""
+        if self.calibration is None:
+            return self.entries_digest()
+        blob = json.dumps({"entries": self.entries, "calibration": self.calibration.model()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def with_calibration(self, calibration: Optional[Calibration]) -> "LatencyTable":
+        """A copy of the table (same entries and meta) with ``calibration`` (None: without one)."""
+        return LatencyTable(dict(self.entries), dict(self.meta), calibration)
 
     # -------------------------------------------------------------- prediction
     def check_compatible(self, space) -> None:
@@ -107,8 +124,19 @@ class LatencyTable:
         """Keys of ``arch``'s parts in this table's space (SaswotError if the arch is not of that space)."""
         return arch_keys(self.space(), arch)
 
-    def predict(self, arch: str) -> float:
-        """Predicted batch-1 latency (ms) of ``arch``: the sum of its parts' table entries."""
+    def parts(self, arch: str) -> List[Tuple[str, float]]:
+        """(key, entry ms) of each of ``arch``'s parts, in network order."""
+        return [(k, float(self._entry(k)["ms"])) for k in self.keys_for(arch)]
+
+    def predict(self, arch: str, raw: bool = False) -> float:
+        """Predicted batch-1 latency (ms) of ``arch``: the table's calibration applied to its parts' entries when
+        the table has one (and not ``raw``), else the sum of its parts' entries (:meth:`predict_raw`)."""
+        if self.calibration is None or raw:
+            return self.predict_raw(arch)
+        return self.calibration.predict(self.parts(arch))
+
+    def predict_raw(self, arch: str) -> float:
+        """The sum of ``arch``'s parts' table entries (ms), each part timed alone."""
         return float(sum(self._entry(k)["ms"] for k in self.keys_for(arch)))
 
     def predict_params(self, arch: str) -> int:
@@ -122,7 +150,10 @@ class LatencyTable:
     # -------------------------------------------------------------- files
     def to_json(self) -> Dict[str, object]:
         """The JSON document of the table."""
-        return {"format": LUT_FORMAT, "version": LUT_VERSION, "meta": self.meta, "entries": self.entries}
+        doc = {"format": LUT_FORMAT, "version": LUT_VERSION, "meta": self.meta, "entries": self.entries}
+        if self.calibration is not None:
+            doc["calibration"] = self.calibration.to_json()
+        return doc
 
     def save(self, path: Union[str, Path]) -> None:
         """Write the table as JSON, atomically (temporary file then ``os.replace``)."""
@@ -173,4 +204,17 @@ class LatencyTable:
             table.space()
         except SaswotError as exc:
             raise SaswotError(f"{where}: {exc}") from None
+        if doc.get("calibration") is not None:
+            table.calibration = cls._calibration(doc["calibration"], table, where)
         return table
+
+    @staticmethod
+    def _calibration(doc: object, table: "LatencyTable", where: str) -> Calibration:
+        """The stored calibration, refused when it was fitted on other entries than the table's."""
+        cal = Calibration.from_json(doc, where)
+        fitted_on = cal.info.get("entries_digest")
+        if fitted_on is not None and fitted_on != table.entries_digest():
+            raise SaswotError(f"{where}: its calibration was fitted on entries with digest {fitted_on!r}, but the "
+                              f"entries' digest is {table.entries_digest()!r}; calibrate again with "
+                              f"`saswot-gp latency calibrate`")
+        return cal

@@ -23,9 +23,13 @@ before the results still in flight are known, and those results arrive in an ord
 so which architectures get scored (the history, the top list) is not reproducible from the seed: not equal
 to the serial run's and not equal between two asynchronous runs. Checkpoints also keep the candidates in
 flight (``pending``); a resumed run scores them first, so nothing proposed is lost.
+
+At the end the top K can be measured on the table's runtime, threads and device (``remeasure``; the CLI does by
+default): the top K and their ranks are the proxy's, and rows whose measured latency misses the budget are marked
+(``meets_budget`` false) and moved to the end of the list, so noise in the measurement never reorders the rest.
 """
 
 from .engine import CHECKPOINT_FORMAT, MUTATION_TRIES, SAMPLE_TRIES  # noqa: F401
 from .run import (CHECKPOINT, RESUME_KEYS, RUN_FILES, finish, format_top, parse_budget,  # noqa: F401
-                  resolve_lut, run_search, search_cost)
+                  remeasure_top, resolve_lut, run_search, search_cost)
 from .scorer import BATCH_KINDS, ProxyScorer, search_batch  # noqa: F401

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -40,7 +41,8 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
                resume: bool = False, checkpoint_every: int = 5, progress: Optional[Progress] = None,
                log: Optional[Callable[[str], None]] = None, overwrite: bool = False,
                train_time: Optional[float] = None, executor: Optional["Executor"] = None,
-               in_flight: Optional[int] = None, runtime: Optional[str] = None) -> Dict[str, object]:
+               in_flight: Optional[int] = None, runtime: Optional[str] = None,
+               remeasure: bool = False) -> Dict[str, object]:
     """Aging evolution over ``space`` scored by ``proxy`` under ``max_latency_ms`` (LUT-predicted); writes OUT.
 
     Writes OUT/checkpoint.json (atomic, every ``checkpoint_every`` scores and at the end), OUT/top.csv and
@@ -58,6 +60,9 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
     ``runtime`` ('eager' or 'onnxruntime'): what the search's latency budget is for; a ``lut`` measured with
     another runtime is refused (one line naming both; None: not checked), as is one for another resolution or
     space settings than ``space``'s (``LatencyTable.check_compatible``).
+
+    ``remeasure``: measure the final top K on the table's runtime, threads and device (:func:`remeasure_top`; the
+    CLI's default, off here so that a library run measures nothing unless asked).
     """
     say = log or (lambda msg: None)
     if budget < 1 or top_k < 1 or population < 2 or sample_size < 1 or batch_size < 1:
@@ -83,7 +88,7 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
         say(f"resuming {out}: {len(state.history)} architectures already scored")
     images, labels, batch_text = search_batch(space, batch, batch_size)
     say(f"batch: {batch_text}; proxy: {scorer.label}; latency budget {max_latency_ms:.3f} ms "
-        f"(predicted, {lut.threads} thread(s))")
+        f"(predicted{' by the calibrated table' if lut.calibration is not None else ''}, {lut.threads} thread(s))")
     if executor is not None and executor.distributed:
         flight = int(in_flight) if in_flight is not None else 2 * executor.n_workers
         if flight < 1:
@@ -97,7 +102,8 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
         search = _AgingEvolution(space, scorer, lut, max_latency_ms, state, (images, labels), seed, progress)
     search.run(budget, population, sample_size, checkpoint_every,
                lambda: atomic_write_json(out / CHECKPOINT, state.to_json(settings)))
-    return finish(space, lut, state, settings, out, top_k, budget, batch_text, scorer.label, train_time)
+    return finish(space, lut, state, settings, out, top_k, budget, batch_text, scorer.label, train_time,
+                  remeasure=remeasure, log=say)
 
 
 def _top(space, state: _State, top_k: int, lut: LatencyTable) -> List[Dict[str, object]]:
@@ -112,29 +118,70 @@ def _top(space, state: _State, top_k: int, lut: LatencyTable) -> List[Dict[str, 
             model = space.build(arch)
         lat = float(row["latency_ms"])
         rows.append({"rank": rank, "arch": arch, "score": row["score"], "latency_ms": lat,
-                     "fps": 1000.0 / lat if lat > 0 else math.inf, "params": count_params(model),
-                     "flops": count_flops(model, torch.zeros(1, 3, h, w))})
+                     "fps": 1000.0 / lat if lat > 0 else math.inf, "measured_ms": None, "meets_budget": None,
+                     "params": count_params(model), "flops": count_flops(model, torch.zeros(1, 3, h, w))})
     return rows
 
 
+def remeasure_top(lut: LatencyTable, top: List[Dict[str, object]], max_latency_ms: float,
+                  seed: int) -> Dict[str, object]:
+    """Measure the ``top`` rows' networks (weights from ``seed``) as ``latency check`` does
+    (:func:`saswot_gp.latency.measure_archs`: the table's runtime, threads, statistic and device, its warm-up,
+    repeats and rounds) and set each row's ``measured_ms`` and ``meets_budget`` (measured <= ``max_latency_ms``).
+
+    The rule that keeps a run's result reproducible: which architectures are in the top K and their ``rank`` come
+    from the proxy scores alone (seeded, as without re-measuring); re-measuring only moves the rows whose measured
+    latency misses the budget to the end of the list, keeping score order on both sides (a stable sort). Returns
+    how it measured and how many rows missed the budget."""
+    from ..latency import measure_archs
+    meta = lut.meta
+    how = {"runtime": lut.runtime, "threads": lut.threads, "statistic": lut.statistic,
+           "device": str(meta.get("device", "cpu")), "warmup": int(meta.get("warmup", 5)),  # type: ignore[arg-type]
+           "repeats": int(meta.get("repeats", 20)), "rounds": int(meta.get("rounds", 1)),  # type: ignore[arg-type]
+           "seed": int(seed)}
+    t0 = time.perf_counter()
+    measured = measure_archs(lut, [str(r["arch"]) for r in top], seed=int(seed), warmup=how["warmup"],
+                             repeats=how["repeats"], rounds=how["rounds"])
+    for row, ms in zip(top, measured):
+        row["measured_ms"], row["meets_budget"] = float(ms), bool(ms <= max_latency_ms)
+    top.sort(key=lambda r: not r["meets_budget"])
+    how.update(measure_s=round(time.perf_counter() - t0, 3), over_budget=sum(not r["meets_budget"] for r in top))
+    return how
+
+
+def _calibration_label(lut: LatencyTable) -> Optional[str]:
+    """'MODEL on N networks (seed S)' for a calibrated table, else None (predictions are the plain sum)."""
+    if lut.calibration is None:
+        return None
+    info = lut.calibration.info
+    return f"{info.get('model', 'custom')} on {info.get('n', '?')} networks (seed {info.get('seed', '?')})"
+
+
 def finish(space, lut: LatencyTable, state: _State, settings: Dict[str, object], out: Path, top_k: int,
-           budget: int, batch_text: str, proxy_label: str, train_time: Optional[float] = None) -> Dict[str, object]:
+           budget: int, batch_text: str, proxy_label: str, train_time: Optional[float] = None,
+           remeasure: bool = False, log: Optional[Callable[[str], None]] = None) -> Dict[str, object]:
     """Write OUT/top.csv and OUT/top.json for the search ``state``; return the summary (with ``search_cost``
-    when the measured training time of one network, ``train_time`` seconds, is given)."""
+    when the measured training time of one network, ``train_time`` seconds, is given, and with the top K measured
+    (:func:`remeasure_top`, ``remeasure`` in the summary) when ``remeasure``)."""
     top = _top(space, state, top_k, lut)
+    measured = None
+    if remeasure and top:
+        (log or (lambda msg: None))(f"measuring the top {len(top)} on {lut.runtime} ({lut.threads} thread(s))")
+        measured = remeasure_top(lut, top, float(settings["max_latency_ms"]), int(settings["seed"]))  # type: ignore
     scored = len(state.history)
     summary = {"scored": scored, "budget": int(budget), "steps": state.steps, "infeasible_rejected": state.infeasible,
                "wall_s": state.elapsed, "archs_per_s": scored / state.elapsed if state.elapsed > 0 else math.inf,
                "proxy": proxy_label, "max_latency_ms": settings["max_latency_ms"],
                "min_fps": 1000.0 / float(settings["max_latency_ms"]), "batch": batch_text,
                "resolution": list(space.input_size), "lut": {"digest": lut.digest(), "threads": lut.threads,
-                                                            "runtime": lut.runtime, "date": lut.meta.get("date")},
-               "settings": settings, "top": top}
+                                                            "runtime": lut.runtime, "date": lut.meta.get("date"),
+                                                            "calibration": _calibration_label(lut)},
+               "settings": settings, "remeasure": measured, "top": top}
     if train_time is not None:
         summary["search_cost"] = search_cost(scored, train_time, state.elapsed)
     atomic_write_json(out / "top.json", summary)
     buf = io.StringIO()
-    fields = ["rank", "arch", "score", "latency_ms", "fps", "params", "flops"]
+    fields = ["rank", "arch", "score", "latency_ms", "fps", "measured_ms", "meets_budget", "params", "flops"]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in top:
@@ -144,12 +191,21 @@ def finish(space, lut: LatencyTable, state: _State, settings: Dict[str, object],
 
 
 def format_top(summary: Dict[str, object]) -> str:
-    """A plain-text table of the summary's top architectures and its cost line."""
-    lines = [f"{'rank':>4}  {'score':>12}  {'lat ms':>8}  {'FPS':>8}  {'params':>9}  {'MMACs':>8}  arch"]
+    """A plain-text table of the summary's top architectures (predicted and, when re-measured, measured latency;
+    rows that miss the budget when measured are marked and listed last) and its cost line."""
+    lines = [f"{'rank':>4}  {'score':>12}  {'pred ms':>8}  {'meas ms':>8}  {'FPS':>8}  {'params':>9}  {'MMACs':>8}  "
+             f"arch"]
     for r in summary["top"]:  # type: ignore[union-attr]
         s = "nan" if r["score"] is None else f"{r['score']:.5g}"
-        lines.append(f"{r['rank']:>4}  {s:>12}  {r['latency_ms']:8.3f}  {r['fps']:8.1f}  {r['params']:9d}  "
+        meas = "-" if r.get("measured_ms") is None else f"{r['measured_ms']:.3f}" + ("" if r["meets_budget"] else "!")
+        lines.append(f"{r['rank']:>4}  {s:>12}  {r['latency_ms']:8.3f}  {meas:>8}  {r['fps']:8.1f}  {r['params']:9d}  "
                      f"{r['flops'] / 1e6:8.2f}  {r['arch']}")
+    how = summary.get("remeasure")
+    if how:
+        lines.append(f"measured on {how['runtime']}, {how['threads']} thread(s), {how['device']} "  # type: ignore
+                     f"({how['statistic']} of {how['repeats']} x {how['rounds']} round(s))"  # type: ignore
+                     + (f"; {how['over_budget']} over the budget when measured (!): listed last"  # type: ignore
+                        if how["over_budget"] else ""))  # type: ignore[index]
     lines.append(f"scored {summary['scored']} architectures in {summary['wall_s']:.1f} s "
                  f"({summary['archs_per_s']:.2f}/s); proxy {summary['proxy']}; latency budget "
                  f"{summary['max_latency_ms']:.3f} ms ({summary['min_fps']:.1f} FPS)")
@@ -187,8 +243,9 @@ def resolve_lut(space_name: str, resolution: Optional[Sequence[int]], lut_path: 
         if lut.space_name != space_name:
             raise SaswotError(f"latency table {str(path)!r} is for space {lut.space_name!r}, not {space_name!r}")
         lut.check_measured_for(runtime, resolution, where=f"latency table {str(path)!r}")
+        cal = _calibration_label(lut)
         say(f"latency table {path} ({len(lut.entries)} entries, {lut.resolution[0]}x{lut.resolution[1]}, "
-            f"{lut.runtime}, {lut.threads} thread(s))")
+            f"{lut.runtime}, {lut.threads} thread(s)" + (f", calibrated: {cal})" if cal else ")"))
         return lut.space(), lut
     space = get_space(space_name, **({"input_size": tuple(resolution)} if resolution else {}))
     say(f"no --lut: building a latency table of {space_name} at {space.input_size[0]}x{space.input_size[1]} "

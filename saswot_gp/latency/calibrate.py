@@ -1,0 +1,87 @@
+"""Calibrate a latency table on measured whole networks (the model: :mod:`.model`).
+
+:func:`calibrate_lut` measures ``n`` seeded networks with :func:`.check.measure_archs`, the procedure of
+``saswot-gp latency check``, on the table's runtime, threads, statistic and device, and fits the model
+(non-negative least squares on relative errors). Its networks come from seeds >= :data:`MIN_SEED` (default 1000),
+so they are never the networks ``latency check`` draws with its seeds (default 0), and every check reports how many
+of its networks are in the calibration sample (``calibration_overlap``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+from ..errors import SaswotError
+from .check import agreement, measure_archs
+from .model import DEFAULT_FEATURES, Calibration, feature_set, fit
+from .table import LatencyTable
+
+MIN_SEED = 1000
+SAMPLERS = ("mixed", "uniform", "diverse")
+
+
+def sample_archs(space, n: int, seed: int, sampler: str = "mixed") -> List[str]:
+    """``n`` archs drawn from ``random.Random(seed)``: uniform (``space.sample``), diverse (``sample_diverse``:
+    few operators and widths per network, a wider range of latency) or mixed (alternately, uniform first)."""
+    if sampler not in SAMPLERS:
+        raise SaswotError(f"unknown calibration sampler {sampler!r}; expected one of {list(SAMPLERS)}")
+    rng = random.Random(int(seed))
+    out = []
+    for i in range(int(n)):
+        diverse = sampler == "diverse" or (sampler == "mixed" and i % 2 == 1)
+        out.append(space.sample_diverse(rng) if diverse else space.sample(rng))
+    return out
+
+
+def fit_calibration(table: LatencyTable, archs: Sequence[str], measured: Sequence[float],
+                    features: str = DEFAULT_FEATURES, info: Optional[Dict[str, object]] = None) -> LatencyTable:
+    """A copy of ``table`` calibrated by the model ``features`` (a name of :data:`.model.FEATURE_SETS`) fitted on
+    ``archs`` and their ``measured`` latencies (ms). No timing happens here; the fit, its residuals, the sample
+    and ``info`` are stored in the calibration."""
+    names = feature_set(features)
+    archs, measured = list(archs), [float(m) for m in measured]
+    rows = [table.parts(a) for a in archs]
+    coef, unfitted = fit(names, rows, measured)
+    cal = Calibration(names, coef)
+    fitted = [cal.predict(parts) for parts in rows]
+    raw = [table.predict_raw(a) for a in archs]
+    cal.info = dict(info or {})
+    cal.info.update(
+        model=features, n_coefficients=len(names), unfitted=unfitted, entries_digest=table.entries_digest(),
+        fit=agreement(fitted, measured), raw=agreement(raw, measured), archs=archs, measured_ms=measured,
+        fitted_ms=fitted, residuals_ms=[m - f for m, f in zip(measured, fitted)])
+    return table.with_calibration(cal)
+
+
+def calibrate_lut(table: LatencyTable, n: int = 60, seed: int = MIN_SEED, warmup: int = 5, repeats: int = 20,
+                  rounds: int = 1, features: str = DEFAULT_FEATURES, sampler: str = "mixed",
+                  progress: Optional[Callable[[int, int], None]] = None,
+                  archs: Optional[Sequence[str]] = None) -> LatencyTable:
+    """Measure ``n`` networks (:func:`sample_archs` with ``seed`` and ``sampler``, or ``archs``) as
+    ``latency check`` does (:func:`.check.measure_archs`: the table's runtime, threads, statistic, device; weights
+    from ``seed``; ``warmup``, ``repeats``, ``rounds``) and return a copy of ``table`` with the model ``features``
+    fitted on them (any calibration the table had is replaced; the raw entries are what is fitted).
+
+    ``seed`` must be at least :data:`MIN_SEED`, so that the sample is not a ``latency check`` sample."""
+    if int(seed) < MIN_SEED:
+        raise SaswotError(f"calibration seed {seed}: use {MIN_SEED} or more, so that calibration networks are never "
+                          f"the ones `latency check` draws (seed 0 by default)")
+    feature_set(features)                     # fail before measuring
+    given = archs is not None
+    archs = list(archs) if given else sample_archs(table.space(), n, seed, sampler)
+    if len(archs) < len(feature_set(features)) + 2:
+        raise SaswotError(f"calibration model {features!r} needs at least {len(feature_set(features)) + 2} networks, "
+                          f"got {len(archs)}")
+    t0 = time.perf_counter()
+    measured = measure_archs(table, archs, seed=int(seed), warmup=warmup, repeats=repeats, rounds=rounds,
+                                   progress=progress)
+    info: Dict[str, object] = {
+        "n": len(archs), "seed": int(seed), "sampler": "given" if given else sampler,
+        "warmup": int(warmup), "repeats": int(repeats), "rounds": int(rounds), "runtime": table.runtime,
+        "threads": table.threads, "statistic": table.statistic, "device": str(table.meta.get("device", "cpu")),
+        "measure_s": round(time.perf_counter() - t0, 3),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return fit_calibration(table, archs, measured, features, info)

@@ -1,0 +1,187 @@
+"""Calibration of a latency table on measured whole networks (issue 14 part B), with deterministic fake timings."""
+
+import json
+import random
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import saswot_gp.latency as latency_pkg
+from saswot_gp.cli import main
+from saswot_gp.errors import SaswotError
+from saswot_gp.latency import (FEATURE_SETS, GROUPS, LatencyTable, build_lut, calibrate_lut, check_lut,
+                               fit_calibration, part_group, sample_archs)
+from saswot_gp.latency import calibrate as calibrate_mod
+from saswot_gp.latency import check as check_mod
+from saswot_gp.spaces import get_space
+from saswot_gp.training import speed
+
+torch.set_num_threads(1)
+SMALL = dict(base_width=4, input_size=32, num_layers=4)
+# "measured" = intercept + a scale per part group x the entries' ms of that group (+ per-layer overheads below)
+SCALES = {"ends": 1.1, "c3": 1.2, "c33": 1.3, "zc": 1.5, "dc": 1.25, "dw": 1.6, "ir": 1.4, "sk": 2.0, "down": 1.15}
+INTERCEPT = 0.3
+
+
+@pytest.fixture(scope="module")
+def table():
+    """A table of the small space whose entries are a deterministic function of each part's MACs."""
+    space = get_space("realtime", **SMALL)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(speed, "forward_times", lambda model, x, warmup=5, repeats=20, sync=None: [1.0])
+        lut = build_lut(space, repeats=1, warmup=0)
+    return LatencyTable({k: dict(e, ms=0.01 + e["macs"] / 1e5) for k, e in lut.entries.items()}, lut.meta)
+
+
+def _truth(overhead=None):
+    overhead = overhead or {}
+
+    def measured(table, arch):
+        parts = table.parts(arch)
+        return (INTERCEPT + sum(SCALES[part_group(k)] * ms for k, ms in parts)
+                + sum(overhead.get(part_group(k), 0.0) for k, _ in parts))
+    return measured
+
+
+def _fake_measure(monkeypatch, measured, calls=None):
+    def fake(table, archs, seed=0, warmup=5, repeats=20, rounds=1, progress=None, device=None, runtime=None):
+        if calls is not None:
+            calls.append((list(archs), seed, warmup, repeats, rounds))
+        return [measured(table, a) for a in archs]
+    monkeypatch.setattr(check_mod, "measure_archs", fake)
+    monkeypatch.setattr(calibrate_mod, "measure_archs", fake)
+
+
+def test_part_groups_and_feature_sets():
+    assert part_group("stem:4:32x32") == "ends" == part_group("head:8:40:L0:L2")
+    assert part_group("layer:dw:16:40:2:2x2") == "down" and part_group("layer:c33:8:8:1:4x4") == "c33"
+    assert GROUPS == ("ends", "c3", "c33", "zc", "dc", "dw", "ir", "sk", "down")
+    assert {k: len(v) for k, v in FEATURE_SETS.items()} == {"affine": 2, "scale": 10, "scale+overhead": 17}
+    from saswot_gp.commands import latency as cli_latency
+    assert cli_latency.MODELS == tuple(FEATURE_SETS) and cli_latency.DEFAULT_MODEL == latency_pkg.DEFAULT_FEATURES
+    assert cli_latency.MIN_SEED == latency_pkg.CALIBRATION_MIN_SEED and cli_latency.SAMPLERS == calibrate_mod.SAMPLERS
+
+
+def test_fit_recovers_the_scales_and_predictions_improve(table, monkeypatch):
+    calls = []
+    _fake_measure(monkeypatch, _truth(), calls)
+    cal = calibrate_lut(table, n=40, warmup=2, repeats=3, rounds=2)
+    (archs, seed, *how), = calls
+    assert seed == 1000 and how == [2, 3, 2] and archs == sample_archs(table.space(), 40, 1000, "mixed")
+    got = dict(zip(cal.calibration.features, cal.calibration.coefficients))
+    assert got == pytest.approx({"1": INTERCEPT, **{f"ms:{g}": s for g, s in SCALES.items()}}, abs=1e-9)
+    info = cal.calibration.info
+    assert (info["n"], info["seed"], info["model"], info["n_coefficients"], info["sampler"]) == (40, 1000, "scale", 10,
+                                                                                                   "mixed")
+    assert info["archs"] == archs and max(abs(r) for r in info["residuals_ms"]) < 1e-9 and info["unfitted"] == []
+    assert info["fit"]["median_abs_rel_error"] < 1e-9 < info["raw"]["median_abs_rel_error"]
+    # the check sample (seed 0) is disjoint from the calibration sample, and predictions improve on it
+    res = check_lut(cal, n=30, seed=0)
+    assert res["calibrated"] and res["calibration_overlap"] == 0 and res["calibration_model"] == "scale"
+    assert res["kendall_tau"] == pytest.approx(1.0) and res["median_abs_rel_error"] < 1e-9
+    assert res["raw"]["kendall_tau"] < 0.99 and res["raw"]["median_abs_rel_error"] > 0.1
+    assert res["raw"]["median_ratio"] < 0.9 and res["median_ratio"] == pytest.approx(1.0)
+    assert all(r["raw_ms"] == table.predict(r["arch"]) for r in res["rows"])
+    assert check_lut(cal, archs=archs[:5])["calibration_overlap"] == 5
+
+
+def test_overhead_model_recovers_per_layer_overheads(table, monkeypatch):
+    overhead = {"c3": 0.05, "dw": 0.2, "sk": 0.1, "down": 0.15}
+    _fake_measure(monkeypatch, _truth(overhead))
+    cal = calibrate_lut(table, n=60, features="scale+overhead")
+    got = dict(zip(cal.calibration.features, cal.calibration.coefficients))
+    per_layer = INTERCEPT / SMALL["num_layers"]   # no intercept in this model: it is spread over the layers
+    want = {**{f"ms:{g}": s for g, s in SCALES.items()},
+            **{f"n:{g}": overhead.get(g, 0.0) + per_layer for g in GROUPS if g != "ends"}}
+    assert got == pytest.approx(want, abs=1e-9)
+    scale_only = calibrate_lut(table, n=60)        # cannot represent the overheads: better than raw, not exact
+    res, res_scale = check_lut(cal, n=20), check_lut(scale_only, n=20)
+    assert res["median_abs_rel_error"] < 1e-9 < res_scale["median_abs_rel_error"]
+    assert res_scale["median_abs_rel_error"] < res_scale["raw"]["median_abs_rel_error"]
+
+
+def test_json_round_trip_and_old_tables_unchanged(table, monkeypatch, tmp_path):
+    _fake_measure(monkeypatch, _truth())
+    cal = calibrate_lut(table, n=20, seed=1234, sampler="uniform")
+    cal.save(tmp_path / "cal.json")
+    doc = json.loads((tmp_path / "cal.json").read_text())
+    assert doc["calibration"]["seed"] == 1234 and len(doc["calibration"]["archs"]) == 20
+    assert doc["calibration"]["features"] == list(FEATURE_SETS["scale"]) and doc["meta"] == table.meta
+    back = LatencyTable.load(tmp_path / "cal.json")
+    assert back.calibration.model() == cal.calibration.model() and back.digest() == cal.digest() != table.digest()
+    arch = table.space().sample(random.Random(5))
+    assert back.predict(arch) == cal.predict(arch) != back.predict(arch, raw=True) == back.predict_raw(arch)
+    assert back.predict_raw(arch) == table.predict(arch) == sum(ms for _, ms in table.parts(arch))
+    # a table without calibration: no key written, the plain sum, the digest of its entries as before
+    table.save(tmp_path / "old.json")
+    old = LatencyTable.load(tmp_path / "old.json")
+    assert "calibration" not in json.loads((tmp_path / "old.json").read_text())
+    assert old.calibration is None and old.predict(arch) == old.predict_raw(arch)
+    assert old.digest() == old.entries_digest() == table.digest()
+    assert not check_lut(old, n=3)["calibrated"] and "raw_ms" not in check_lut(old, n=3)["rows"][0]
+    # refits from stored measurements need no timing; an existing calibration is replaced
+    info = cal.calibration.info
+    refit = fit_calibration(cal, info["archs"], info["measured_ms"], "affine")
+    assert refit.calibration.features == ["1", "ms:all"] and refit.calibration.info["raw"] == info["raw"]
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c.update(coefficients=c["coefficients"][:-1]), "10 features but 9 coefficients"),
+    (lambda c: c.update(features=["1", "ms:conv"] + c["features"][2:]), "unknown calibration feature 'ms:conv'"),
+    (lambda c: c["coefficients"].__setitem__(0, "x"), "coefficient 'x' is not a finite number"),
+    (lambda c: c.update(entries_digest="0" * 16), "fitted on entries with digest"),
+    (lambda c: c.pop("features"), "needs lists 'features' and 'coefficients'"),
+])
+def test_bad_calibrations_give_one_line_errors(table, monkeypatch, tmp_path, mutate, message):
+    _fake_measure(monkeypatch, _truth())
+    doc = calibrate_lut(table, n=12).to_json()
+    mutate(doc["calibration"])
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(SaswotError, match=message) as info:
+        LatencyTable.load(tmp_path / "bad.json")
+    assert "\n" not in str(info.value)
+
+
+def test_calibration_guards(table, monkeypatch):
+    _fake_measure(monkeypatch, _truth())
+    with pytest.raises(SaswotError, match="use 1000 or more"):
+        calibrate_lut(table, n=20, seed=0)
+    with pytest.raises(SaswotError, match="needs at least 12 networks"):
+        calibrate_lut(table, n=11)
+    with pytest.raises(SaswotError, match="unknown calibration model 'cubic'"):
+        calibrate_lut(table, n=20, features="cubic")
+    with pytest.raises(SaswotError, match="unknown calibration sampler"):
+        calibrate_lut(table, n=20, sampler="sobol")
+    # a group that never occurs in the sample keeps the plain sum's coefficient (1) and is listed as unfitted
+    space = table.space()
+    no_dw = [a for a in sample_archs(space, 80, 1000, "uniform") if "dw." not in a][:20]
+    cal = calibrate_lut(table, archs=no_dw)
+    assert cal.calibration.info["unfitted"] == ["ms:dw"] and cal.calibration.info["sampler"] == "given"
+    assert dict(zip(cal.calibration.features, cal.calibration.coefficients))["ms:dw"] == 1.0
+
+
+def test_cli_build_calibrate_and_check(table, monkeypatch, tmp_path):
+    _fake_measure(monkeypatch, _truth())
+    monkeypatch.setattr(speed, "forward_times", lambda model, x, warmup=5, repeats=20, sync=None: [1.0])
+    table.save(tmp_path / "lut.json")
+    res = CliRunner().invoke(main, ["latency", "calibrate", "--lut", str(tmp_path / "lut.json"), "--n", "14",
+                                    "--out", str(tmp_path / "cal.json")])
+    assert res.exit_code == 0, res.output
+    assert "calibrated on 14 networks (seed 1000, mixed, model scale, 10 coefficients)" in res.output
+    cal = LatencyTable.load(tmp_path / "cal.json")
+    assert cal.calibration.info["repeats"] == table.meta["repeats"] and cal.entries == table.entries
+    res = CliRunner().invoke(main, ["latency", "check", "--lut", str(tmp_path / "cal.json"), "--n", "4"])
+    assert res.exit_code == 0, res.output
+    assert "plain sum of entries: Kendall tau" in res.output and "(0 of the networks calibrated on)" in res.output
+    res = CliRunner().invoke(main, ["latency", "calibrate", "--lut", str(tmp_path / "lut.json"), "--calibrate-seed",
+                                    "7", "--out", str(tmp_path / "x.json")])
+    assert res.exit_code == 2 and "7 is not in the range x>=1000" in res.output
+    out = tmp_path / "built.json"
+    res = CliRunner().invoke(main, ["latency", "build", "--resolution", "32x32", "--repeats", "1", "--warmup", "0",
+                                    "--calibrate", "12", "--calibrate-seed", "2000", "--model", "affine", "--out",
+                                    str(out)])
+    assert res.exit_code == 0, res.output
+    built = LatencyTable.load(out)
+    assert built.calibration.info["seed"] == 2000 and built.calibration.features == ["1", "ms:all"]
+    assert built.space_kwargs["num_layers"] == 10
