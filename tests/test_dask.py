@@ -18,7 +18,7 @@ from saswot_gp.execution import Executor, check_device, executor
 from saswot_gp.spaces import get_space
 from saswot_gp.stats.cache import stats_for_archs
 
-pytest.importorskip("distributed")
+
 
 
 def _same_stats(a, b):
