@@ -23,7 +23,6 @@ from saswot_gp.spaces import get_space
 from saswot_gp.stats.cache import build_model
 from saswot_gp.zerocost import measure_names
 
-pytest.importorskip("distributed")
 
 BUILD_ARGS = ["--space", "realtime", "--n", "5", "--seeds", "2", "--repeat", "1", "--steps", "3", "--batch-size", "4",
               "--input-size", "32", "--base-width", "4"]
