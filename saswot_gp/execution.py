@@ -25,6 +25,15 @@ def _worker_setup(device: Optional[str] = None) -> None:
     torch.set_num_threads(1)
 
 
+def _task(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Run one task with one torch thread in the thread that runs it (a worker's task thread keeps its own
+    setting)."""
+    import torch
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    return fn(*args, **kwargs)
+
+
 def _register_setup(client) -> None:
     """Apply :func:`_worker_setup` to every worker now and to every worker that joins or restarts later."""
     from distributed.diagnostics.plugin import WorkerPlugin
@@ -70,8 +79,8 @@ class Executor:
                 yield i, fn(item, *args, **kwargs)
             return
         from distributed import as_completed
-        futures = self.client.map(fn, list(items), *[_same(a, len(items)) for a in args], retries=RETRIES,
-                                  pure=False, **kwargs)
+        futures = self.client.map(_task, _same(fn, len(items)), list(items), *[_same(a, len(items)) for a in args],
+                                  retries=RETRIES, pure=False, **kwargs)
         index = {f.key: i for i, f in enumerate(futures)}
         try:
             for fut in as_completed(futures):
@@ -129,7 +138,7 @@ class Stream:
             self.flying[key] = fn(*args)
             return
         from distributed import as_completed
-        fut = self.ex.client.submit(fn, *args, retries=RETRIES, pure=False)
+        fut = self.ex.client.submit(_task, fn, *args, retries=RETRIES, pure=False)
         self.flying[key] = fut
         if self._arrivals is None:
             self._arrivals = as_completed()
@@ -189,7 +198,8 @@ def executor(workers: int = 0, scheduler: Optional[str] = None,
         ex = Executor(client, None, say)
         say(f"dask: connected to {scheduler} ({ex.n_workers} workers); dashboard {client.dashboard_link}")
         return ex
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # inherited by the workers
+        os.environ.setdefault(var, "1")
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                            silence_logs=40)
     client = Client(cluster)
