@@ -65,3 +65,24 @@ def random_trees(n, seed=0, min_=1, max_=5):
     pset = build_pset()
     random.seed(seed)
     return [[node.name for node in gp.PrimitiveTree(gp.genHalfAndHalf(pset, min_, max_))] for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def space():
+    """A small realtime space for search tests (base width 4, 32x32, 4 layers)."""
+    return get_space("realtime", base_width=4, input_size=32, num_layers=4)
+
+
+@pytest.fixture(scope="module")
+def lut(space):
+    """A quickly timed latency table of :func:`space`."""
+    from saswot_gp.latency import build_lut
+    return build_lut(space, repeats=1, warmup=0)
+
+
+@pytest.fixture(scope="module")
+def limit(space, lut):
+    """A latency budget about half the space meets (median predicted latency of 200 random networks)."""
+    import statistics
+    rng = random.Random(0)
+    return statistics.median(lut.predict(space.sample(rng)) for _ in range(200))

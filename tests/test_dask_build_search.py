@@ -8,7 +8,6 @@ import os
 import pickle
 import random
 import signal
-import statistics
 import threading
 
 import pytest
@@ -17,7 +16,6 @@ from click.testing import CliRunner
 from saswot_gp import benchbuild
 from saswot_gp.cli import main
 from saswot_gp.execution import executor
-from saswot_gp.latency import build_lut
 from saswot_gp.search import ProxyScorer, run_search
 from saswot_gp.spaces import get_space
 from saswot_gp.stats.cache import build_model
@@ -145,20 +143,6 @@ def test_proxy_scorer_pickles_for_every_registered_measure_and_a_tree(tmp_path):
             assert a == b or (a != a and b != b), spec
 
 
-@pytest.fixture(scope="module")
-def space():
-    return get_space("realtime", base_width=4, input_size=32, num_layers=4)
-
-
-@pytest.fixture(scope="module")
-def lut(space):
-    return build_lut(space, repeats=1, warmup=0)
-
-
-@pytest.fixture(scope="module")
-def limit(space, lut):
-    rng = random.Random(0)
-    return statistics.median(lut.predict(space.sample(rng)) for _ in range(200))
 
 
 def _search_batch(space):

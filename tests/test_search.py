@@ -1,7 +1,5 @@
 import csv
 import json
-import random
-import statistics
 
 import pytest
 import torch
@@ -9,7 +7,6 @@ from click.testing import CliRunner
 
 from saswot_gp.cli import main
 from saswot_gp.errors import SaswotError
-from saswot_gp.latency import build_lut
 from saswot_gp.proxy import Proxy
 from saswot_gp.search import ProxyScorer, parse_budget, run_search, search_batch, search_cost
 from saswot_gp.spaces import get_space
@@ -20,20 +17,6 @@ torch.set_num_threads(1)
 SETTINGS = dict(top_k=4, population=5, sample_size=3, batch_size=2, checkpoint_every=2)
 
 
-@pytest.fixture(scope="module")
-def space():
-    return get_space("realtime", base_width=4, input_size=32, num_layers=4)
-
-
-@pytest.fixture(scope="module")
-def lut(space):
-    return build_lut(space, repeats=1, warmup=0)
-
-
-@pytest.fixture(scope="module")
-def limit(space, lut):
-    rng = random.Random(0)
-    return statistics.median(lut.predict(space.sample(rng)) for _ in range(200))  # about half the space is feasible
 
 
 @pytest.fixture(scope="module")
