@@ -186,7 +186,7 @@ def nwot_table() -> dict:
         t = heldout_data(name).test.target
         live = registry_scores(name).get("nwot")
         out[name] = {"live nwot": kendall(live, t) if live is not None else float("nan"),
-                     "nwot_a(A)": kendall(score_heldout(hp["nwot"].tokens, name), t),
+                     "nwot_a(A)": kendall(score_heldout(hp["nwot_gp"].tokens, name), t),
                      "nwot_layers": kendall(score_heldout(hp["nwot_layers"].tokens, name), t)}
     return out
 
