@@ -178,15 +178,15 @@ def fitness(a, ex, tmp: Path) -> dict:
     tb = make_toolbox(EvolutionConfig())
     random.seed(0)
     res = {}
-    dmap, _close, fn = make_map(ev, ex)
+    dmap = make_map(ev, ex)
     for pop in a.populations:
         cands = [[n.name for n in tb.individual()] for _ in range(pop)]
-        list(map(ev, cands[:4])), list(dmap(fn, cands[:4]))  # warm-up
+        list(map(ev, cands[:4])), list(dmap(ev, cands[:4]))  # warm-up
         runs = {"serial": [], "dask": []}
         for _ in range(a.repeats):
             for mode, m in (("serial", map), ("dask", dmap)):
                 t = time.perf_counter()
-                got = list(m(ev if mode == "serial" else fn, cands))
+                got = list(m(ev, cands))
                 runs[mode].append(time.perf_counter() - t)
         med = {m: _median(v) for m, v in runs.items()}
         res[str(pop)] = {"wall_s": runs, "median_wall_s": med, "ratio_speed": med["serial"] / med["dask"],

@@ -132,8 +132,7 @@ def test_bad_config_rejected():
 def test_dask_workers_give_the_same_result(evaluator):
     from saswot_gp.execution import executor
     with executor(2) as ex:
-        map_fn, close, fn = make_map(evaluator, ex)
-        pooled = evolve(fn, _cfg(generations=2), map_fn=map_fn)
+        pooled = evolve(evaluator, _cfg(generations=2), map_fn=make_map(evaluator, ex))
     serial = evolve(evaluator, _cfg(generations=2))
     assert pooled.hall_of_fame == serial.hall_of_fame
 

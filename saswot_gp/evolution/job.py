@@ -157,7 +157,7 @@ def _evolve_on(ex, out: Path, st: EvolveSettings, resume: bool, cache_dir: Optio
     data = _prepare_all(st, cache_dir or str(out / "stats_cache"), log, ex, device)
     t_stats = time.perf_counter() - t0
     evaluator = MultiEvaluator({d.name: ProxyEvaluator(d.ptrain, d.train.target) for d in data}, how=st.fitness)
-    map_fn, close, fn = make_map(evaluator, ex)
+    map_fn = make_map(evaluator, ex)
     cfg = EvolutionConfig(population=st.population, generations=st.generations, seed=st.seed, terminals=st.terminals)
 
     def progress(rec):
@@ -166,11 +166,8 @@ def _evolve_on(ex, out: Path, st: EvolveSettings, resume: bool, cache_dir: Optio
             f"{rec['seconds']:.2f}s  {rec['best_expression']}")
 
     t1 = time.perf_counter()
-    try:
-        res = evolve(fn, cfg, seeds=list(handcrafted_proxies().values()), out_dir=str(out), resume=resume,
-                     map_fn=map_fn, progress=progress, run_info=st.run_info())
-    finally:
-        close()
+    res = evolve(evaluator, cfg, seeds=list(handcrafted_proxies().values()), out_dir=str(out), resume=resume,
+                 map_fn=map_fn, progress=progress, run_info=st.run_info())
     seconds = {"stats": t_stats, "evolution": time.perf_counter() - t1}
     return write_report(out, res, data, st.report_settings(), top, cfg.hof_size, seconds)
 

@@ -4,7 +4,7 @@ evaluated on Dask workers in batches, the evaluator (with its packed statistics)
 from __future__ import annotations
 
 import random
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Sequence
 
 # batches per worker and generation: enough to balance uneven candidates, few enough that task overhead
 # (a few ms each) stays small against ~10 ms per candidate
@@ -15,13 +15,13 @@ def _eval_batch(batch: Sequence[List[str]], evaluator) -> list:
     return [evaluator(tokens) for tokens in batch]
 
 
-def make_map(evaluator, ex=None) -> Tuple[Callable, Callable[[], None], Callable]:
-    """(map_fn, close, fn) for ``evolve(map_fn=...)``: ``map_fn(fn, candidates)`` evaluates token lists with
-    ``evaluator``. Without a distributed executor ``ex``: the built-in ``map``. With one: the evaluator is
-    scattered once and each generation's candidates go out in ``BATCHES_PER_WORKER`` batches per worker; the
-    results come back in candidate order, so a seeded run equals the serial one."""
+def make_map(evaluator, ex=None) -> Callable:
+    """``map_fn`` for ``evolve(evaluator, ..., map_fn=...)``: without a distributed executor ``ex``, the built-in
+    ``map``. With one: the evaluator is scattered once and each generation's candidates go out in
+    ``BATCHES_PER_WORKER`` batches per worker (the function ``evolve`` passes is ignored: the workers hold the
+    evaluator); the results come back in candidate order, so a seeded run equals the serial one."""
     if ex is None or not ex.distributed:
-        return map, (lambda: None), evaluator
+        return map
     handle = ex.scatter(evaluator)
 
     def dask_map(_fn, candidates) -> list:
@@ -36,4 +36,4 @@ def make_map(evaluator, ex=None) -> Tuple[Callable, Callable[[], None], Callable
             return [r for part in ex.map(_eval_batch, batches, handle) for r in part]
         finally:
             random.setstate(state)
-    return dask_map, (lambda: None), evaluator
+    return dask_map
