@@ -10,28 +10,71 @@ mid-task has its task run again on another worker (Dask reschedules it); a task 
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .errors import SaswotError
 
 RETRIES = 2  # a task that raises is retried this often before its error reaches the caller
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+MMAP_THRESHOLD = 32 * 2 ** 20  # glibc's own ceiling for its dynamic threshold on 64-bit
+
+
+def _keep_freed_blocks() -> bool:
+    """Raise glibc's mmap threshold to 32 MiB in this process; True if done (glibc only).
+
+    A Dask nanny starts its worker with ``MALLOC_TRIM_THRESHOLD_`` set, and setting any such variable freezes
+    glibc's mmap threshold at 128 KiB: every tensor larger than that is mapped and unmapped anew, and the page
+    faults made convolutions 1.8x slower in a worker than in a plain process (benchmarks/RESULTS.md)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (musl)
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 def _worker_setup(device: Optional[str] = None) -> None:
-    """Run on every worker: one torch thread per worker process."""
+    """Run on every worker: one torch thread per worker process, freed tensor memory kept for reuse."""
     import torch
     torch.set_num_threads(1)
+    _keep_freed_blocks()
+
+
+# On a worker: the objects :meth:`Executor.scatter` sent, by key (filled and emptied by :class:`_Held`)
+_HELD: dict = {}
+
+
+class Shared:
+    """A handle to an object every worker holds (:meth:`Executor.scatter`); tasks receive the object itself."""
+
+    def __init__(self, key: str):
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"Shared({self.key!r})"
+
+
+def _held(arg: Any) -> Any:
+    if not isinstance(arg, Shared):
+        return arg
+    try:
+        return _HELD[arg.key]
+    except KeyError:
+        raise RuntimeError(f"this worker does not hold {arg.key} (its executor was closed)") from None
 
 
 def _task(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     """Run one task with one torch thread in the thread that runs it (a worker's task thread keeps its own
-    setting)."""
+    setting), :class:`Shared` arguments replaced by the objects they name."""
     import torch
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
-    return fn(*args, **kwargs)
+    return fn(*[_held(a) for a in args], **{k: _held(v) for k, v in kwargs.items()})
 
 
 def _register_setup(client) -> None:
@@ -46,12 +89,41 @@ def _register_setup(client) -> None:
     client.register_plugin(OneThread())
 
 
+def _held_plugin(key: str, obj: Any):
+    """A worker plugin that puts ``obj`` in the worker's :data:`_HELD` under ``key`` (also on workers that join
+    or restart later) and drops it when unregistered."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class _Held(WorkerPlugin):
+        idempotent = False
+
+        def __init__(self):
+            self.name, self.obj = key, obj
+
+        def setup(self, worker) -> None:
+            _hold(key, self.obj)
+
+        def teardown(self, worker) -> None:
+            _hold(key, None)
+    return _Held()
+
+
+def _hold(key: str, obj: Any) -> None:
+    """Keep ``obj`` under ``key`` in this process (None: drop it). Module level, so that the plugin, pickled by
+    value, reaches this module's :data:`_HELD` on the worker rather than a copy of it."""
+    if obj is None:
+        _HELD.pop(key, None)
+    else:
+        _HELD[key] = obj
+
+
 class Executor:
     """Serial (``client is None``) or Dask execution of independent tasks; use as a context manager."""
 
     def __init__(self, client=None, cluster=None, log: Optional[Callable[[str], None]] = None):
         self.client, self.cluster = client, cluster
         self.log = log or (lambda msg: None)
+        self._held: List[str] = []
 
     @property
     def distributed(self) -> bool:
@@ -66,10 +138,20 @@ class Executor:
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
     def scatter(self, obj: Any) -> Any:
-        """Send ``obj`` to every worker once; pass the result as a task argument (serial: ``obj`` itself)."""
+        """Send ``obj`` to every worker once (and to workers that join or restart later); pass the returned handle
+        as a task argument and the task receives ``obj`` (serial: ``obj`` itself). The closing of the executor
+        drops it from the workers.
+
+        Held by a worker plugin rather than as Dask data: Dask placed tasks that depend on scattered data
+        unevenly (three of four fitness batches on one worker while the other idled), while tasks without
+        dependencies are handed to workers as they free up (benchmarks/RESULTS.md)."""
         if self.client is None:
             return obj
-        return self.client.scatter(obj, broadcast=True)
+        import uuid
+        key = f"saswot-gp-held-{uuid.uuid4().hex}"
+        self.client.register_plugin(_held_plugin(key, obj), name=key)
+        self._held.append(key)
+        return Shared(key)
 
     def as_completed(self, fn: Callable, items: Sequence[Any], *args: Any, **kwargs: Any) -> Iterator[Tuple[int, Any]]:
         """``fn(item, *args, **kwargs)`` for every item; yields ``(index, result)`` as tasks finish (serial: in
@@ -102,6 +184,12 @@ class Executor:
     def close(self) -> None:
         """Shut the client and any cluster this executor started."""
         if self.client is not None:
+            for key in self._held:
+                try:
+                    self.client.unregister_worker_plugin(key)
+                except Exception:  # noqa: BLE001 - a closing cluster may already be gone
+                    pass
+            self._held.clear()
             self.client.close()
             self.client = None
         if self.cluster is not None:

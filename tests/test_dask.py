@@ -103,8 +103,10 @@ def test_connecting_to_an_existing_cluster_by_address():
         assert cluster.scheduler_address  # the user's cluster is left running for the user to shut
 
 
-def test_evolve_on_workers_equals_serial(tmp_path):
+def test_evolve_on_workers_equals_serial(tmp_path, monkeypatch):
+    from saswot_gp.evolution import parallel
     from saswot_gp.evolution.job import run_evolve
+    monkeypatch.setattr(parallel, "MIN_GENERATION_S", 0.0)  # every generation but the first on the workers
     common = dict(benchmark="synthetic", population=16, generations=2, seed=2, train_size=30, log=lambda m: None,
                   cache_dir=str(tmp_path / "cache"))
     a = run_evolve(out_dir=str(tmp_path / "serial"), **common)
@@ -158,3 +160,30 @@ def test_stream_takes_tasks_back_as_they_finish():
             s.submit(i, pow, i, 2)
         got = dict(s.next() for _ in range(4))
         assert got == {0: 0, 1: 1, 2: 4, 3: 9} and len(s) == 0
+
+
+def _holding(_item, obj) -> tuple:
+    from distributed import get_worker
+    time.sleep(0.3)
+    return get_worker().address, len(obj)
+
+
+def _held_keys() -> int:
+    from saswot_gp import execution
+    return len(execution._HELD)
+
+
+def test_scattered_objects_reach_late_workers_and_leave_with_the_executor():
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        with executor(scheduler=cluster.scheduler_address) as ex:
+            handle = ex.scatter(list(range(7)))
+            assert repr(handle).startswith("Shared(")
+            cluster.scale(2)
+            ex.client.wait_for_workers(2, timeout=60)
+            got = ex.map(_holding, range(4), handle)
+            assert {n for _, n in got} == {7}
+            assert len({addr for addr, _ in got}) == 2  # tasks with a held object are spread over both workers
+            assert set(ex.client.run(_held_keys).values()) == {1}
+        with Client(cluster) as client:  # closing the executor dropped the object from every worker
+            assert set(client.run(_held_keys).values()) == {0}

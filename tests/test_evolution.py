@@ -132,9 +132,27 @@ def test_bad_config_rejected():
 def test_dask_workers_give_the_same_result(evaluator):
     from saswot_gp.execution import executor
     with executor(2) as ex:
-        pooled = evolve(evaluator, _cfg(generations=2), map_fn=make_map(evaluator, ex))
+        sent = []
+        real = ex.map
+        ex.map = lambda *a, **k: sent.append(len(a[1])) or real(*a, **k)
+        pooled = evolve(evaluator, _cfg(generations=2), map_fn=make_map(evaluator, ex, min_generation_s=0.0))
+        assert sent and all(1 <= n <= 4 for n in sent)  # every generation after the first: <= 2 batches per worker
     serial = evolve(evaluator, _cfg(generations=2))
     assert pooled.hall_of_fame == serial.hall_of_fame
+
+
+def test_small_generations_stay_in_process(evaluator):
+    from saswot_gp.execution import executor
+    with executor(1) as ex:
+        sent = []
+        real = ex.map
+        ex.map = lambda *a, **k: sent.append(len(a[1])) or real(*a, **k)
+        cands = [Proxy.parse(e).tokens for e in ("layers_max(l2_w(G))", "layers_sum(l2_w(W))", "layers_max(l2_w(W))")]
+        quick = make_map(evaluator, ex)  # default floor: these take far less than a second in this process
+        assert quick(None, cands) == quick(None, cands) == [evaluator(c) for c in cands] and sent == []
+        forced = make_map(evaluator, ex, min_generation_s=0.0)
+        assert forced(None, cands) == [evaluator(c) for c in cands] and sent == []  # the first one is timed here
+        assert forced(None, cands) == [evaluator(c) for c in cands] and sent == [2]  # then to the worker, 2 batches
 
 
 REPRO_SCRIPT = """

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import time
+from collections import OrderedDict
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import torch
@@ -21,7 +23,29 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
     return kendall(a, b)
 
 
-def _network_timers(table: LatencyTable, models: List, device: str, runtime: str, seed: int,
+# ONNX exports of whole networks kept in this process, so a second pass over the same networks (the check's
+# ceiling, a search re-measuring what a check measured) does not export them again: (table's space, arch, seed)
+# -> ONNX bytes, the most recent EXPORTS_KEPT (a 64x64 realtime network is about 0.1-1 MB)
+_EXPORTS: "OrderedDict[tuple, bytes]" = OrderedDict()
+EXPORTS_KEPT = 128
+
+
+def _ort_timer(table: LatencyTable, arch: str, model, x: torch.Tensor, seed: int) -> OrtTimer:
+    """An exported (untimed) ONNX Runtime timer of one network, its export reused when this process has it."""
+    key = (table.space_name, json.dumps(table.space_kwargs, sort_keys=True), arch, int(seed))
+    timer = OrtTimer(model, x, table.threads)
+    if key in _EXPORTS:
+        timer.model = _EXPORTS[key]
+        _EXPORTS.move_to_end(key)
+        return timer
+    timer.prepare()
+    _EXPORTS[key] = timer.model
+    while len(_EXPORTS) > EXPORTS_KEPT:
+        _EXPORTS.popitem(last=False)
+    return timer
+
+
+def _network_timers(table: LatencyTable, archs: Sequence[str], models: List, device: str, runtime: str, seed: int,
                     warmup: int, repeats: int) -> List[Callable[[], float]]:
     """Per network: a call measuring it once (ms, the table's statistic of ``repeats`` runs after ``warmup``)."""
     field = "latency_ms" if table.statistic == "median" else "min_ms"
@@ -30,9 +54,8 @@ def _network_timers(table: LatencyTable, models: List, device: str, runtime: str
                                                                 warmup=warmup, repeats=repeats, device=device)[field])
                 for model in models]
     x = torch.randn(1, 3, *table.resolution, generator=torch.Generator().manual_seed(int(seed)))
-    timers = [OrtTimer(model, x, table.threads) for model in models]
-    for timer in timers:  # export every network before timing any (the export is not timed)
-        timer.prepare()
+    # every network exported before any is timed (the export is not timed)
+    timers = [_ort_timer(table, arch, model, x, seed) for arch, model in zip(archs, models)]
     return [lambda timer=timer: speed.summarise_ms(timer(warmup=warmup, repeats=repeats), table.statistic)
             for timer in timers]
 
@@ -57,7 +80,7 @@ def measure_archs(table: LatencyTable, archs: Sequence[str], seed: int = 0, warm
     models = [build_model(space, arch, seed) for arch in archs]
     if device != "cpu":
         models = [m.to(device) for m in models]
-    measure = _network_timers(table, models, device, runtime, seed, warmup, repeats)
+    measure = _network_timers(table, archs, models, device, runtime, seed, warmup, repeats)
     times: List[List[float]] = [[] for _ in models]
     done = 0
     for _ in range(int(rounds)):
