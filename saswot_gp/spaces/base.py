@@ -127,6 +127,19 @@ def count_params(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
+def forward_with_hooks(model: nn.Module, x: torch.Tensor, layer_types, hook) -> int:
+    """One gradient-free forward of ``model`` (in its current mode) with the forward ``hook`` on every module of
+    ``layer_types``, removed afterwards; returns how many modules were hooked."""
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, layer_types)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return len(handles)
+
+
 def count_flops(model: nn.Module, x: torch.Tensor) -> int:
     """Multiply-accumulates of every Conv2d, ConvTranspose2d and Linear layer for input ``x``."""
     total = [0]
@@ -134,15 +147,11 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> int:
     def hook(mod, inp, out):
         total[0] += layer_macs(mod, inp[0], out)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, LAYER_TYPES)]
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            model(x)
+        forward_with_hooks(model, x, LAYER_TYPES, hook)
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
     return int(total[0])
 

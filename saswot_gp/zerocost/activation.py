@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .passes import _forward_with_hooks, _logits, _shared, _train_copy
+from ..spaces.base import forward_with_hooks
+from .passes import _logits, _shared, _train_copy
 
 NWOT_LAYERS: Tuple[type, ...] = (nn.ReLU, nn.ReLU6, nn.LeakyReLU)   # NASLib hooks every '*ReLU*' module
 SWAP_LAYERS: Tuple[type, ...] = (nn.ReLU, nn.ReLU6)                  # SWAP hooks nn.ReLU outputs
@@ -55,7 +56,7 @@ def nwot(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **opts) -
         x = (inp[0].detach().reshape(n, -1) > 0).double().cpu()
         kern.add_(x @ x.T).add_((1.0 - x) @ (1.0 - x).T)
 
-    if not _forward_with_hooks(net, images, NWOT_LAYERS, hook):
+    if not forward_with_hooks(net, images, NWOT_LAYERS, hook):
         return math.nan
     sign, logdet = np.linalg.slogdet(kern.numpy())
     return float(logdet) if sign != 0 else math.nan
@@ -92,7 +93,7 @@ def swap(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **opts) -
             bits = (out.detach().reshape(n, -1) > 0).T
             codes.append(torch.unique(_pack_bits(bits), dim=0))
 
-    hooked = _forward_with_hooks(net, images, SWAP_LAYERS, hook)
+    hooked = forward_with_hooks(net, images, SWAP_LAYERS, hook)
     if not codes:
         raise ValueError(f"no activation patterns: the network has {hooked} nn.ReLU / nn.ReLU6 modules "
                          f"and none gave a 4-D output")

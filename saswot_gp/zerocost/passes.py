@@ -99,15 +99,3 @@ def _layer_sum(values: Iterable[torch.Tensor]) -> float:
         total += float(v.double().sum())
     return total
 
-
-def _forward_with_hooks(net: nn.Module, images: torch.Tensor, layer_types, hook) -> int:
-    """One gradient-free forward with ``hook`` on every module of ``layer_types``; returns how many were hooked."""
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, layer_types)]
-    try:
-        with torch.no_grad():
-            net(images)
-    finally:
-        for h in handles:
-            h.remove()
-    return len(handles)
-
