@@ -49,13 +49,11 @@ from typing import Optional, Sequence
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from saswot_gp.errors import SaswotError  # noqa: E402
-from saswot_gp.io import atomic_write_json  # noqa: E402
-from saswot_gp.latency import (FEATURE_SETS, LatencyTable, agreement, build_lut, calibrate_lut,  # noqa: E402
+from saswot_gp.errors import SaswotError
+from saswot_gp.io import atomic_write_json
+from saswot_gp.latency import (FEATURE_SETS, LatencyTable, agreement, build_lut, calibrate_lut,
                                check_lut, fit_calibration, kendall_tau)
-from saswot_gp.spaces import get_space  # noqa: E402
+from saswot_gp.spaces import get_space
 
 
 def _load() -> list:

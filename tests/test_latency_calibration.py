@@ -61,6 +61,9 @@ def test_part_groups_and_feature_sets():
     from saswot_gp.commands import latency as cli_latency
     assert cli_latency.MODELS == tuple(FEATURE_SETS) and cli_latency.DEFAULT_MODEL == latency_pkg.DEFAULT_FEATURES
     assert cli_latency.MIN_SEED == latency_pkg.CALIBRATION_MIN_SEED and cli_latency.SAMPLERS == calibrate_mod.SAMPLERS
+    build_defaults = {p.name: p.default for p in cli_latency.build.params}
+    assert {k: build_defaults[k] for k in latency_pkg.RECOMMENDED_TIMING} == latency_pkg.RECOMMENDED_TIMING
+    assert build_defaults["calibrate"] == latency_pkg.RECOMMENDED_CALIBRATION_N
 
 
 def test_fit_recovers_the_scales_and_predictions_improve(table, monkeypatch):

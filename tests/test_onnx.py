@@ -193,3 +193,29 @@ def test_check_measures_whole_networks_in_onnxruntime(space, tmp_path):
     assert "onnxruntime" in cli.output and json.loads(out.read_text())["runtime"] == "onnxruntime"  # the table's
     with pytest.raises(SaswotError, match="on the CPU"):
         check_lut(ort_table, archs=archs, device="cuda:0")
+
+
+def test_model_latency_times_the_network_in_onnxruntime(space, monkeypatch):
+    from saswot_gp.latency.runtime import model_latency
+    sessions = []
+    real = export.ort_session
+    monkeypatch.setattr(export, "ort_session", lambda *a, **k: sessions.append(1) or real(*a, **k))
+    row = model_latency("onnxruntime", warmup=1, repeats=3)(build_model(space, ARCH, 0), (32, 32))
+    assert sessions == [1] and row["latency_runtime"] == "onnxruntime" and row["runtime_version"] == ort.__version__
+    assert 0 < row["min_ms"] <= row["latency_ms"] and row["fps"] == pytest.approx(1000 / row["latency_ms"])
+    eager = model_latency("eager", warmup=1, repeats=3)(build_model(space, ARCH, 0), (32, 32))
+    assert eager["latency_runtime"] == "eager" and sessions == [1] and eager["latency_ms"] > 0
+    with pytest.raises(SaswotError, match="runtime 'tensorrt'"):
+        model_latency("tensorrt")
+
+
+def test_train_reports_latency_on_the_runtime_asked_for(monkeypatch):
+    sessions = []
+    real = export.ort_session
+    monkeypatch.setattr(export, "ort_session", lambda *a, **k: sessions.append(1) or real(*a, **k))
+    arch = "c3.w1.0.s-dw.w1.0.s-c3.w1.0.d-sk.w1.0.s-ir.w0.5.s-c3.w1.0.s-zc.w1.0.s-sk.w1.0.s-c3.w0.75.s-dc.w1.0.s"
+    res = CliRunner().invoke(main, ["train", arch, "--base-width", "4", "--input-size", "32", "--steps", "2",
+                                    "--batch-size", "2", "--runtime", "onnxruntime"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout[res.stdout.index("{"):])
+    assert row["latency_runtime"] == "onnxruntime" and row["latency_ms"] > 0 and sessions == [1]

@@ -17,8 +17,8 @@ def latency() -> None:
     """Latency lookup table of a search space: build it, calibrate it on measured networks, check it."""
 
 
-# saswot_gp.latency's MIN_SEED, SAMPLERS, FEATURE_SETS and DEFAULT_FEATURES, not imported here: they would load
-# torch at startup (tests check that they agree)
+# saswot_gp.latency's MIN_SEED, SAMPLERS, FEATURE_SETS, DEFAULT_FEATURES and RECOMMENDED_* (the build defaults
+# below), not imported here: they would load torch at startup (tests check that they agree)
 MIN_SEED = 1000
 SAMPLERS = ("mixed", "uniform", "diverse")
 MODELS = ("affine", "scale", "scale+overhead")
@@ -54,21 +54,29 @@ def _calibrated(table, n: int, seed: int, warmup: int, repeats: int, rounds: int
     return out
 
 
+def _table_timing(table, warmup: Optional[int], repeats: Optional[int], rounds: Optional[int]):
+    """(warmup, repeats, rounds): those given, else the ones the table was built with."""
+    meta = table.meta
+    return (int(meta.get("warmup", 5)) if warmup is None else warmup,
+            int(meta.get("repeats", 20)) if repeats is None else repeats,
+            int(meta.get("rounds", 1)) if rounds is None else rounds)
+
+
 @latency.command("build")
 @click.option("--space", "space_name", default="realtime", show_default=True, help="search space (only 'realtime')")
 @click.option("--resolution", default="64x64", show_default=True, help="input HxW (sides divisible by 32)")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
               help="threads while timing (torch threads; ONNX Runtime intra-op threads)")
-@click.option("--repeats", default=20, show_default=True, type=click.IntRange(1), help="timed runs per entry (median)")
+@click.option("--repeats", default=20, show_default=True, type=click.IntRange(1), help="timed runs per entry")
 @click.option("--warmup", default=5, show_default=True, type=click.IntRange(0), help="untimed runs per entry first")
-@click.option("--rounds", default=1, show_default=True, type=click.IntRange(1),
+@click.option("--rounds", default=5, show_default=True, type=click.IntRange(1),
               help="time all entries this many times in turn and summarise (spreads load bursts evenly)")
-@click.option("--statistic", default="median", show_default=True, type=click.Choice(["median", "min"]),
-              help="summary of the repeats (min resists interference from other processes on a busy machine)")
+@click.option("--statistic", default="min", show_default=True, type=click.Choice(["median", "min"]),
+              help="summary of the repeats and rounds (min resists interference from other processes)")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="LUT JSON file to write")
-@click.option("--calibrate", "calibrate", default=0, show_default=True, type=click.IntRange(0),
-              help="then measure N whole networks and fit the table's calibration on them (0: none; 60 is "
-                   "a good size; same as `latency calibrate`)")
+@click.option("--calibrate", "calibrate", default=60, show_default=True, type=click.IntRange(0),
+              help="then measure N whole networks and fit the table's calibration on them (0: none, the table "
+                   "predicts the plain sum of its parts; same as `latency calibrate`)")
 @_calibration_options
 @device_option
 @runtime_option("eager")
@@ -121,10 +129,8 @@ def calibrate(lut_path: str, n: int, repeats: Optional[int], warmup: Optional[in
     networks; its output says how many of its networks were calibrated on. An existing calibration is replaced."""
     from ..latency import LatencyTable
     table = LatencyTable.load(lut_path)
-    meta = table.meta
-    table = _calibrated(table, n, calibrate_seed, int(meta.get("warmup", 5)) if warmup is None else warmup,
-                        int(meta.get("repeats", 20)) if repeats is None else repeats,
-                        int(meta.get("rounds", 1)) if rounds is None else rounds, model, sampler)
+    warmup, repeats, rounds = _table_timing(table, warmup, repeats, rounds)
+    table = _calibrated(table, n, calibrate_seed, warmup, repeats, rounds, model, sampler)
     table.save(out_path)
     click.echo(f"-> {out_path}")
 
@@ -133,16 +139,18 @@ def calibrate(lut_path: str, n: int, repeats: Optional[int], warmup: Optional[in
 @click.option("--lut", "lut_path", required=True, type=click.Path(dir_okay=False), help="LUT JSON file")
 @click.option("--n", "n", default=50, show_default=True, type=click.IntRange(2), help="networks to sample and measure")
 @click.option("--seed", default=0, show_default=True, type=int, help="seeds the sample and the weights")
-@click.option("--repeats", default=20, show_default=True, type=click.IntRange(1), help="timed runs per network (median)")
-@click.option("--warmup", default=5, show_default=True, type=click.IntRange(0))
-@click.option("--rounds", default=1, show_default=True, type=click.IntRange(1),
-              help="measure all networks this many times in turn and summarise")
+@click.option("--repeats", default=None, type=click.IntRange(1),
+              help="timed runs per network [default: the table's]")
+@click.option("--warmup", default=None, type=click.IntRange(0), help="untimed runs first [default: the table's]")
+@click.option("--rounds", default=None, type=click.IntRange(1),
+              help="measure all networks this many times in turn and summarise [default: the table's]")
 @click.option("--repeatability", is_flag=True,
               help="measure everything twice and report measured-vs-measured tau (the noise ceiling)")
 @click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False), help="write the results as JSON")
 @click.option("--device", default=None, help="where to measure: cpu, cuda or cuda:N [default: the table's device]")
 @runtime_option(None)
-def check(lut_path: str, n: int, seed: int, repeats: int, warmup: int, rounds: int, repeatability: bool,
+def check(lut_path: str, n: int, seed: int, repeats: Optional[int], warmup: Optional[int], rounds: Optional[int],
+          repeatability: bool,
           out_path: Optional[str], device: Optional[str], runtime: Optional[str]) -> None:
     """Measure N sampled networks and compare with the table's predictions (Kendall tau, median ratio).
 
@@ -153,6 +161,7 @@ def check(lut_path: str, n: int, seed: int, repeats: int, warmup: int, rounds: i
     from ..execution import check_device
     table = LatencyTable.load(lut_path)
     device = check_device(device or table.meta.get("device", "cpu"))
+    warmup, repeats, rounds = _table_timing(table, warmup, repeats, rounds)
 
     progress = Progress("  measuring", unit="net")
 

@@ -8,7 +8,7 @@ import click
 
 from ..errors import SaswotError
 from ..progress import Progress
-from . import device_option, resume_hint
+from . import device_option, resume_hint, runtime_option
 
 
 @click.command("train")
@@ -28,14 +28,18 @@ from . import device_option, resume_hint
 @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False), help="checkpoint file (written atomically)")
 @click.option("--resume", is_flag=True, help="continue from --checkpoint")
 @device_option
+@runtime_option("eager", "what the reported latency is measured on: eager (PyTorch) or onnxruntime (the trained "
+                "network exported to ONNX, 1 intra-op thread)")
 def train(arch: str, space: str, input_size: Optional[int], base_width: Optional[int], data: str, root: Optional[str],
           steps: int, epochs: Optional[float], batch_size: int, optimizer: str, lr: Optional[float], seed: int,
-          threads: int, checkpoint: Optional[str], resume: bool, device: str) -> None:
-    """Train ARCH and report mIoU, pixel accuracy, params, FLOPs and latency."""
+          threads: int, checkpoint: Optional[str], resume: bool, device: str, runtime: str) -> None:
+    """Train ARCH and report mIoU, pixel accuracy, params, FLOPs and latency (on --runtime)."""
     import json
     from ..execution import check_device
+    from ..latency.runtime import model_latency
     from ..training import train_arch
     check_device(device)
+    latency_fn = model_latency(runtime, threads=1, device=device)
     if data != "digits" and root is None:
         raise SaswotError(f"--data {data} needs --root pointing at your copy of the data set")
     if resume and not checkpoint:
@@ -52,7 +56,8 @@ def train(arch: str, space: str, input_size: Optional[int], base_width: Optional
 
     row = train_arch(arch, space=space, data=data, space_kwargs=skw, data_root=root, steps=None if epochs else steps,
                      epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed, threads=threads,
-                     checkpoint=checkpoint, resume=resume, progress=progress, device=device)
+                     checkpoint=checkpoint, resume=resume, progress=progress, device=device, latency_fn=latency_fn)
+    row["latency_runtime"] = runtime
     click.echo(json.dumps(row, indent=2))
     click.echo(f"latency {row['latency_ms']:.2f} ms ({row['fps']:.0f} FPS) at batch 1, {row['input_size']}, 1 thread, "
-               f"{device}", err=True)
+               f"{device}, {runtime}", err=True)

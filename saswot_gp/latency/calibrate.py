@@ -20,6 +20,10 @@ from .model import DEFAULT_FEATURES, Calibration, feature_set, fit
 from .table import LatencyTable
 
 MIN_SEED = 1000
+# how tables are built and calibrated unless told otherwise (``latency build``'s defaults, the table a search
+# builds for itself): the settings whose predictions RESULTS.md measured against re-measuring
+RECOMMENDED_TIMING = {"repeats": 20, "warmup": 5, "rounds": 5, "statistic": "min"}
+RECOMMENDED_CALIBRATION_N = 60
 SAMPLERS = ("mixed", "uniform", "diverse")
 
 

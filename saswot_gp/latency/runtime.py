@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import time
-from typing import Dict, List
+from typing import Callable, Dict, List, Sequence
 
 import torch
 from torch import nn
@@ -83,3 +83,27 @@ class OrtTimer:
     def __call__(self, warmup: int = 5, repeats: int = 20) -> List[float]:
         session, feeds = self.session()
         return speed.call_times(lambda: session.run(None, feeds), warmup=warmup, repeats=repeats)
+
+
+def model_latency(runtime: str = "eager", threads: int = 1, warmup: int = 5, repeats: int = 20,
+                  device: str = "cpu") -> Callable[[nn.Module, Sequence[int]], Dict[str, object]]:
+    """A function ``(model, (h, w)) -> row`` measuring a whole network's batch-1 latency on ``runtime``, as
+    :func:`saswot_gp.training.train_arch` takes it (``latency_fn``): ``latency_ms`` (median of ``repeats``),
+    ``fps``, ``min_ms`` and what ran it (``latency_runtime``, ``runtime_version``, ``threads``). Eager is
+    :func:`saswot_gp.training.speed.measure_latency`; ONNX Runtime exports the model (untimed, on the CPU) and
+    times it in a session with ``threads`` intra-op threads, on an input drawn from seed 0."""
+    check_runtime(runtime, device)
+    version = runtime_version(runtime)
+
+    def measure(model: nn.Module, size: Sequence[int]) -> Dict[str, object]:
+        h, w = int(size[0]), int(size[1])
+        if runtime == "eager":
+            row = speed.measure_latency(model, (h, w), threads=threads, warmup=warmup, repeats=repeats, device=device)
+        else:
+            x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+            times = OrtTimer(model.cpu(), x, threads)(warmup=warmup, repeats=repeats)
+            med = speed.summarise_ms(times, "median")
+            row = {"latency_ms": med, "fps": 1000.0 / med if med > 0 else float("inf"),
+                   "min_ms": speed.summarise_ms(times, "min"), "threads": int(threads)}
+        return {**row, "latency_runtime": runtime, "runtime_version": version}
+    return measure

@@ -229,11 +229,12 @@ def resolve_lut(space_name: str, resolution: Optional[Sequence[int]], lut_path: 
                 threads: int = 1, log: Optional[Callable[[str], None]] = None,
                 runtime: str = "eager") -> Tuple[object, LatencyTable]:
     """The search space and its LUT: loaded from ``lut_path`` (space settings from it), else OUT/latency_lut.json
-    if present, else built now at ``resolution`` with ``runtime`` and saved there.
+    if present, else built now at ``resolution`` with ``runtime`` and the recommended settings (those of
+    ``latency build``: :data:`saswot_gp.latency.RECOMMENDED_TIMING`, calibrated on 60 networks) and saved there.
 
     A loaded table measured with another ``runtime`` (tables without the field are eager) or at another
     ``resolution`` than the search asks for is refused with a one-line SaswotError naming both."""
-    from ..latency import build_lut
+    from ..latency import RECOMMENDED_CALIBRATION_N, RECOMMENDED_TIMING, build_lut, calibrate_lut
     from ..spaces import get_space
     say = log or (lambda msg: None)
     saved = out / "latency_lut.json"
@@ -249,7 +250,9 @@ def resolve_lut(space_name: str, resolution: Optional[Sequence[int]], lut_path: 
         return lut.space(), lut
     space = get_space(space_name, **({"input_size": tuple(resolution)} if resolution else {}))
     say(f"no --lut: building a latency table of {space_name} at {space.input_size[0]}x{space.input_size[1]} "
-        f"({runtime}) with {threads} thread(s) -> {saved}")
-    lut = build_lut(space, threads=threads, runtime=runtime)
+        f"({runtime}) with {threads} thread(s), calibrated on {RECOMMENDED_CALIBRATION_N} networks -> {saved}")
+    lut = build_lut(space, threads=threads, runtime=runtime, **RECOMMENDED_TIMING)
+    timing = {k: v for k, v in RECOMMENDED_TIMING.items() if k != "statistic"}
+    lut = calibrate_lut(lut, n=RECOMMENDED_CALIBRATION_N, **timing)
     lut.save(saved)
     return space, lut

@@ -290,12 +290,14 @@ def train_arch(arch: str, space: Any = "realtime", data: str = "digits", *, spac
                augment: Optional[bool] = None, latency: bool = True, latency_threads: int = 1,
                latency_repeats: int = 20, checkpoint: Optional[str] = None, resume: bool = False,
                progress: Optional[Callable[[Dict[str, Any]], Any]] = None, device: str = "cpu",
+               latency_fn: Optional[Callable[[Any, Tuple[int, int]], Dict[str, Any]]] = None,
                **train_kwargs: Any) -> Dict[str, Any]:
     """Build ``arch`` in ``space``, train it on ``data``, evaluate on ``eval_split``; return one result row.
 
     The row holds ``arch`` (canonical), ``space``, ``data``, ``mIoU``, ``pixel_acc``, ``params``, ``flops``
     (MACs at the space's input size), ``latency_ms`` and ``fps`` (batch 1, ``latency_threads`` threads; NaN
-    when ``latency`` is False), ``train_time_s``, ``final_loss``, ``seed``, ``steps``, ``batch_size``,
+    when ``latency`` is False; ``latency_fn(model, (h, w))`` measures instead of eager PyTorch when given, such
+    as :func:`saswot_gp.latency.runtime.model_latency` for ONNX Runtime), ``train_time_s``, ``final_loss``, ``seed``, ``steps``, ``batch_size``,
     ``optimizer``, ``lr``, ``input_size``. The digits set is generated at the space's input size; real
     sets are augmented by default (random scale/crop to the input size, flip), digits are not. On the
     default digits set at 64x64, about 1000 steps (~1 min on one CPU thread) are needed before the
@@ -324,8 +326,12 @@ def train_arch(arch: str, space: Any = "realtime", data: str = "digits", *, spac
                               checkpoint=checkpoint, resume=resume, progress=progress, device=device, **train_kwargs)
     finally:
         torch.set_num_threads(old_threads)
-    speed = (measure_latency(model, (h, w), threads=latency_threads, repeats=latency_repeats, device=device)
-             if latency else {"latency_ms": float("nan"), "fps": float("nan")})
+    if not latency:
+        speed = {"latency_ms": float("nan"), "fps": float("nan")}
+    elif latency_fn is not None:
+        speed = latency_fn(model, (h, w))
+    else:
+        speed = measure_latency(model, (h, w), threads=latency_threads, repeats=latency_repeats, device=device)
     return {"arch": arch, "space": sp.name, "data": data, "mIoU": res.get("mIoU", float("nan")),
             "pixel_acc": res.get("pixel_acc", float("nan")), "params": params, "flops": flops,
             "latency_ms": speed["latency_ms"], "fps": speed["fps"], "train_time_s": res["train_time_s"],
