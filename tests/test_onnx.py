@@ -219,3 +219,21 @@ def test_train_reports_latency_on_the_runtime_asked_for(monkeypatch):
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout[res.stdout.index("{"):])
     assert row["latency_runtime"] == "onnxruntime" and row["latency_ms"] > 0 and sessions == [1]
+
+
+def test_a_second_pass_reuses_the_exports(space, monkeypatch):
+    from collections import OrderedDict
+    from saswot_gp.latency import check as check_mod
+    monkeypatch.setattr(check_mod, "_EXPORTS", OrderedDict())
+    exported = []
+    real = export.onnx_model
+    monkeypatch.setattr(export, "onnx_model", lambda *a, **k: exported.append(1) or real(*a, **k))
+    lut = build_lut(space, repeats=1, warmup=0)
+    archs = [space.sample(random.Random(i)) for i in range(3)]
+    res = check_lut(lut, archs=archs, repeats=1, warmup=0, runtime="onnxruntime", repeatability=True)
+    assert len(exported) == 3 and all(r["measured_ms_again"] > 0 for r in res["rows"])  # not 6: measured twice
+    check_lut(lut, archs=archs, seed=1, repeats=1, warmup=0, runtime="onnxruntime")
+    assert len(exported) == 6  # other weights (seed 1): exported anew
+    monkeypatch.setattr(check_mod, "EXPORTS_KEPT", 2)
+    check_lut(lut, archs=archs, seed=2, repeats=1, warmup=0, runtime="onnxruntime")
+    assert len(check_mod._EXPORTS) == 2  # the cache stays bounded
