@@ -185,3 +185,19 @@ def test_seeded_runs_reproduce_across_processes():
         outs.append(subprocess.run([sys.executable, "-c", REPRO_SCRIPT], env=env, capture_output=True, text=True,
                                    check=True).stdout)
     assert outs[0] == outs[1] and outs[0].strip()
+
+
+def test_report_score_memo_lives_and_dies_with_its_statistics(packed):
+    import gc
+    from saswot_gp.evolution import report
+    from saswot_gp.stats import PackedStats
+    proxy = Proxy.parse("layers_max(l2_w(G))")
+    first = report.proxy_scores(proxy, packed)
+    assert report.proxy_scores(proxy, packed) is first  # memoised
+    copy = PackedStats.__new__(PackedStats)
+    copy.__dict__.update(packed.__dict__)  # other statistics object (same values): its own memo entry
+    assert report.proxy_scores(proxy, copy) is not first and packed in report._SCORE_MEMO
+    n = len(report._SCORE_MEMO)
+    del copy
+    gc.collect()
+    assert len(report._SCORE_MEMO) == n - 1  # gone with its statistics: no id can be reused for stale scores

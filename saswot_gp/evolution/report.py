@@ -3,6 +3,7 @@ the hall of fame without rank-identical forms, and the files a run writes (summa
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -15,7 +16,10 @@ from ..stats import PackedStats
 from .data import BenchmarkData
 
 
-_SCORE_MEMO: Dict[tuple, Optional[np.ndarray]] = {}  # (tokens, id(packed)) -> scores, within one report
+# packed statistics -> {proxy tokens: scores}: an entry lives as long as its packed statistics do, so a memo
+# can never serve scores of statistics that are gone (weak keys; no clearing needed)
+_SCORE_MEMO: "weakref.WeakKeyDictionary[PackedStats, Dict[tuple, Optional[np.ndarray]]]" = weakref.WeakKeyDictionary()
+MEMO_PER_PACK = 10_000  # proxies remembered per packed statistics
 
 
 def _scores(proxy, packed: PackedStats) -> Tuple[Optional[np.ndarray], Optional[str]]:
@@ -27,13 +31,15 @@ def _scores(proxy, packed: PackedStats) -> Tuple[Optional[np.ndarray], Optional[
 
 
 def proxy_scores(proxy, packed: PackedStats) -> Optional[np.ndarray]:
-    """The proxy's scores on packed statistics, or None after a numerical accident (memoised within a report)."""
-    key = (tuple(proxy.tokens), id(packed))
-    if key in _SCORE_MEMO:
-        return _SCORE_MEMO[key]
+    """The proxy's scores on packed statistics, or None after a numerical accident (memoised while ``packed``
+    lives)."""
+    memo = _SCORE_MEMO.setdefault(packed, {})
+    key = tuple(proxy.tokens)
+    if key in memo:
+        return memo[key]
     out = _scores(proxy, packed)[0]
-    if len(_SCORE_MEMO) < 10_000:
-        _SCORE_MEMO[key] = out
+    if len(memo) < MEMO_PER_PACK:
+        memo[key] = out
     return out
 
 
@@ -248,7 +254,6 @@ def write_report(out: Path, res, data: Sequence[BenchmarkData], settings: dict, 
     from ..proxy import Proxy
     from ..viz import draw_proxy, plot_evolution
     s = settings
-    _SCORE_MEMO.clear()  # the packed statistics below stay alive until the report is written
     rows = _evolved_rows(res.hall_of_fame, data, s["fitness"], s["select"], top, hof_size)
     hand = _handcrafted_rows(data, s["fitness"])
     best_hand = best_handcrafted(data)
@@ -289,5 +294,4 @@ def write_report(out: Path, res, data: Sequence[BenchmarkData], settings: dict, 
                "best_handcrafted": {n: {"best": v["best"], "heldout_kendall": v["best_heldout_kendall"]}
                                     for n, v in best_hand.items()}}
     atomic_write_json(out / "summary.json", summary)
-    _SCORE_MEMO.clear()
     return summary
