@@ -54,7 +54,7 @@ def rank_quality(scores, target, min_unique_frac: float = MIN_UNIQUE_FRAC,
 
 
 class ProxyEvaluator:
-    """Scores token lists on one packed split and returns rank quality (picklable for process pools)."""
+    """Scores token lists on one packed split and returns rank quality (picklable: Dask workers hold a copy)."""
 
     def __init__(self, packed, target: Sequence[float], min_unique_frac: float = MIN_UNIQUE_FRAC):
         self.packed = packed
