@@ -38,11 +38,31 @@ def _keep_freed_blocks() -> bool:
     return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
-def _worker_setup(device: Optional[str] = None) -> None:
-    """Run on every worker: one torch thread per worker process, freed tensor memory kept for reuse."""
+# On a worker: the index of the GPU its tasks use as ``cuda`` (None: no GPU, or torch's default)
+_WORKER_GPU: Optional[int] = None
+
+
+def worker_gpu(name: Any, n_gpus: int) -> Optional[int]:
+    """The GPU a worker named ``name`` uses among ``n_gpus`` visible ones: its number (a local cluster names its
+    workers 0, 1, ...; ``dask worker --nworkers K --name NAME`` names them ``NAME-0``, ``NAME-1``, ...) modulo ``n_gpus``, so workers
+    spread over the GPUs; None with fewer than 2 GPUs (one visible GPU, as ``dask cuda worker`` arranges, or
+    none) or a name without a number."""
+    import re
+    if n_gpus < 2:
+        return None
+    found = re.search(r"(?:^|-)(\d+)$", str(name))  # not the port of an address (``tcp://host:8788``)
+    return int(found.group(1)) % n_gpus if found else None
+
+
+def _worker_setup(worker=None) -> None:
+    """Run on every worker: one torch thread per worker process, freed tensor memory kept for reuse, and its own
+    GPU (:func:`worker_gpu`) when the machine has several."""
+    global _WORKER_GPU
     import torch
     torch.set_num_threads(1)
     _keep_freed_blocks()
+    if worker is not None and torch.cuda.is_available():
+        _WORKER_GPU = worker_gpu(getattr(worker, "name", None), torch.cuda.device_count())
 
 
 # On a worker: the objects :meth:`Executor.scatter` sent, by key (filled and emptied by :class:`_Held`)
@@ -70,10 +90,13 @@ def _held(arg: Any) -> Any:
 
 def _task(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     """Run one task with one torch thread in the thread that runs it (a worker's task thread keeps its own
-    setting), :class:`Shared` arguments replaced by the objects they name."""
+    setting) and the worker's GPU as the current CUDA device (also a per-thread setting), :class:`Shared`
+    arguments replaced by the objects they name."""
     import torch
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+    if _WORKER_GPU is not None:
+        torch.cuda.set_device(_WORKER_GPU)
     return fn(*[_held(a) for a in args], **{k: _held(v) for k, v in kwargs.items()})
 
 
@@ -85,7 +108,7 @@ def _register_setup(client) -> None:
         name = "saswot-gp-one-thread"
 
         def setup(self, worker) -> None:
-            _worker_setup()
+            _worker_setup(worker)
     client.register_plugin(OneThread())
 
 
@@ -298,7 +321,7 @@ def executor(workers: int = 0, scheduler: Optional[str] = None,
 
 def check_device(device: str) -> str:
     """``device`` if usable here ('cpu', 'cuda', 'cuda:N'), else a one-line SaswotError. On a Dask cluster
-    each worker checks again where it runs (its own GPU: ``cuda`` there means the worker's first visible one)."""
+    each worker checks again where it runs; ``cuda`` there means the worker's own GPU (:func:`worker_gpu`))."""
     import re
     import torch
     if device == "cpu":

@@ -187,3 +187,21 @@ def test_scattered_objects_reach_late_workers_and_leave_with_the_executor():
             assert set(ex.client.run(_held_keys).values()) == {1}
         with Client(cluster) as client:  # closing the executor dropped the object from every worker
             assert set(client.run(_held_keys).values()) == {0}
+
+
+def test_workers_spread_over_the_gpus_of_a_machine(monkeypatch):
+    from types import SimpleNamespace
+    from saswot_gp import execution
+    from saswot_gp.execution import _task, _worker_setup, worker_gpu
+    assert [worker_gpu(n, 2) for n in (0, 1, 2, 3)] == [0, 1, 0, 1]
+    assert worker_gpu("tcp-node7-5", 4) == 1 and worker_gpu("node-a", 4) is None
+    assert worker_gpu("tcp://10.0.0.7:40123", 2) is None  # an unnamed worker's address: its port is no number
+    assert worker_gpu(3, 1) is None and worker_gpu(3, 0) is None  # one visible GPU (dask cuda worker) or none
+    monkeypatch.setattr(execution, "_WORKER_GPU", None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    _worker_setup(SimpleNamespace(name=3))
+    assert execution._WORKER_GPU == 1
+    assert _task(pow, 2, 5) == 32 and chosen == [1]  # set in the thread that runs the task
