@@ -1,5 +1,6 @@
 """Run the GPU paths end to end and record what they give: statistics of 50 realtime networks on the CPU and on
-the GPU (largest difference), a short ``evolve``, ``proxies``, ``search``, ``train`` and ``latency build`` with
+the GPU (largest difference), a short ``evolve`` (also on 2 Dask workers, each on its own GPU when there are
+several), ``proxies``, ``search``, ``train`` and ``latency build`` with
 ``--device``. Writes ``benchmarks/results/gpu.json`` (``--out`` to change).
 
     python benchmarks/gpu_check.py                       # on a machine with a GPU (device cuda)
@@ -90,6 +91,9 @@ def main() -> None:
     res["evolve"] = _timed(lambda: cli(["evolve", "--population", 8 if a.tiny else 32, "--generations", gens,
                                         "--train-size", 20 if a.tiny else 100, "--device", dev, "--overwrite",
                                         "--out", work / "evolve"]))
+    res["evolve_on_workers"] = _timed(lambda: cli(["evolve", "--population", 8 if a.tiny else 32, "--generations", 1,
+                                                   "--train-size", 20 if a.tiny else 100, "--device", dev,
+                                                   "--workers", 2, "--overwrite", "--out", work / "evolve_workers"]))
     res["proxies"] = _timed(lambda: cli(["proxies", "--benchmark", "realtime-digits", "--n", n,
                                          "--measures", "snip,grad_norm,nwot,params", "--bootstrap", 0, "--device", dev,
                                          "--out", work / "proxies"]))
