@@ -205,4 +205,3 @@ def test_workers_spread_over_the_gpus_of_a_machine(monkeypatch):
     _worker_setup(SimpleNamespace(name=3))
     assert execution._WORKER_GPU == 1
     assert _task(pow, 2, 5) == 32 and chosen == [1]  # set in the thread that runs the task
-
