@@ -44,9 +44,9 @@ _WORKER_GPU: Optional[int] = None
 
 def worker_gpu(name: Any, n_gpus: int) -> Optional[int]:
     """The GPU a worker named ``name`` uses among ``n_gpus`` visible ones: its number (a local cluster names its
-    workers 0, 1, ...; ``dask worker --nworkers K --name NAME`` names them ``NAME-0``, ``NAME-1``, ...) modulo ``n_gpus``, so workers
-    spread over the GPUs; None with fewer than 2 GPUs (one visible GPU, as ``dask cuda worker`` arranges, or
-    none) or a name without a number."""
+    workers 0, 1, ...; ``dask worker --nworkers K --name NAME`` names them ``NAME-0``, ``NAME-1``, ...) modulo
+    ``n_gpus``, so workers spread over the GPUs; None with fewer than 2 GPUs (one visible GPU, as ``dask cuda
+    worker`` arranges, or none) or a name without a number."""
     import re
     if n_gpus < 2:
         return None
@@ -104,12 +104,12 @@ def _register_setup(client) -> None:
     """Apply :func:`_worker_setup` to every worker now and to every worker that joins or restarts later."""
     from distributed.diagnostics.plugin import WorkerPlugin
 
-    class OneThread(WorkerPlugin):
-        name = "saswot-gp-one-thread"
+    class WorkerSetup(WorkerPlugin):
+        name = "saswot-gp-worker-setup"
 
         def setup(self, worker) -> None:
             _worker_setup(worker)
-    client.register_plugin(OneThread())
+    client.register_plugin(WorkerSetup())
 
 
 def _held_plugin(key: str, obj: Any):
@@ -127,17 +127,17 @@ def _held_plugin(key: str, obj: Any):
             _hold(key, self.obj)
 
         def teardown(self, worker) -> None:
-            _hold(key, None)
+            _drop(key)
     return _Held()
 
 
+# Module level, so that the plugin, pickled by value, reaches this module's _HELD on the worker, not a copy of it
 def _hold(key: str, obj: Any) -> None:
-    """Keep ``obj`` under ``key`` in this process (None: drop it). Module level, so that the plugin, pickled by
-    value, reaches this module's :data:`_HELD` on the worker rather than a copy of it."""
-    if obj is None:
-        _HELD.pop(key, None)
-    else:
-        _HELD[key] = obj
+    _HELD[key] = obj
+
+
+def _drop(key: str) -> None:
+    _HELD.pop(key, None)
 
 
 class Executor:

@@ -168,6 +168,10 @@ def _holding(_item, obj) -> tuple:
     return get_worker().address, len(obj)
 
 
+def _is_none(_item, obj) -> bool:
+    return obj is None
+
+
 def _held_keys() -> int:
     from saswot_gp import execution
     return len(execution._HELD)
@@ -185,6 +189,7 @@ def test_scattered_objects_reach_late_workers_and_leave_with_the_executor():
             assert {n for _, n in got} == {7}
             assert len({addr for addr, _ in got}) == 2  # tasks with a held object are spread over both workers
             assert set(ex.client.run(_held_keys).values()) == {1}
+            assert ex.map(_is_none, [0], ex.scatter(None)) == [True]  # None is an object like any other
         with Client(cluster) as client:  # closing the executor dropped the object from every worker
             assert set(client.run(_held_keys).values()) == {0}
 
