@@ -89,7 +89,7 @@ def model_latency(runtime: str = "eager", threads: int = 1, warmup: int = 5, rep
                   device: str = "cpu") -> Callable[[nn.Module, Sequence[int]], Dict[str, object]]:
     """A function ``(model, (h, w)) -> row`` measuring a whole network's batch-1 latency on ``runtime``, as
     :func:`saswot_gp.training.train_arch` takes it (``latency_fn``): ``latency_ms`` (median of ``repeats``),
-    ``fps``, ``min_ms`` and what ran it (``latency_runtime``, ``runtime_version``, ``threads``). Eager is
+    ``fps``, ``mean_ms``, ``min_ms`` and what ran it (``latency_runtime``, ``runtime_version``, ``threads``). Eager is
     :func:`saswot_gp.training.speed.measure_latency`; ONNX Runtime exports the model (untimed, on the CPU) and
     times it in a session with ``threads`` intra-op threads, on an input drawn from seed 0."""
     check_runtime(runtime, device)
@@ -102,8 +102,6 @@ def model_latency(runtime: str = "eager", threads: int = 1, warmup: int = 5, rep
         else:
             x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
             times = OrtTimer(model.cpu(), x, threads)(warmup=warmup, repeats=repeats)
-            med = speed.summarise_ms(times, "median")
-            row = {"latency_ms": med, "fps": 1000.0 / med if med > 0 else float("inf"),
-                   "min_ms": speed.summarise_ms(times, "min"), "threads": int(threads)}
+            row = {**speed.latency_summary(times), "threads": int(threads)}
         return {**row, "latency_runtime": runtime, "runtime_version": version}
     return measure

@@ -46,8 +46,6 @@ def forward_times(model: nn.Module, x, warmup: int = 5, repeats: int = 20,
     The model runs in eval mode under ``torch.inference_mode`` (its training mode is restored afterwards);
     ``sync`` (e.g. ``torch.cuda.synchronize``) is called after the warm-up and inside each timed call.
     """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"need repeats >= 1, warmup >= 0; got {repeats}, {warmup}")
     was_training = model.training
     model.eval()
     try:
@@ -62,6 +60,13 @@ def summarise_ms(times: Sequence[float], statistic: str = "median") -> float:
     if statistic not in STATISTICS:
         raise ValueError(f"unknown latency statistic {statistic!r}; expected one of {list(STATISTICS)}")
     return float(statistics.median(times) if statistic == "median" else min(times))
+
+
+def latency_summary(times: Sequence[float]) -> Dict[str, float]:
+    """``latency_ms`` (median), ``fps`` (from the median), ``mean_ms`` and ``min_ms`` of timed runs (ms)."""
+    med = summarise_ms(times, "median")
+    return {"latency_ms": med, "fps": 1000.0 / med if med > 0 else float("inf"), "mean_ms": statistics.fmean(times),
+            "min_ms": summarise_ms(times, "min")}
 
 
 def measure_latency(model: nn.Module, input_size: int | Sequence[int] = (64, 64), threads: int = 1,
@@ -79,10 +84,8 @@ def measure_latency(model: nn.Module, input_size: int | Sequence[int] = (64, 64)
                               sync=device_sync(device))
     finally:
         torch.set_num_threads(old_threads)
-    med = summarise_ms(times, "median")
-    return {"latency_ms": med, "fps": 1000.0 / med if med > 0 else float("inf"), "mean_ms": statistics.fmean(times),
-            "min_ms": summarise_ms(times, "min"), "threads": int(threads), "input_size": [h, w],
-            "warmup": int(warmup), "repeats": int(repeats), "device": str(dev)}
+    return {**latency_summary(times), "threads": int(threads), "input_size": [h, w], "warmup": int(warmup),
+            "repeats": int(repeats), "device": str(dev)}
 
 
 def device_sync(device: str) -> Optional[Callable[[], None]]:
