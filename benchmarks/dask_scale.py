@@ -137,17 +137,35 @@ def search(a, ex, tmp: Path) -> dict:
             "in_flight": 2 * ex.n_workers}
 
 
-def stats(a, ex, tmp: Path) -> dict:
-    """Statistics of ``a.archs`` networks of a benchmark (no cache), serial vs Dask; the arrays are compared."""
-    import numpy as np
+def stats_setup(benchmark: str, n_archs: int, input_size: int):
+    """The benchmark, its space, its first ``n_archs`` architectures and the 8-image batch at ``input_size``."""
     from saswot_gp.batches import default_batch
     from saswot_gp.groundtruth.loaders import resolve_benchmark
     from saswot_gp.spaces import get_space
+    bench = resolve_benchmark(benchmark)
+    x, y = default_batch(bench, n=8, seed=0, resolution=(input_size, input_size))
+    return bench, get_space(bench.space, **bench.space_kwargs), bench.archs[:n_archs], x, y
+
+
+def fitness_setup(benchmark: str, input_size: int, tmp: Path):
+    """The benchmark's data (200 training architectures), its fitness evaluator and a GP toolbox; the global RNG
+    seeded with 0, from which the candidates are then drawn."""
+    from saswot_gp.evolution import EvolutionConfig
+    from saswot_gp.evolution.data import prepare_benchmark
+    from saswot_gp.evolution.fitness import ProxyEvaluator
+    from saswot_gp.evolution.variation import make_toolbox
+    d = prepare_benchmark(benchmark, None, 0, 200, 10, 0.0, 8, (input_size, input_size), 256, "auto",
+                          str(tmp / "cache"), lambda m: None)
+    ev, tb = ProxyEvaluator(d.ptrain, d.train.target), make_toolbox(EvolutionConfig())
+    random.seed(0)
+    return d, ev, tb
+
+
+def stats(a, ex, tmp: Path) -> dict:
+    """Statistics of ``a.archs`` networks of a benchmark (no cache), serial vs Dask; the arrays are compared."""
+    import numpy as np
     from saswot_gp.stats.cache import stats_for_archs
-    bench = resolve_benchmark(a.benchmark)
-    sp = get_space(bench.space, **bench.space_kwargs)
-    archs = bench.archs[:a.archs]
-    x, y = default_batch(bench, n=8, seed=0, resolution=(a.input_size, a.input_size))
+    bench, sp, archs, x, y = stats_setup(a.benchmark, a.archs, a.input_size)
     for mode in ("serial", "dask"):  # warm-up, untimed
         stats_for_archs(sp, archs[:2 * ex.n_workers], x, y, executor=ex if mode == "dask" else None)
     runs = {"serial": [], "dask": []}
@@ -168,15 +186,8 @@ def stats(a, ex, tmp: Path) -> dict:
 def fitness(a, ex, tmp: Path) -> dict:
     """Fitness of one generation-sized batch of random candidates, serial vs Dask (the evaluator scattered once,
     candidates in batches), for each population size in ``a.populations``."""
-    from saswot_gp.evolution import EvolutionConfig, make_map
-    from saswot_gp.evolution.data import prepare_benchmark
-    from saswot_gp.evolution.fitness import ProxyEvaluator
-    from saswot_gp.evolution.variation import make_toolbox
-    d = prepare_benchmark(a.benchmark, None, 0, 200, 10, 0.0, 8, (a.input_size, a.input_size), 256, "auto",
-                          str(tmp / "cache"), lambda m: None)
-    ev = ProxyEvaluator(d.ptrain, d.train.target)
-    tb = make_toolbox(EvolutionConfig())
-    random.seed(0)
+    from saswot_gp.evolution import make_map
+    d, ev, tb = fitness_setup(a.benchmark, a.input_size, tmp)
     res = {}
     dmap = make_map(ev, ex)
     for pop in a.populations:

@@ -25,7 +25,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import random  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -39,16 +38,8 @@ ROOT = Path(__file__).resolve().parent
 
 
 def _fitness_work(a):
-    from saswot_gp.evolution import EvolutionConfig
-    from saswot_gp.evolution.data import prepare_benchmark
-    from saswot_gp.evolution.fitness import ProxyEvaluator
-    from saswot_gp.evolution.variation import make_toolbox
-    tmp = tempfile.mkdtemp()
-    d = prepare_benchmark("realtime-digits", None, 0, 200, 10, 0.0, 8, (a.input_size, a.input_size), 256, "auto",
-                          str(Path(tmp) / "cache"), lambda m: None)
-    ev = ProxyEvaluator(d.ptrain, d.train.target)
-    tb = make_toolbox(EvolutionConfig())
-    random.seed(0)
+    from dask_scale import fitness_setup
+    _d, ev, tb = fitness_setup("realtime-digits", a.input_size, Path(tempfile.mkdtemp()))
     for n in a.after:  # the draws dask_scale.py makes for the populations it measures first
         [[t.name for t in tb.individual()] for _ in range(n)]
     cands = [[t.name for t in tb.individual()] for _ in range(a.population)]
@@ -56,14 +47,9 @@ def _fitness_work(a):
 
 
 def _stats_work(a):
-    from saswot_gp.batches import default_batch
-    from saswot_gp.groundtruth.loaders import resolve_benchmark
-    from saswot_gp.spaces import get_space
+    from dask_scale import stats_setup
     from saswot_gp.stats.cache import stats_for_archs
-    bench = resolve_benchmark(a.benchmark)
-    sp = get_space(bench.space, **bench.space_kwargs)
-    archs = bench.archs[:a.archs]
-    x, y = default_batch(bench, n=8, seed=0, resolution=(a.input_size, a.input_size))
+    _bench, sp, archs, x, y = stats_setup(a.benchmark, a.archs, a.input_size)
     return lambda: stats_for_archs(sp, archs, x, y, k=256, seed=0)
 
 
