@@ -188,3 +188,10 @@ def test_cli_build_calibrate_and_check(table, monkeypatch, tmp_path):
     built = LatencyTable.load(out)
     assert built.calibration.info["seed"] == 2000 and built.calibration.features == ["1", "ms:all"]
     assert built.space_kwargs["num_layers"] == 10
+
+
+def test_a_table_knows_how_it_was_timed(table):
+    assert table.timing == {k: int(table.meta[k]) for k in ("warmup", "repeats", "rounds")}
+    from saswot_gp.latency import LatencyTable
+    old = LatencyTable(table.entries, {k: v for k, v in table.meta.items() if k not in ("warmup", "repeats", "rounds")})
+    assert old.timing == {"warmup": 5, "repeats": 20, "rounds": 1}  # tables written before these fields

@@ -55,11 +55,10 @@ def _calibrated(table, n: int, seed: int, warmup: int, repeats: int, rounds: int
 
 
 def _table_timing(table, warmup: Optional[int], repeats: Optional[int], rounds: Optional[int]):
-    """(warmup, repeats, rounds): those given, else the ones the table was built with."""
-    meta = table.meta
-    return (int(meta.get("warmup", 5)) if warmup is None else warmup,
-            int(meta.get("repeats", 20)) if repeats is None else repeats,
-            int(meta.get("rounds", 1)) if rounds is None else rounds)
+    """(warmup, repeats, rounds): those given, else the ones the table was built with (``LatencyTable.timing``)."""
+    own = table.timing
+    return (own["warmup"] if warmup is None else warmup, own["repeats"] if repeats is None else repeats,
+            own["rounds"] if rounds is None else rounds)
 
 
 @latency.command("build")

@@ -63,6 +63,15 @@ class LatencyTable:
         """What ran the timed parts: 'eager' (PyTorch) or 'onnxruntime'; tables without the field are eager."""
         return str(self.meta.get("runtime", DEFAULT_RUNTIME))
 
+    @property
+    def timing(self) -> Dict[str, int]:
+        """How each part was timed: ``warmup``, ``repeats`` and ``rounds`` (5, 20 and 1 in tables without them);
+        measuring whole networks the same way is what ``latency check``, calibration and re-measuring do unless
+        told otherwise."""
+        meta = self.meta
+        return {"warmup": int(meta.get("warmup", 5)), "repeats": int(meta.get("repeats", 20)),  # type: ignore
+                "rounds": int(meta.get("rounds", 1))}  # type: ignore[arg-type]
+
     def space(self):
         """The search space the table describes (built from its stored settings)."""
         if self._space is None:

@@ -134,11 +134,8 @@ def remeasure_top(lut: LatencyTable, top: List[Dict[str, object]], max_latency_m
     latency misses the budget to the end of the list, keeping score order on both sides (a stable sort). Returns
     how it measured and how many rows missed the budget."""
     from ..latency import measure_archs
-    meta = lut.meta
     how = {"runtime": lut.runtime, "threads": lut.threads, "statistic": lut.statistic,
-           "device": str(meta.get("device", "cpu")), "warmup": int(meta.get("warmup", 5)),  # type: ignore[arg-type]
-           "repeats": int(meta.get("repeats", 20)), "rounds": int(meta.get("rounds", 1)),  # type: ignore[arg-type]
-           "seed": int(seed)}
+           "device": str(lut.meta.get("device", "cpu")), **lut.timing, "seed": int(seed)}
     t0 = time.perf_counter()
     measured = measure_archs(lut, [str(r["arch"]) for r in top], seed=int(seed), warmup=how["warmup"],
                              repeats=how["repeats"], rounds=how["rounds"])
@@ -252,7 +249,6 @@ def resolve_lut(space_name: str, resolution: Optional[Sequence[int]], lut_path: 
     say(f"no --lut: building a latency table of {space_name} at {space.input_size[0]}x{space.input_size[1]} "
         f"({runtime}) with {threads} thread(s), calibrated on {RECOMMENDED_CALIBRATION_N} networks -> {saved}")
     lut = build_lut(space, threads=threads, runtime=runtime, **RECOMMENDED_TIMING)
-    timing = {k: v for k, v in RECOMMENDED_TIMING.items() if k != "statistic"}
-    lut = calibrate_lut(lut, n=RECOMMENDED_CALIBRATION_N, **timing)
+    lut = calibrate_lut(lut, n=RECOMMENDED_CALIBRATION_N, **lut.timing)
     lut.save(saved)
     return space, lut
