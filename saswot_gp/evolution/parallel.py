@@ -31,17 +31,18 @@ def make_map(evaluator, ex=None, min_generation_s: Optional[float] = None) -> Ca
     if ex is None or not ex.distributed:
         return map
     handle = ex.scatter(evaluator)
-    per_candidate: List[float] = []  # the last in-process time per candidate (empty: not measured yet)
+    per_candidate: Optional[float] = None  # the last in-process time per candidate (None: not measured yet)
 
     def dask_map(_fn, candidates) -> list:
+        nonlocal per_candidate
         cands = list(candidates)
         if not cands:
             return []
         floor = MIN_GENERATION_S if min_generation_s is None else min_generation_s
-        if not per_candidate or per_candidate[0] * len(cands) < floor:
+        if per_candidate is None or per_candidate * len(cands) < floor:
             t = time.perf_counter()
             out = [evaluator(c) for c in cands]
-            per_candidate[:] = [(time.perf_counter() - t) / len(cands)]
+            per_candidate = (time.perf_counter() - t) / len(cands)
             return out
         n = max(1, min(len(cands), ex.n_workers * BATCHES_PER_WORKER))
         size = -(-len(cands) // n)
