@@ -3,7 +3,8 @@ or a ``dask.distributed`` cluster (a local one of N single-thread worker process
 address or scheduler file).
 
 Callers submit a top-level function over items and consume ``(index, result)`` pairs as tasks finish, writing
-results themselves (the client), so a restarted client resumes from what was written. A worker that dies
+results themselves (the client), so a restarted client resumes from what was written. Items quicker than about
+100 ms share a task (:func:`chunk_size`), so that Dask's per-task cost stays small next to the work. A worker that dies
 mid-task has its task run again on another worker (Dask reschedules it); a task that raises is retried
 ``retries`` times, then its error reaches the caller.
 """
@@ -13,29 +14,34 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from .errors import SaswotError
 
 RETRIES = 2  # a task that raises is retried this often before its error reaches the caller
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 MMAP_THRESHOLD = 32 * 2 ** 20  # glibc's own ceiling for its dynamic threshold on 64-bit
+TRIM_THRESHOLD = 2 * MMAP_THRESHOLD  # what glibc's dynamic rule sets with that mmap threshold
+MIN_TASK_S = 0.1  # quicker items share a task on Dask (Executor.as_completed)
 
 
 def _keep_freed_blocks() -> bool:
-    """Raise glibc's mmap threshold to 32 MiB in this process; True if done (glibc only).
+    """Raise glibc's mmap threshold to 32 MiB and its trim threshold to 64 MiB in this process, as glibc's own
+    dynamic rule would; True if done (glibc only).
 
-    A Dask nanny starts its worker with ``MALLOC_TRIM_THRESHOLD_`` set, and setting any such variable freezes
+    A Dask nanny starts its worker with ``MALLOC_TRIM_THRESHOLD_=65536``, and setting any such variable freezes
     glibc's mmap threshold at 128 KiB: every tensor larger than that is mapped and unmapped anew, and the page
-    faults made convolutions 1.8x slower in a worker than in a plain process (benchmarks/RESULTS.md)."""
+    faults made convolutions 1.8x slower in a worker than in a plain process; the 64 KiB trim threshold then
+    hands freed heap back to the system after nearly every network, a few % more (benchmarks/RESULTS.md)."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:  # not glibc (musl)
         return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 # On a worker: the index of the GPU its tasks use as ``cuda`` (None: no GPU, or torch's default)
@@ -147,6 +153,7 @@ class Executor:
         self.client, self.cluster = client, cluster
         self.log = log or (lambda msg: None)
         self._held: List[str] = []
+        self.tasks_submitted = 0  # Dask tasks :meth:`as_completed` has started (several items may share one)
 
     @property
     def distributed(self) -> bool:
@@ -178,20 +185,41 @@ class Executor:
 
     def as_completed(self, fn: Callable, items: Sequence[Any], *args: Any, **kwargs: Any) -> Iterator[Tuple[int, Any]]:
         """``fn(item, *args, **kwargs)`` for every item; yields ``(index, result)`` as tasks finish (serial: in
-        order). Abandoning the iterator cancels what has not run."""
+        order). Abandoning the iterator cancels what has not run.
+
+        On Dask, items too quick for a task of their own share one (:func:`chunk_size`: tasks of about
+        :data:`MIN_TASK_S`, sized from the items measured so far), at most two tasks per worker are in flight,
+        and each item's result is yielded as soon as its task finishes."""
         if self.client is None:
             for i, item in enumerate(items):
                 yield i, fn(item, *args, **kwargs)
             return
         from distributed import as_completed
-        futures = self.client.map(_task, _same(fn, len(items)), list(items), *[_same(a, len(items)) for a in args],
-                                  retries=RETRIES, pure=False, **kwargs)
-        index = {f.key: i for i, f in enumerate(futures)}
+        items = list(items)
+        flying: dict = {}  # task key -> (future, the indices of its items)
+        per_item: List[float] = []  # seconds per item of each finished task
+        arrivals, nxt = as_completed(), 0
+
+        def fill() -> None:
+            nonlocal nxt
+            while nxt < len(items) and len(flying) < 2 * self.n_workers:
+                size = chunk_size(per_item, len(items) - nxt, self.n_workers)
+                idx = list(range(nxt, nxt + size))
+                fut = self.client.submit(_task, _run_items, fn, [items[i] for i in idx], *args, retries=RETRIES,
+                                         pure=False, **kwargs)
+                flying[fut.key], nxt = (fut, idx), nxt + size
+                self.tasks_submitted += 1
+                arrivals.add(fut)
         try:
-            for fut in as_completed(futures):
-                yield index[fut.key], fut.result()
+            fill()
+            for fut in arrivals:
+                _, idx = flying.pop(fut.key)
+                results, seconds = fut.result()
+                per_item.append(seconds / len(idx))
+                fill()
+                yield from zip(idx, results)
         finally:
-            self.client.cancel([f for f in futures if not f.done()])
+            self.client.cancel([f for f, _ in flying.values()])
 
     def map(self, fn: Callable, items: Sequence[Any], *args: Any, **kwargs: Any) -> List[Any]:
         """``[fn(item, *args, **kwargs) for item in items]``, in order."""
@@ -227,55 +255,110 @@ class Executor:
 
 
 class Stream:
-    """Tasks submitted one at a time under a key and taken back, ``(key, result)``, as they finish (serial: run
-    at submission, returned first in, first out). For work whose next task depends on earlier results."""
+    """Tasks submitted one at a time and taken back as they finish, one ``(key, result)`` per item (serial: run at
+    submission, returned first in, first out). For work whose next task depends on earlier results. A task may
+    carry several items under several keys (:meth:`submit_items`), so that quick items share Dask's per-task cost.
+    """
 
     def __init__(self, ex: Executor):
         self.ex = ex
-        self.flying: dict = {}  # key -> future (Dask) or result (serial)
+        self.flying: dict = {}  # key -> the future of the task that carries it (Dask) or its result (serial)
+        self.tasks: dict = {}  # task key -> the keys it carries, in order (Dask)
+        self.seconds: List[float] = []  # seconds per item of each task taken back (from :meth:`submit_items`)
+        self._ready: List[Tuple[Any, Any]] = []  # results of a finished task not yet taken
         self._arrivals = None
 
     def __len__(self) -> int:
+        """Items in flight."""
         return len(self.flying)
 
     def __contains__(self, key: Any) -> bool:
         return key in self.flying
 
+    @property
+    def n_tasks(self) -> int:
+        """Tasks in flight (serial: items in flight)."""
+        return len(self.tasks) if self.ex.client is not None else len(self.flying)
+
     def submit(self, key: Any, fn: Callable, *args: Any) -> None:
         """Start ``fn(*args)`` under ``key`` (a key already in flight is not started twice)."""
         if key in self.flying:
             return
+        self._start([key], fn, args)
+
+    def submit_items(self, keys: Sequence[Any], fn: Callable, items: Sequence[Any], *args: Any) -> None:
+        """Start one task computing ``fn(item, *args)`` for every item, each result taken back under its key
+        (keys already in flight are left out with their items); the task's seconds per item join :attr:`seconds`."""
+        pairs = [(k, it) for k, it in zip(keys, items) if k not in self.flying]
+        if pairs:
+            self._start([k for k, _ in pairs], _run_items, (fn, [it for _, it in pairs]) + tuple(args), grouped=True)
+
+    def _start(self, keys: List[Any], fn: Callable, args: Tuple[Any, ...], grouped: bool = False) -> None:
         if self.ex.client is None:
-            self.flying[key] = fn(*args)
+            out = fn(*args)
+            if grouped:
+                out, secs = out
+                self.seconds.append(secs / len(keys))
+            for k, r in zip(keys, out if grouped else [out]):
+                self.flying[k] = r
             return
         from distributed import as_completed
         fut = self.ex.client.submit(_task, fn, *args, retries=RETRIES, pure=False)
-        self.flying[key] = fut
+        self.tasks[fut.key] = (keys, grouped)
+        for k in keys:
+            self.flying[k] = fut
         if self._arrivals is None:
             self._arrivals = as_completed()
         self._arrivals.add(fut)
 
     def next(self) -> Tuple[Any, Any]:
-        """The next finished task's ``(key, result)`` (its error is raised here)."""
+        """The next finished item's ``(key, result)`` (its task's error is raised here)."""
+        if self._ready:
+            key, result = self._ready.pop(0)
+            del self.flying[key]
+            return key, result
         if not self.flying:
             raise StopIteration
         if self.ex.client is None:
             key = next(iter(self.flying))
             return key, self.flying.pop(key)
         fut = next(self._arrivals)
-        key = next(k for k, f in self.flying.items() if f is fut)
-        del self.flying[key]
-        return key, fut.result()
+        keys, grouped = self.tasks.pop(fut.key)
+        out = fut.result()
+        if grouped:
+            out, secs = out
+            self.seconds.append(secs / len(keys))
+        self._ready.extend(zip(keys, out if grouped else [out]))
+        return self.next()
 
     def cancel(self) -> None:
         """Cancel what is still in flight."""
-        if self.ex.client is not None and self.flying:
-            self.ex.client.cancel(list(self.flying.values()))
+        if self.ex.client is not None and self.tasks:
+            self.ex.client.cancel(list({id(f): f for f in self.flying.values()}.values()))
         self.flying.clear()
+        self.tasks.clear()
+        self._ready.clear()
 
 
-def _same(arg: Any, n: int) -> Iterable[Any]:
-    return [arg] * n
+def chunk_size(per_item_s: Sequence[float], remaining: int, workers: int, min_task_s: float = MIN_TASK_S) -> int:
+    """How many of ``remaining`` items the next task takes: 1 until an item has been timed, then enough for a task
+    of ``min_task_s`` at the median of ``per_item_s`` (Dask's guidance: tasks of about 100 ms keep its per-task
+    cost small), but never so many that fewer than two tasks per worker would be left for the rest."""
+    import math
+    import statistics
+    if remaining <= 0:
+        return 0
+    if not per_item_s:
+        return 1
+    want = math.ceil(min_task_s / max(statistics.median(per_item_s), 1e-9))
+    return max(1, min(want, math.ceil(remaining / (2 * max(1, workers))), remaining))
+
+
+def _run_items(fn: Callable, items: Sequence[Any], *args: Any, **kwargs: Any) -> Tuple[List[Any], float]:
+    """One task of :meth:`Executor.as_completed`: ``fn`` over its items, and the seconds they took."""
+    t = time.perf_counter()
+    out = [fn(item, *args, **kwargs) for item in items]
+    return out, time.perf_counter() - t
 
 
 def executor(workers: int = 0, scheduler: Optional[str] = None,

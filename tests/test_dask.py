@@ -154,12 +154,17 @@ def test_stream_takes_tasks_back_as_they_finish():
     serial.submit("a", pow, 9, 9)  # a key in flight is not started twice
     serial.submit("b", pow, 3, 2)
     assert len(serial) == 2 and [serial.next(), serial.next()] == [("a", 8), ("b", 9)]
+    serial.submit_items(["c", "d"], pow, [2, 3], 3)
+    assert len(serial) == 2 and [serial.next(), serial.next()] == [("c", 8), ("d", 27)] and len(serial.seconds) == 1
     with executor(2) as ex:
         s = ex.stream()
         for i in range(4):
             s.submit(i, pow, i, 2)
-        got = dict(s.next() for _ in range(4))
-        assert got == {0: 0, 1: 1, 2: 4, 3: 9} and len(s) == 0
+        s.submit_items(["x", "y", "z", 3], pow, [4, 5, 6, 7], 2)  # key 3 is in flight: left out with its item
+        assert len(s) == 7 and s.n_tasks == 5
+        got = dict(s.next() for _ in range(7))
+        assert got == {0: 0, 1: 1, 2: 4, 3: 9, "x": 16, "y": 25, "z": 36} and len(s) == 0 and s.n_tasks == 0
+        assert len(s.seconds) == 1  # the timed task: the one that carried several items
 
 
 def _holding(_item, obj) -> tuple:
@@ -210,3 +215,31 @@ def test_workers_spread_over_the_gpus_of_a_machine(monkeypatch):
     _worker_setup(SimpleNamespace(name=3))
     assert execution._WORKER_GPU == 1
     assert _task(pow, 2, 5) == 32 and chosen == [1]  # set in the thread that runs the task
+
+
+@pytest.mark.parametrize("per_item, remaining, workers, expected", [
+    ([], 200, 2, 1),                   # nothing timed yet: one item per task
+    ([0.037, 0.040, 0.5], 200, 2, 3),  # median 40 ms: three items make a task of about 100 ms
+    ([0.46], 200, 2, 1),               # items slower than 100 ms keep a task each
+    ([0.001], 200, 2, 50),             # quick items, but two tasks per worker stay for the rest
+    ([0.001], 3, 2, 1),
+    ([0.001], 0, 2, 0),
+])
+def test_chunk_size_aims_at_tasks_of_about_100_ms(per_item, remaining, workers, expected):
+    from saswot_gp.execution import chunk_size
+    assert chunk_size(per_item, remaining, workers) == expected
+
+
+def _slow_square(x: int, pause: float) -> int:
+    time.sleep(pause)
+    return x * x
+
+
+def test_quick_items_share_tasks_and_slow_ones_do_not():
+    with executor(2) as ex:
+        got = dict(ex.as_completed(_slow_square, list(range(60)), 0.002))
+        assert got == {i: i * i for i in range(60)}
+        quick_tasks = ex.tasks_submitted
+        assert 4 < quick_tasks < 40  # the first four alone, then ~50 items per 100 ms task, capped
+        assert ex.map(_slow_square, list(range(6)), 0.15) == [i * i for i in range(6)]
+        assert ex.tasks_submitted - quick_tasks == 6  # 150 ms each: a task per item

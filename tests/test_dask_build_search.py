@@ -158,11 +158,11 @@ def _history(out):
 def test_async_search_with_one_in_flight_is_the_serial_search(cluster, space, lut, limit, tmp_path):
     serial = run_search(space, "snip", lut, limit, 12, tmp_path / "serial", seed=1, **SEARCH)
     one = _bounded(lambda: run_search(space, "snip", lut, limit, 12, tmp_path / "one", seed=1, executor=cluster,
-                                      in_flight=1, **SEARCH))
+                                      in_flight=1, per_task=1, **SEARCH))
     strip = lambda h: [(r["arch"], r["score"], r["latency_ms"], r["step"]) for r in h]  # noqa: E731
     assert strip(_history(tmp_path / "one")) == strip(_history(tmp_path / "serial"))
     assert one["top"] == serial["top"] and one["steps"] == serial["steps"]
-    assert one["settings"]["asynchronous"] == {"in_flight": 1, "workers": 2}
+    assert one["settings"]["asynchronous"] == {"in_flight": 1, "per_task": 1, "workers": 2}
     assert "asynchronous" not in serial["settings"]
 
 
@@ -181,7 +181,7 @@ def test_async_search_scores_equal_serial_and_resumes(cluster, space, lut, limit
     assert len(doc["history"]) == 6 and doc["pending"], "the checkpoint keeps the candidates in flight"
     first, pending = [h["arch"] for h in doc["history"]], list(dict.fromkeys(a for a, _ in doc["pending"]))
     # resumed serially (the candidates in flight are scored first), then asynchronously to a larger budget
-    run_search(space, "snip", lut, limit, 10, out, seed=1, resume=True, **SEARCH)
+    run_search(space, "snip", lut, limit, 6 + len(pending), out, seed=1, resume=True, **SEARCH)
     hist = _history(out)
     assert [h["arch"] for h in hist[:6]] == first and [h["arch"] for h in hist[6:6 + len(pending)]] == pending
     summary = _bounded(lambda: run_search(space, "snip", lut, limit, budget, out, seed=1, resume=True,

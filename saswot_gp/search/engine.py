@@ -181,42 +181,55 @@ def _score_task(arch: str, ctx: _ScoreContext) -> Tuple[float, float]:
 
 
 class _AsyncEvolution(_AgingEvolution):
-    """Asynchronous (steady-state) aging evolution on a Dask cluster: ``in_flight`` candidates are scored at once;
-    each score, as it arrives, is recorded and its candidate joins the population, then the next is proposed."""
+    """Asynchronous (steady-state) aging evolution on a Dask cluster: ``in_flight`` tasks of ``per_task``
+    candidates (None: :func:`~saswot_gp.execution.chunk_size`, from the candidates timed so far) are scored at
+    once; each score, as it arrives, is recorded and its candidate joins the population, then more are proposed."""
 
     def __init__(self, space, scorer: ProxyScorer, lut: LatencyTable, max_latency_ms: float, state: _State,
                  batch: Tuple[torch.Tensor, torch.Tensor], seed: int, progress: Optional[Progress],
-                 executor: "Executor", in_flight: int):
+                 executor: "Executor", in_flight: int, per_task: Optional[int] = None):
         super().__init__(space, scorer, lut, max_latency_ms, state, batch, seed, progress)
-        self.executor, self.in_flight = executor, in_flight
+        self.executor, self.in_flight, self.per_task = executor, in_flight, per_task
+
+    def _group_size(self, flying, left: int) -> int:
+        from ..execution import chunk_size
+        if self.per_task is not None:
+            return max(1, min(int(self.per_task), left))
+        return chunk_size(flying.seconds, left, self.executor.n_workers)
 
     def run(self, budget: int, population: int, sample_size: int, checkpoint_every: int,
             checkpoint: Callable[[], None]) -> None:
-        """Score until ``budget`` architectures are in the history, ``in_flight`` at a time; checkpoint (with the
-        candidates in flight) every ``checkpoint_every`` scores."""
+        """Score until ``budget`` architectures are in the history, ``in_flight`` tasks at a time; checkpoint (with
+        the candidates in flight) every ``checkpoint_every`` scores."""
         st, self.budget = self.state, budget
         t_start, elapsed0, last_ckpt = time.perf_counter(), st.elapsed, len(st.history)
         max_steps = 50 * budget + population
         ctx = self.executor.scatter(_ScoreContext(self.space, self.scorer, self.images, self.labels, self.seed))
-        flying = self.executor.stream()  # architecture -> its scoring task
+        flying = self.executor.stream()  # architecture -> the scoring task that carries it
 
-        def submit(arch: str) -> None:
-            flying.submit(arch, _score_task, arch, ctx)
+        def submit(archs: List[str]) -> None:
+            if archs:
+                flying.submit_items(archs, _score_task, archs, ctx)
 
         try:
-            for arch, _ in st.pending:  # a resumed run's candidates in flight (as many as the budget takes)
-                if len(st.history) + len(flying) < budget:
-                    submit(str(arch))
+            resumed = [str(arch) for arch, _ in st.pending]  # a resumed run's candidates in flight
+            submit(list(dict.fromkeys(resumed))[:max(0, budget - len(st.history))])
             while True:
-                while (len(flying) < self.in_flight and len(st.history) + len(flying) < budget
+                while (flying.n_tasks < self.in_flight and len(st.history) + len(flying) < budget
                        and st.steps < max_steps):
-                    arch = self.propose(population, sample_size, pending=len(st.pending))
-                    st.steps += 1
-                    if arch in st.scores:  # scored before: joins at once, as in the serial search
-                        self.join(arch, population)
-                        continue
-                    st.pending.append([arch, st.steps])
-                    submit(arch)
+                    group: List[str] = []
+                    size = self._group_size(flying, budget - len(st.history) - len(flying))
+                    while (len(group) < size and len(st.history) + len(flying) + len(group) < budget
+                           and st.steps < max_steps):
+                        arch = self.propose(population, sample_size, pending=len(st.pending))
+                        st.steps += 1
+                        if arch in st.scores:  # scored before: joins at once, as in the serial search
+                            self.join(arch, population)
+                            continue
+                        st.pending.append([arch, st.steps])
+                        if arch not in group and arch not in flying:
+                            group.append(arch)
+                    submit(group)
                 if not flying:
                     break
                 arch, (value, seconds) = flying.next()

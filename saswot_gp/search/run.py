@@ -42,7 +42,7 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
                log: Optional[Callable[[str], None]] = None, overwrite: bool = False,
                train_time: Optional[float] = None, executor: Optional["Executor"] = None,
                in_flight: Optional[int] = None, runtime: Optional[str] = None,
-               remeasure: bool = False) -> Dict[str, object]:
+               remeasure: bool = False, per_task: Optional[int] = None) -> Dict[str, object]:
     """Aging evolution over ``space`` scored by ``proxy`` under ``max_latency_ms`` (LUT-predicted); writes OUT.
 
     Writes OUT/checkpoint.json (atomic, every ``checkpoint_every`` scores and at the end), OUT/top.csv and
@@ -53,8 +53,9 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
     train one network, to report what training every scored candidate would cost (``search_cost``).
 
     ``executor`` (:func:`saswot_gp.execution.executor`; the caller owns and closes it): on a Dask cluster the
-    search is asynchronous with ``in_flight`` candidates scored at once (default: twice the workers); see the
-    module's docstring for what it reproduces (each score; the serial run itself only with ``in_flight`` 1).
+    search is asynchronous with ``in_flight`` tasks of ``per_task`` candidates scored at once (defaults: twice
+    the workers; enough candidates for about 100 ms, from those timed so far, 1 until then); see the module's
+    docstring for what it reproduces (each score; the serial run itself only with ``in_flight`` and ``per_task`` 1).
     Serial (default): exactly the serial search.
 
     ``runtime`` ('eager' or 'onnxruntime'): what the search's latency budget is for; a ``lut`` measured with
@@ -91,13 +92,14 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
         f"(predicted{' by the calibrated table' if lut.calibration is not None else ''}, {lut.threads} thread(s))")
     if executor is not None and executor.distributed:
         flight = int(in_flight) if in_flight is not None else 2 * executor.n_workers
-        if flight < 1:
-            raise SaswotError(f"in_flight {in_flight}; expected at least 1 candidate in flight")
-        settings["asynchronous"] = {"in_flight": flight, "workers": executor.n_workers}
-        say(f"asynchronous search on Dask: {flight} candidate(s) in flight on {executor.n_workers} worker(s); "
-            f"the scored architectures depend on timing, not only on the seed")
+        if flight < 1 or (per_task is not None and per_task < 1):
+            raise SaswotError(f"in_flight {in_flight}, per_task {per_task}; expected at least 1 task in flight and "
+                              f"1 candidate per task")
+        settings["asynchronous"] = {"in_flight": flight, "per_task": per_task, "workers": executor.n_workers}
+        say(f"asynchronous search on Dask: {flight} task(s) of {per_task or 'about 100 ms of'} candidate(s) in "
+            f"flight on {executor.n_workers} worker(s); the scored architectures depend on timing, not only on the seed")
         search = _AsyncEvolution(space, scorer, lut, max_latency_ms, state, (images, labels), seed, progress,
-                                 executor, flight)
+                                 executor, flight, per_task)
     else:
         search = _AgingEvolution(space, scorer, lut, max_latency_ms, state, (images, labels), seed, progress)
     search.run(budget, population, sample_size, checkpoint_every,
