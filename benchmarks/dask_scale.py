@@ -23,7 +23,7 @@ Usage:
 * ``search``: ``run_search`` with ``--budget`` architectures (proxy ``--proxy``, population 10, tournament 3,
   the digit batch of 8, latency budget the median predicted latency of 200 random architectures, about half
   the space), serially and asynchronously on the cluster (twice as many tasks in flight as workers, each
-  of as many candidates as make about 100 ms: ``execution.chunk_size``).
+  of as many candidates as make about 100 ms: ``tasks.chunk_size``).
   Architectures per second = scored / the search's own wall time (``wall_s``: no LUT, batch or cluster
   start-up). The asynchronous run scores other architectures than the serial one (see ``saswot_gp.search``),
   so the median per-architecture scoring time of each run is reported next to the rates.
@@ -72,6 +72,16 @@ def _rows(path: Path) -> list:
     with open(path) as fh:
         body = [ln for ln in fh if not ln.startswith("#")]
     return list(csv.DictReader(body))
+
+
+def _cpu_seconds() -> dict:
+    """CPU seconds so far of this process (with a local cluster: client, scheduler and nannies) and of its
+    child processes (the workers)."""
+    import psutil
+    me = psutil.Process()
+    kids = me.children(recursive=True)
+    busy = lambda p: sum(p.cpu_times()[:2])  # noqa: E731 - user + system
+    return {"client_process": busy(me), "workers": sum(busy(k) for k in kids)}
 
 
 def _median(xs):
@@ -137,7 +147,7 @@ def search(a, ex, tmp: Path) -> dict:
     return {"budget": a.budget, "proxy": a.proxy, "latency_budget_ms": limit, "archs_per_s": rates,
             "median_archs_per_s": med, "ratio_archs_per_s": med["dask"] / med["serial"],
             "median_score_s_per_arch": {m: _median(v) for m, v in score_s.items()},
-            "in_flight_tasks": 2 * ex.n_workers, "candidates_per_task": "auto: about 100 ms (execution.chunk_size)"}
+            "in_flight_tasks": 2 * ex.n_workers, "candidates_per_task": "auto: about 100 ms (tasks.chunk_size)"}
 
 
 def stats_setup(benchmark: str, n_archs: int, input_size: int):
@@ -177,18 +187,22 @@ def stats(a, ex, tmp: Path) -> dict:
         print(f"  {mode:6s} first pass (untimed warm-up): {len(archs)} networks in {first[mode]:.1f} s", flush=True)
     runs = {"serial": [], "dask": []}
     out = {}
+    cpu = []  # CPU seconds of the client process (client, scheduler, nannies) and of the workers, per Dask repeat
     for r in range(a.repeats):
         for mode in ("serial", "dask"):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), _cpu_seconds()
             out[mode] = stats_for_archs(sp, archs, x, y, k=256, seed=0, executor=ex if mode == "dask" else None)
             runs[mode].append(time.perf_counter() - t)
+            if mode == "dask":
+                cpu.append({k: v - c[k] for k, v in _cpu_seconds().items()})
             print(f"  {mode:6s} repeat {r + 1}/{a.repeats}: {len(archs)} networks in {runs[mode][-1]:.1f} s", flush=True)
     same = all(np.array_equal(v, b.to_arrays()[k]) for s_, b in zip(out["serial"], out["dask"])
                for k, v in s_.to_arrays().items())
     med = {m: _median(v) for m, v in runs.items()}
     return {"benchmark": bench.name, "networks": len(archs), "resolution": a.input_size, "wall_s": runs,
             "median_wall_s": med, "ratio_speed": med["serial"] / med["dask"], "bit_identical": same,
-            "first_pass_s": first, "first_pass_ratio": first["serial"] / first["dask"]}
+            "first_pass_s": first, "first_pass_ratio": first["serial"] / first["dask"], "dask_cpu_s": cpu,
+            "tasks_per_pass": ex.tasks_submitted / (a.repeats + 1)}
 
 
 def fitness(a, ex, tmp: Path) -> dict:
@@ -231,12 +245,17 @@ def main() -> None:
     ap.add_argument("--input-size", type=int, default=64)
     ap.add_argument("--base-width", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--min-task-s", type=float, default=None,
+                    help="stats/search: seconds of items per Dask task (default: the library's, 0.1; 0: one per task)")
     ap.add_argument("--out", default=None, help="JSON file (default: benchmarks/results/dask_scale_<what>.json)")
     a = ap.parse_args()
     if a.workers < 2 or a.repeats < 1:
         ap.error("need --workers >= 2 and --repeats >= 1")
     torch.set_num_threads(1)
+    from saswot_gp import tasks
     from saswot_gp.execution import executor
+    if a.min_task_s is not None:
+        tasks.MIN_TASK_S = a.min_task_s
     from saswot_gp.io import atomic_write_json
     machine = _machine()
     out = Path(a.out) if a.out else ROOT / "results" / f"dask_scale_{a.what}.json"
@@ -247,6 +266,7 @@ def main() -> None:
               f"{startup:.1f} s (not timed below)", flush=True)
         result = {"bench": bench, "search": search, "stats": stats, "fitness": fitness}[a.what](a, ex, Path(tmp))
     doc = {"what": a.what, "workers": a.workers, "repeats": a.repeats, "cluster_startup_s": startup,
+           "min_task_s": tasks.MIN_TASK_S,
            "settings": {k: v for k, v in vars(a).items() if k in OWN[a.what]}, "machine": machine, **result,
            "note": "medians and ratios measured in this one run; 1 torch thread per process (client and workers)"}
     out.parent.mkdir(parents=True, exist_ok=True)

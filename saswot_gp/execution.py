@@ -4,9 +4,9 @@ address or scheduler file).
 
 Callers submit a top-level function over items and consume ``(index, result)`` pairs as tasks finish, writing
 results themselves (the client), so a restarted client resumes from what was written. Items quicker than about
-100 ms share a task (:func:`chunk_size`), so that Dask's per-task cost stays small next to the work. A worker that dies
-mid-task has its task run again on another worker (Dask reschedules it); a task that raises is retried
-``retries`` times, then its error reaches the caller.
+100 ms share a task (:func:`.tasks.chunk_size`), so that Dask's per-task cost stays small next to the work. A
+worker that dies mid-task has its task run again on another worker (Dask reschedules it); a task that raises is
+retried ``retries`` times, then its error reaches the caller.
 """
 
 from __future__ import annotations
@@ -14,17 +14,16 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from .errors import SaswotError
+from .tasks import Stream, _run_items, chunk_size
 
 RETRIES = 2  # a task that raises is retried this often before its error reaches the caller
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 MMAP_THRESHOLD = 32 * 2 ** 20  # glibc's own ceiling for its dynamic threshold on 64-bit
 TRIM_THRESHOLD = 2 * MMAP_THRESHOLD  # what glibc's dynamic rule sets with that mmap threshold
-MIN_TASK_S = 0.1  # quicker items share a task on Dask (Executor.as_completed)
 
 
 def _keep_freed_blocks() -> bool:
@@ -187,9 +186,9 @@ class Executor:
         """``fn(item, *args, **kwargs)`` for every item; yields ``(index, result)`` as tasks finish (serial: in
         order). Abandoning the iterator cancels what has not run.
 
-        On Dask, items too quick for a task of their own share one (:func:`chunk_size`: tasks of about
-        :data:`MIN_TASK_S`, sized from the items measured so far), at most two tasks per worker are in flight,
-        and each item's result is yielded as soon as its task finishes."""
+        On Dask, items too quick for a task of their own share one (:func:`.tasks.chunk_size`: tasks of about
+        100 ms, sized from the items measured so far), at most two tasks per worker are in flight, and each
+        item's result is yielded as soon as its task finishes."""
         if self.client is None:
             for i, item in enumerate(items):
                 yield i, fn(item, *args, **kwargs)
@@ -229,7 +228,7 @@ class Executor:
         return out
 
     def stream(self) -> "Stream":
-        """A stream of tasks submitted one at a time and taken back as they finish (see :class:`Stream`)."""
+        """A stream of tasks submitted one at a time and taken back as they finish (see :class:`.tasks.Stream`)."""
         return Stream(self)
 
     def close(self) -> None:
@@ -252,113 +251,6 @@ class Executor:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class Stream:
-    """Tasks submitted one at a time and taken back as they finish, one ``(key, result)`` per item (serial: run at
-    submission, returned first in, first out). For work whose next task depends on earlier results. A task may
-    carry several items under several keys (:meth:`submit_items`), so that quick items share Dask's per-task cost.
-    """
-
-    def __init__(self, ex: Executor):
-        self.ex = ex
-        self.flying: dict = {}  # key -> the future of the task that carries it (Dask) or its result (serial)
-        self.tasks: dict = {}  # task key -> the keys it carries, in order (Dask)
-        self.seconds: List[float] = []  # seconds per item of each task taken back (from :meth:`submit_items`)
-        self._ready: List[Tuple[Any, Any]] = []  # results of a finished task not yet taken
-        self._arrivals = None
-
-    def __len__(self) -> int:
-        """Items in flight."""
-        return len(self.flying)
-
-    def __contains__(self, key: Any) -> bool:
-        return key in self.flying
-
-    @property
-    def n_tasks(self) -> int:
-        """Tasks in flight (serial: items in flight)."""
-        return len(self.tasks) if self.ex.client is not None else len(self.flying)
-
-    def submit(self, key: Any, fn: Callable, *args: Any) -> None:
-        """Start ``fn(*args)`` under ``key`` (a key already in flight is not started twice)."""
-        if key in self.flying:
-            return
-        self._start([key], fn, args)
-
-    def submit_items(self, keys: Sequence[Any], fn: Callable, items: Sequence[Any], *args: Any) -> None:
-        """Start one task computing ``fn(item, *args)`` for every item, each result taken back under its key
-        (keys already in flight are left out with their items); the task's seconds per item join :attr:`seconds`."""
-        pairs = [(k, it) for k, it in zip(keys, items) if k not in self.flying]
-        if pairs:
-            self._start([k for k, _ in pairs], _run_items, (fn, [it for _, it in pairs]) + tuple(args), grouped=True)
-
-    def _start(self, keys: List[Any], fn: Callable, args: Tuple[Any, ...], grouped: bool = False) -> None:
-        if self.ex.client is None:
-            out = fn(*args)
-            if grouped:
-                out, secs = out
-                self.seconds.append(secs / len(keys))
-            for k, r in zip(keys, out if grouped else [out]):
-                self.flying[k] = r
-            return
-        from distributed import as_completed
-        fut = self.ex.client.submit(_task, fn, *args, retries=RETRIES, pure=False)
-        self.tasks[fut.key] = (keys, grouped)
-        for k in keys:
-            self.flying[k] = fut
-        if self._arrivals is None:
-            self._arrivals = as_completed()
-        self._arrivals.add(fut)
-
-    def next(self) -> Tuple[Any, Any]:
-        """The next finished item's ``(key, result)`` (its task's error is raised here)."""
-        if self._ready:
-            key, result = self._ready.pop(0)
-            del self.flying[key]
-            return key, result
-        if not self.flying:
-            raise StopIteration
-        if self.ex.client is None:
-            key = next(iter(self.flying))
-            return key, self.flying.pop(key)
-        fut = next(self._arrivals)
-        keys, grouped = self.tasks.pop(fut.key)
-        out = fut.result()
-        if grouped:
-            out, secs = out
-            self.seconds.append(secs / len(keys))
-        self._ready.extend(zip(keys, out if grouped else [out]))
-        return self.next()
-
-    def cancel(self) -> None:
-        """Cancel what is still in flight."""
-        if self.ex.client is not None and self.tasks:
-            self.ex.client.cancel(list({id(f): f for f in self.flying.values()}.values()))
-        self.flying.clear()
-        self.tasks.clear()
-        self._ready.clear()
-
-
-def chunk_size(per_item_s: Sequence[float], remaining: int, workers: int, min_task_s: float = MIN_TASK_S) -> int:
-    """How many of ``remaining`` items the next task takes: 1 until an item has been timed, then enough for a task
-    of ``min_task_s`` at the median of ``per_item_s`` (Dask's guidance: tasks of about 100 ms keep its per-task
-    cost small), but never so many that fewer than two tasks per worker would be left for the rest."""
-    import math
-    import statistics
-    if remaining <= 0:
-        return 0
-    if not per_item_s:
-        return 1
-    want = math.ceil(min_task_s / max(statistics.median(per_item_s), 1e-9))
-    return max(1, min(want, math.ceil(remaining / (2 * max(1, workers))), remaining))
-
-
-def _run_items(fn: Callable, items: Sequence[Any], *args: Any, **kwargs: Any) -> Tuple[List[Any], float]:
-    """One task of :meth:`Executor.as_completed`: ``fn`` over its items, and the seconds they took."""
-    t = time.perf_counter()
-    out = [fn(item, *args, **kwargs) for item in items]
-    return out, time.perf_counter() - t
 
 
 def executor(workers: int = 0, scheduler: Optional[str] = None,

@@ -226,8 +226,9 @@ def test_workers_spread_over_the_gpus_of_a_machine(monkeypatch):
     ([0.001], 0, 2, 0),
 ])
 def test_chunk_size_aims_at_tasks_of_about_100_ms(per_item, remaining, workers, expected):
-    from saswot_gp.execution import chunk_size
+    from saswot_gp.tasks import chunk_size
     assert chunk_size(per_item, remaining, workers) == expected
+    assert chunk_size(per_item, remaining, workers, min_task_s=0) == min(1, remaining)  # 0: one item per task
 
 
 def _slow_square(x: int, pause: float) -> int:
@@ -243,3 +244,31 @@ def test_quick_items_share_tasks_and_slow_ones_do_not():
         assert 4 < quick_tasks < 40  # the first four alone, then ~50 items per 100 ms task, capped
         assert ex.map(_slow_square, list(range(6)), 0.15) == [i * i for i in range(6)]
         assert ex.tasks_submitted - quick_tasks == 6  # 150 ms each: a task per item
+
+
+_FAULTS = """
+import resource, sys
+import numpy as np
+from saswot_gp.execution import _keep_freed_blocks
+if sys.argv[1] == "fixed":
+    assert _keep_freed_blocks()
+np.ones(2 ** 18)  # 2 MiB: allocate and free once
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(50):
+    np.ones(2 ** 18)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_worker_setup_stops_freed_tensors_going_back_to_the_system():
+    """Under Dask's ``MALLOC_TRIM_THRESHOLD_`` every 2 MiB array is mapped anew (hundreds of page faults
+    each); after the worker set-up's mallopt calls the freed block is reused."""
+    import subprocess
+    import sys
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's mallopt: Linux only")
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    faults = {mode: int(subprocess.run([sys.executable, "-c", _FAULTS, mode], env=env, capture_output=True,
+                                       text=True, check=True, timeout=120).stdout.strip())
+              for mode in ("dask", "fixed")}
+    assert faults["dask"] > 50 * 100 and faults["fixed"] < 50 * 10, faults

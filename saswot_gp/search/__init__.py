@@ -14,11 +14,13 @@ The search state (population, history of scores, RNG state) is checkpointed atom
 every few scores; resuming gives the same result as an uninterrupted run.
 
 On a Dask cluster (``executor``, :mod:`saswot_gp.execution`) the search is asynchronous (steady-state): a few
-candidates (``in_flight``, default twice the workers) are scored at once, each a task that builds the model
-from (space, architecture, seed) and scores it on the batch scattered once to every worker. When a score
-arrives the client records it, the candidate joins the population (the oldest leaves) and the next candidate
-is proposed from the population as it is then. Every score equals the serial one for the same architecture,
-and with one candidate in flight the run is the serial run exactly; with more in flight, proposals are made
+tasks (``in_flight``, default twice the workers) are in flight at once, each building from (space,
+architecture, seed) and scoring on the batch scattered once to every worker a group of ``per_task`` candidates
+(default: as many as take about 100 ms, from the candidates timed so far, so that Dask's per-task cost stays
+small next to the scoring; one until then). When a task's scores arrive the client records them, the
+candidates join the population (the oldest leave) and the next group is proposed from the population as it
+is then. Every score equals the serial one for the same architecture, and with one task of one candidate in
+flight (``in_flight=1, per_task=1``) the run is the serial run exactly; otherwise proposals are made
 before the results still in flight are known, and those results arrive in an order that depends on timing,
 so which architectures get scored (the history, the top list) is not reproducible from the seed: not equal
 to the serial run's and not equal between two asynchronous runs. Checkpoints also keep the candidates in

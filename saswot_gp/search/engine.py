@@ -182,7 +182,7 @@ def _score_task(arch: str, ctx: _ScoreContext) -> Tuple[float, float]:
 
 class _AsyncEvolution(_AgingEvolution):
     """Asynchronous (steady-state) aging evolution on a Dask cluster: ``in_flight`` tasks of ``per_task``
-    candidates (None: :func:`~saswot_gp.execution.chunk_size`, from the candidates timed so far) are scored at
+    candidates (None: :func:`~saswot_gp.tasks.chunk_size`, from the candidates timed so far) are scored at
     once; each score, as it arrives, is recorded and its candidate joins the population, then more are proposed."""
 
     def __init__(self, space, scorer: ProxyScorer, lut: LatencyTable, max_latency_ms: float, state: _State,
@@ -192,7 +192,7 @@ class _AsyncEvolution(_AgingEvolution):
         self.executor, self.in_flight, self.per_task = executor, in_flight, per_task
 
     def _group_size(self, flying, left: int) -> int:
-        from ..execution import chunk_size
+        from ..tasks import chunk_size
         if self.per_task is not None:
             return max(1, min(int(self.per_task), left))
         return chunk_size(flying.seconds, left, self.executor.n_workers)
