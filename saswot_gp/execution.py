@@ -204,8 +204,7 @@ class Executor:
             while nxt < len(items) and len(flying) < 2 * self.n_workers:
                 size = chunk_size(per_item, len(items) - nxt, self.n_workers)
                 idx = list(range(nxt, nxt + size))
-                fut = self.client.submit(_task, _run_items, fn, [items[i] for i in idx], *args, retries=RETRIES,
-                                         pure=False, **kwargs)
+                fut = self.submit(_run_items, fn, [items[i] for i in idx], *args, **kwargs)
                 flying[fut.key], nxt = (fut, idx), nxt + size
                 self.tasks_submitted += 1
                 arrivals.add(fut)
@@ -219,6 +218,11 @@ class Executor:
                 yield from zip(idx, results)
         finally:
             self.client.cancel([f for f, _ in flying.values()])
+
+    def submit(self, fn: Callable, *args: Any, **kwargs: Any):
+        """Start ``fn(*args, **kwargs)`` as one Dask task (one torch thread, the worker's GPU, :class:`Shared`
+        arguments replaced by their objects, retried :data:`RETRIES` times); its future."""
+        return self.client.submit(_task, fn, *args, retries=RETRIES, pure=False, **kwargs)
 
     def map(self, fn: Callable, items: Sequence[Any], *args: Any, **kwargs: Any) -> List[Any]:
         """``[fn(item, *args, **kwargs) for item in items]``, in order."""

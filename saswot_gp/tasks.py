@@ -58,8 +58,7 @@ class Stream:
                 self.flying[k] = r
             return
         from distributed import as_completed
-        from .execution import RETRIES, _task
-        fut = self.ex.client.submit(_task, fn, *args, retries=RETRIES, pure=False)
+        fut = self.ex.submit(fn, *args)
         self.tasks[fut.key] = (keys, grouped)
         for k in keys:
             self.flying[k] = fut
