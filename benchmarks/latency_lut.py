@@ -39,6 +39,7 @@ Timings depend on the machine and on its load; the JSON records the load average
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
@@ -51,7 +52,7 @@ import torch
 
 from saswot_gp.errors import SaswotError
 from saswot_gp.io import atomic_write_json
-from saswot_gp.latency import (FEATURE_SETS, LatencyTable, agreement, build_lut, calibrate_lut,
+from saswot_gp.latency import (DEFAULT_FEATURES, FEATURE_SETS, LatencyTable, agreement, build_lut, calibrate_lut,
                                check_lut, fit_calibration, kendall_tau)
 from saswot_gp.spaces import get_space
 
@@ -116,10 +117,15 @@ def _parser() -> argparse.ArgumentParser:
                     help="what runs the parts and networks (default: eager, or the --lut table's runtime)")
     ap.add_argument("--calibrate", type=int, default=0, help="calibrate the table on N networks first (0: no)")
     ap.add_argument("--calibrate-seed", type=int, default=1000, help="seeds the calibration networks (>= 1000)")
-    ap.add_argument("--model", choices=list(FEATURE_SETS), default="scale", help="the calibration model kept")
+    ap.add_argument("--model", choices=list(FEATURE_SETS), default=DEFAULT_FEATURES,
+                    help="the calibration model kept (default: the library's)")
     ap.add_argument("--sampler", choices=["mixed", "uniform", "diverse"], default="mixed",
                     help="how calibration networks are drawn")
     ap.add_argument("--save-lut", default=None, help="also write the (calibrated) table here")
+    ap.add_argument("--checks-from", default=None,
+                    help="no timing: refit --lut's calibration with --model on its stored calibration "
+                         "measurements and rescore the uniform and diverse checks stored in this results JSON "
+                         "(measured with that table)")
     ap.add_argument("--resolution", type=int, default=64, help="input side of a table built here")
     ap.add_argument("--base-width", type=int, default=16, help="base width of a table built here")
     ap.add_argument("--num-layers", type=int, default=10, help="layers of a table built here")
@@ -177,6 +183,45 @@ def compare_models(lut, checks: dict) -> dict:
     return out
 
 
+def rescore(lut, res: dict) -> dict:
+    """A stored check (``res``, measured with ``lut``'s entries) scored again with ``lut``'s predictions: no
+    timing, the same measurements."""
+    rows = [dict(r, predicted_ms=lut.predict(r["arch"])) for r in res["rows"]]
+    pred = [r["predicted_ms"] for r in rows]
+    for r in rows:
+        r["ratio"] = r["predicted_ms"] / r["measured_ms"]
+    scores = agreement(pred, [r["measured_ms"] for r in rows])
+    scores["kendall_tau_second_pass"] = kendall_tau(pred, [r["measured_ms_again"] for r in rows])
+    model = lut.calibration.info.get("model") if lut.calibration is not None else None
+    return {**res, **scores, "rows": rows, "calibration_model": model}
+
+
+def refit_main(args, out: Path) -> None:
+    """``--checks-from``: refit, rescore and write; nothing is timed."""
+    lut = LatencyTable.load(args.lut)
+    stored = json.loads(Path(args.checks_from).read_text())
+    if lut.calibration is None:
+        raise SystemExit(f"--lut {args.lut}: the table has no calibration measurements to refit on")
+    if stored.get("lut_meta", {}).get("date") != lut.meta.get("date"):
+        raise SystemExit(f"--checks-from {args.checks_from} was not measured with the table {args.lut} "
+                         f"(its lut_meta date differs)")
+    info = lut.calibration.info
+    refit = fit_calibration(lut, info["archs"], info["measured_ms"], args.model,
+                            info={k: v for k, v in info.items() if k not in ("archs", "measured_ms")})
+    checks = {name: rescore(refit, stored[name]) for name in ("uniform", "diverse")}
+    for name, res in checks.items():
+        _report(name, res)
+    cal = refit.calibration.to_json()
+    cal["models"] = compare_models(refit, checks)
+    doc = {"what": f"{args.checks_from} rescored after refitting {args.lut}'s calibration as {args.model} on its "
+                   f"stored calibration measurements; nothing timed",
+           "cli_equivalent": f"python benchmarks/latency_lut.py --lut {args.lut} --checks-from {args.checks_from} "
+                             f"--model {args.model}",
+           "machine": stored.get("machine"), "lut_meta": lut.meta, **checks, "calibration": cal}
+    atomic_write_json(out, doc)
+    print(f"wrote {out}")
+
+
 def _report(name: str, res: dict) -> None:
     raw, mae = res.get("raw"), res.get("median_abs_rel_error")
     print(f"{name:8s} {res['n']} networks: Kendall tau {res['kendall_tau']:.3f} (second pass "
@@ -199,6 +244,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         out = output_path(args.out, args.overwrite)
     except FileExistsError as exc:
         ap.error(str(exc))
+    if args.checks_from:
+        if not args.lut:
+            ap.error("--checks-from needs --lut (the table the stored checks were measured with)")
+        return refit_main(args, out)
     torch.set_num_threads(1)
     load_start = _load()
     lut, space, build_s = _table(args)

@@ -34,13 +34,14 @@ def table():
     return LatencyTable({k: dict(e, ms=0.01 + e["macs"] / 1e5) for k, e in lut.entries.items()}, lut.meta)
 
 
-def _truth(overhead=None):
+def _truth(overhead=None, ms_per_gmac=0.0):
     overhead = overhead or {}
 
     def measured(table, arch):
         parts = table.parts(arch)
-        return (INTERCEPT + sum(SCALES[part_group(k)] * ms for k, ms in parts)
-                + sum(overhead.get(part_group(k), 0.0) for k, _ in parts))
+        return (INTERCEPT + sum(SCALES[part_group(k)] * ms for k, ms, _ in parts)
+                + sum(overhead.get(part_group(k), 0.0) for k, _, _ in parts)
+                + ms_per_gmac * sum(macs for _, _, macs in parts) / 1e9)
     return measured
 
 
@@ -57,7 +58,8 @@ def test_part_groups_and_feature_sets():
     assert part_group("stem:4:32x32") == "ends" == part_group("head:8:40:L0:L2")
     assert part_group("layer:dw:16:40:2:2x2") == "down" and part_group("layer:c33:8:8:1:4x4") == "c33"
     assert GROUPS == ("ends", "c3", "c33", "zc", "dc", "dw", "ir", "sk", "down")
-    assert {k: len(v) for k, v in FEATURE_SETS.items()} == {"affine": 2, "scale": 10, "scale+overhead": 17}
+    assert {k: len(v) for k, v in FEATURE_SETS.items()} == {"affine": 2, "scale": 10, "scale+overhead": 17,
+                                                            "scale+macs": 11}
     from saswot_gp.commands import latency as cli_latency
     assert cli_latency.MODELS == tuple(FEATURE_SETS) and cli_latency.DEFAULT_MODEL == latency_pkg.DEFAULT_FEATURES
     assert cli_latency.MIN_SEED == latency_pkg.CALIBRATION_MIN_SEED and cli_latency.SAMPLERS == calibrate_mod.SAMPLERS
@@ -69,7 +71,7 @@ def test_part_groups_and_feature_sets():
 def test_fit_recovers_the_scales_and_predictions_improve(table, monkeypatch):
     calls = []
     _fake_measure(monkeypatch, _truth(), calls)
-    cal = calibrate_lut(table, n=40, warmup=2, repeats=3, rounds=2)
+    cal = calibrate_lut(table, n=40, warmup=2, repeats=3, rounds=2, features="scale")
     (archs, seed, *how), = calls
     assert seed == 1000 and how == [2, 3, 2] and archs == sample_archs(table.space(), 40, 1000, "mixed")
     got = dict(zip(cal.calibration.features, cal.calibration.coefficients))
@@ -104,18 +106,38 @@ def test_overhead_model_recovers_per_layer_overheads(table, monkeypatch):
     assert res_scale["median_abs_rel_error"] < res_scale["raw"]["median_abs_rel_error"]
 
 
+def _not_macs(table: LatencyTable) -> LatencyTable:
+    """The table with entries not proportional to MACs, so that a cost per GMAC is a feature of its own."""
+    return LatencyTable({k: dict(e, ms=0.01 + e["macs"] ** 0.5 / 1e3) for k, e in table.entries.items()}, table.meta)
+
+
+def test_macs_model_recovers_a_cost_per_gmac(table, monkeypatch):
+    """Whole networks that cost 5 ms per GMAC beyond their parts: the scale+macs model (the default) finds it,
+    the scale model cannot represent it."""
+    table = _not_macs(table)
+    _fake_measure(monkeypatch, _truth(ms_per_gmac=5.0))
+    cal = calibrate_lut(table, n=60)
+    got = dict(zip(cal.calibration.features, cal.calibration.coefficients))
+    assert cal.calibration.info["model"] == "scale+macs" == latency_pkg.DEFAULT_FEATURES
+    assert got == pytest.approx({"1": INTERCEPT, "gmacs": 5.0, **{f"ms:{g}": s for g, s in SCALES.items()}},
+                                abs=1e-6)
+    scale_only = calibrate_lut(table, n=60, features="scale")
+    assert check_lut(cal, n=20)["median_abs_rel_error"] < 1e-9 < check_lut(scale_only, n=20)["median_abs_rel_error"]
+
+
 def test_json_round_trip_and_old_tables_unchanged(table, monkeypatch, tmp_path):
     _fake_measure(monkeypatch, _truth())
     cal = calibrate_lut(table, n=20, seed=1234, sampler="uniform")
     cal.save(tmp_path / "cal.json")
     doc = json.loads((tmp_path / "cal.json").read_text())
     assert doc["calibration"]["seed"] == 1234 and len(doc["calibration"]["archs"]) == 20
-    assert doc["calibration"]["features"] == list(FEATURE_SETS["scale"]) and doc["meta"] == table.meta
+    assert doc["calibration"]["features"] == list(FEATURE_SETS[latency_pkg.DEFAULT_FEATURES])
+    assert doc["meta"] == table.meta
     back = LatencyTable.load(tmp_path / "cal.json")
     assert back.calibration.model() == cal.calibration.model() and back.digest() == cal.digest() != table.digest()
     arch = table.space().sample(random.Random(5))
     assert back.predict(arch) == cal.predict(arch) != back.predict(arch, raw=True) == back.predict_raw(arch)
-    assert back.predict_raw(arch) == table.predict(arch) == sum(ms for _, ms in table.parts(arch))
+    assert back.predict_raw(arch) == table.predict(arch) == sum(ms for _, ms, _ in table.parts(arch))
     # a table without calibration: no key written, the plain sum, the digest of its entries as before
     table.save(tmp_path / "old.json")
     old = LatencyTable.load(tmp_path / "old.json")
@@ -138,7 +160,7 @@ def test_json_round_trip_and_old_tables_unchanged(table, monkeypatch, tmp_path):
 ])
 def test_bad_calibrations_give_one_line_errors(table, monkeypatch, tmp_path, mutate, message):
     _fake_measure(monkeypatch, _truth())
-    doc = calibrate_lut(table, n=12).to_json()
+    doc = calibrate_lut(table, n=12, features="scale").to_json()
     mutate(doc["calibration"])
     (tmp_path / "bad.json").write_text(json.dumps(doc))
     with pytest.raises(SaswotError, match=message) as info:
@@ -151,7 +173,9 @@ def test_calibration_guards(table, monkeypatch):
     with pytest.raises(SaswotError, match="use 1000 or more"):
         calibrate_lut(table, n=20, seed=0)
     with pytest.raises(SaswotError, match="needs at least 12 networks"):
-        calibrate_lut(table, n=11)
+        calibrate_lut(table, n=11, features="scale")
+    with pytest.raises(SaswotError, match="needs at least 13 networks"):
+        calibrate_lut(table, n=12)  # the default model has 11 coefficients
     with pytest.raises(SaswotError, match="unknown calibration model 'cubic'"):
         calibrate_lut(table, n=20, features="cubic")
     with pytest.raises(SaswotError, match="unknown calibration sampler"):
@@ -171,7 +195,7 @@ def test_cli_build_calibrate_and_check(table, monkeypatch, tmp_path):
     res = CliRunner().invoke(main, ["latency", "calibrate", "--lut", str(tmp_path / "lut.json"), "--n", "14",
                                     "--out", str(tmp_path / "cal.json")])
     assert res.exit_code == 0, res.output
-    assert "calibrated on 14 networks (seed 1000, mixed, model scale, 10 coefficients)" in res.output
+    assert "calibrated on 14 networks (seed 1000, mixed, model scale+macs, 11 coefficients)" in res.output
     cal = LatencyTable.load(tmp_path / "cal.json")
     assert cal.calibration.info["repeats"] == table.meta["repeats"] and cal.entries == table.entries
     res = CliRunner().invoke(main, ["latency", "check", "--lut", str(tmp_path / "cal.json"), "--n", "4"])
@@ -195,3 +219,26 @@ def test_a_table_knows_how_it_was_timed(table):
     from saswot_gp.latency import LatencyTable
     old = LatencyTable(table.entries, {k: v for k, v in table.meta.items() if k not in ("warmup", "repeats", "rounds")})
     assert old.timing == {"warmup": 5, "repeats": 20, "rounds": 1}  # tables written before these fields
+
+
+def test_benchmark_rescores_stored_checks_without_timing(table, monkeypatch, tmp_path):
+    """benchmarks/latency_lut.py --checks-from: a stored check rescored with its own table gives its own figures;
+    after a refit, the refit's predictions on the same measurements."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("latency_lut_script",
+                                                  Path(__file__).resolve().parents[1] / "benchmarks" / "latency_lut.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    _fake_measure(monkeypatch, _truth(ms_per_gmac=5.0))
+    cal = calibrate_lut(_not_macs(table), n=30, features="scale")
+    res = check_lut(cal, n=10, repeatability=True)
+    same = bench.rescore(cal, res)
+    for key in ("kendall_tau", "median_ratio", "median_abs_rel_error", "kendall_tau_second_pass"):
+        assert same[key] == pytest.approx(res[key], abs=1e-12)
+    info = cal.calibration.info
+    refit = fit_calibration(cal, info["archs"], info["measured_ms"], "scale+macs")
+    again = bench.rescore(refit, res)
+    assert [r["predicted_ms"] for r in again["rows"]] == [refit.predict(r["arch"]) for r in res["rows"]]
+    assert [r["measured_ms"] for r in again["rows"]] == [r["measured_ms"] for r in res["rows"]]
+    assert again["calibration_model"] == "scale+macs" and again["median_abs_rel_error"] < same["median_abs_rel_error"]

@@ -21,8 +21,8 @@ def latency() -> None:
 # below), not imported here: they would load torch at startup (tests check that they agree)
 MIN_SEED = 1000
 SAMPLERS = ("mixed", "uniform", "diverse")
-MODELS = ("affine", "scale", "scale+overhead")
-DEFAULT_MODEL = "scale"
+MODELS = ("affine", "scale", "scale+overhead", "scale+macs")
+DEFAULT_MODEL = "scale+macs"
 
 
 def _calibration_options(f):
@@ -31,8 +31,8 @@ def _calibration_options(f):
                      help="how calibration networks are drawn: uniform, diverse, or alternately (mixed)")(f)
     f = click.option("--model", "model", default=DEFAULT_MODEL, show_default=True, type=click.Choice(list(MODELS)),
                      help="calibration model: affine (intercept + scale of the sum, 2 coefficients), scale "
-                          "(intercept + a scale per part group, 10) or scale+overhead (+ a per-layer overhead per "
-                          "group, 17)")(f)
+                          "(intercept + a scale per part group, 10), scale+overhead (+ a per-layer overhead per "
+                          "group, 17) or scale+macs (scale + ms per GMAC of the network, 11)")(f)
     return click.option("--calibrate-seed", "calibrate_seed", default=MIN_SEED, show_default=True,
                         type=click.IntRange(MIN_SEED),
                         help=f"seeds the calibration networks and weights (>= {MIN_SEED}: never a `latency check` "

@@ -133,9 +133,9 @@ class LatencyTable:
         """Keys of ``arch``'s parts in this table's space (SaswotError if the arch is not of that space)."""
         return arch_keys(self.space(), arch)
 
-    def parts(self, arch: str) -> List[Tuple[str, float]]:
-        """(key, entry ms) of each of ``arch``'s parts, in network order."""
-        return [(k, float(self._entry(k)["ms"])) for k in self.keys_for(arch)]
+    def parts(self, arch: str) -> List[Tuple[str, float, float]]:
+        """(key, entry ms, entry multiply-accumulates) of each of ``arch``'s parts, in network order."""
+        return [(k, float(self._entry(k)["ms"]), float(self._entry(k)["macs"])) for k in self.keys_for(arch)]
 
     def predict(self, arch: str, raw: bool = False) -> float:
         """Predicted batch-1 latency (ms) of ``arch``: the table's calibration applied to its parts' entries when
