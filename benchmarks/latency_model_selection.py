@@ -58,14 +58,17 @@ def select(table: LatencyTable, validation: dict, splits: int, train: int) -> di
             res[sample] = gap([fitted.predict(x["arch"]) for x in r], [x["measured_ms"] for x in r],
                               [x["measured_ms_again"] for x in r])
         rng, gaps = random.Random(0), []
-        for _ in range(splits):
-            order = list(range(len(rows)))
-            rng.shuffle(order)
-            fit_on, test_on = order[:train], order[train:]
-            model = fit_calibration(table, [archs[i] for i in fit_on], [mean[i] for i in fit_on], name)
-            gaps.append(gap([model.predict(archs[i]) for i in test_on], [first[i] for i in test_on],
-                            [second[i] for i in test_on]))
-        res["splits"] = statistics.mean(gaps)
+        try:
+            for _ in range(splits):
+                order = list(range(len(rows)))
+                rng.shuffle(order)
+                fit_on, test_on = order[:train], order[train:]
+                model = fit_calibration(table, [archs[i] for i in fit_on], [mean[i] for i in fit_on], name)
+                gaps.append(gap([model.predict(archs[i]) for i in test_on], [first[i] for i in test_on],
+                                [second[i] for i in test_on]))
+        except SaswotError:  # too few training networks for this model's coefficients
+            gaps = []
+        res["splits"] = statistics.mean(gaps) if gaps else None
         out[name] = res
     return out
 
@@ -94,7 +97,8 @@ def main() -> None:
             if "skipped" in r:
                 print(f"  {name:15s} skipped: {r['skipped']}")
             else:
-                print(f"  {name:15s} {r['uniform']:+.3f} / {r['diverse']:+.3f}   splits {r['splits']:+.3f}")
+                split = "too few networks" if r["splits"] is None else f"{r['splits']:+.3f}"
+                print(f"  {name:15s} {r['uniform']:+.3f} / {r['diverse']:+.3f}   splits {split}")
     atomic_write_json(Path(a.out), doc)
     print(f"wrote {a.out}")
 

@@ -242,3 +242,26 @@ def test_benchmark_rescores_stored_checks_without_timing(table, monkeypatch, tmp
     assert [r["predicted_ms"] for r in again["rows"]] == [refit.predict(r["arch"]) for r in res["rows"]]
     assert [r["measured_ms"] for r in again["rows"]] == [r["measured_ms"] for r in res["rows"]]
     assert again["calibration_model"] == "scale+macs" and again["median_abs_rel_error"] < same["median_abs_rel_error"]
+
+
+def test_model_selection_on_validation_networks_prefers_the_model_that_fits(table, monkeypatch):
+    """benchmarks/latency_model_selection.py: with networks that cost a fixed amount per GMAC beyond their parts,
+    scale+macs closes the gap to the ceiling on validation networks, scale cannot."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "model_selection", Path(__file__).resolve().parents[1] / "benchmarks" / "latency_model_selection.py")
+    sel = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sel)
+    _fake_measure(monkeypatch, _truth(ms_per_gmac=500.0))
+    cal = calibrate_lut(_not_macs(table), n=30)
+    space = cal.space()
+    rng = random.Random(2000)
+    validation = {"uniform": check_lut(cal, n=10, seed=2000, repeatability=True),
+                  "diverse": check_lut(cal, archs=[space.sample_diverse(rng) for _ in range(10)], repeatability=True)}
+    res = sel.select(cal, validation, splits=3, train=14)
+    assert res["scale+overhead"]["splits"] is None  # 17 coefficients: 14 networks are too few
+    assert res["scale+macs"]["splits"] == pytest.approx(0.0, abs=1e-9)
+    assert res["scale+macs"]["uniform"] == pytest.approx(0.0, abs=1e-9)
+    assert res["scale+macs"]["diverse"] == pytest.approx(0.0, abs=1e-9)
+    assert max(res["scale"]["uniform"], res["scale"]["diverse"], res["scale"]["splits"]) > 1e-3
