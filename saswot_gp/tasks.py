@@ -15,7 +15,7 @@ class Stream:
     carry several items under several keys (:meth:`submit_items`), so that quick items share Dask's per-task cost.
     """
 
-    def __init__(self, ex):
+    def __init__(self, ex: Any):  # the saswot_gp.execution.Executor (not imported: execution imports this module)
         self.ex = ex
         self.flying: dict = {}  # key -> the future of the task that carries it (Dask) or its result (serial)
         self.tasks: dict = {}  # task key -> the keys it carries, in order (Dask)
