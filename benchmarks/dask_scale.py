@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/dask_scale.py bench  [--jobs 20] [--steps 50] [--workers 2] [--repeats 3] [--out PATH]
-    python benchmarks/dask_scale.py search [--budget 60] [--proxy snip] [--workers 2] [--repeats 3] [--out PATH]
+    python benchmarks/dask_scale.py search [--budget 200] [--proxy snip] [--workers 2] [--repeats 3] [--out PATH]
     python benchmarks/dask_scale.py stats --benchmark realtime-digits --archs 200 [--input-size 64]
     python benchmarks/dask_scale.py stats --benchmark transnas-macro --archs 200 --input-size 64
     python benchmarks/dask_scale.py fitness --populations 64 500 [--benchmark realtime-digits]
@@ -240,7 +240,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=20, help="bench: training jobs per build")
     ap.add_argument("--steps", type=int, default=50, help="bench: training steps per job")
     ap.add_argument("--batch-size", type=int, default=8, help="bench: training batch size")
-    ap.add_argument("--budget", type=int, default=60, help="search: architectures scored per search")
+    ap.add_argument("--budget", type=int, default=200, help="search: architectures scored per search")
     ap.add_argument("--proxy", default="snip", help="search: proxy spec")
     ap.add_argument("--input-size", type=int, default=64)
     ap.add_argument("--base-width", type=int, default=8)
