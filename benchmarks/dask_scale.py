@@ -134,6 +134,7 @@ def search(a, ex, tmp: Path) -> dict:
                    executor=ex if mode == "dask" else None, **{**settings, "seed": a.seed + 1})
     rates = {"serial": [], "dask": []}
     score_s = {"serial": [], "dask": []}
+    best = {"serial": [], "dask": []}  # the best proxy score each search found (its quality, not its speed)
     for r in range(a.repeats):
         for mode in ("serial", "dask"):
             s = run_search(space, a.proxy, lut, limit, a.budget, tmp / f"{mode}-{r}",
@@ -141,12 +142,13 @@ def search(a, ex, tmp: Path) -> dict:
             hist = json.loads((tmp / f"{mode}-{r}" / "checkpoint.json").read_text())["history"]
             rates[mode].append(s["archs_per_s"])
             score_s[mode].append(_median([h["score_s"] for h in hist]))
+            best[mode].append(max(h["score"] for h in hist if h["score"] is not None))
             print(f"  {mode:6s} repeat {r + 1}/{a.repeats}: {s['scored']} architectures in {s['wall_s']:.1f} s "
                   f"({s['archs_per_s']:.2f}/s)", flush=True)
     med = {m: _median(v) for m, v in rates.items()}
     return {"budget": a.budget, "proxy": a.proxy, "latency_budget_ms": limit, "archs_per_s": rates,
             "median_archs_per_s": med, "ratio_archs_per_s": med["dask"] / med["serial"],
-            "median_score_s_per_arch": {m: _median(v) for m, v in score_s.items()},
+            "median_score_s_per_arch": {m: _median(v) for m, v in score_s.items()}, "best_score": best,
             "in_flight_tasks": 2 * ex.n_workers, "candidates_per_task": "auto: about 100 ms (tasks.chunk_size)"}
 
 
