@@ -118,6 +118,7 @@ def test_heldout_split_matches_evolve(bench_csv, tmp_path):
     assert "held-out" in res.output
     other = _invoke(["--benchmark", bench_csv, "--measures", "params", "--train-size", "4", "--split-seed", "6",
                      "--out", tmp_path / "s6"] + BASE)
+    assert other.exit_code == 0, other.output
     with open(tmp_path / "s6" / "scores.csv", newline="") as fh:
         assert [r["arch"] for r in csv.DictReader(fh)] == load_benchmark(bench_csv).split(4, seed=6)[1].archs
 
