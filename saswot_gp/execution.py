@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from .errors import SaswotError
-from .tasks import Stream, _run_items, chunk_size
+from .tasks import Stream, chunk_size
 
 RETRIES = 2  # a task that raises is retried this often before its error reaches the caller
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
@@ -152,7 +152,7 @@ class Executor:
         self.client, self.cluster = client, cluster
         self.log = log or (lambda msg: None)
         self._held: List[str] = []
-        self.tasks_submitted = 0  # Dask tasks :meth:`as_completed` has started (several items may share one)
+        self.tasks_submitted = 0  # Dask tasks :meth:`submit` has started (several items may share one)
 
     @property
     def distributed(self) -> bool:
@@ -161,7 +161,7 @@ class Executor:
 
     @property
     def n_workers(self) -> int:
-        """Workers the tasks can use (1 when serial)."""
+        """Workers the tasks can use (1 when serial; on Dask a round trip to the scheduler)."""
         if self.client is None:
             return 1
         return max(1, len(self.client.scheduler_info().get("workers", {})))
@@ -193,35 +193,29 @@ class Executor:
             for i, item in enumerate(items):
                 yield i, fn(item, *args, **kwargs)
             return
-        from distributed import as_completed
-        items = list(items)
-        flying: dict = {}  # task key -> (future, the indices of its items)
-        per_item: List[float] = []  # seconds per item of each finished task
-        arrivals, nxt = as_completed(), 0
+        items, stream, nxt = list(items), self.stream(), 0
+        workers = self.n_workers  # asks the scheduler: once, not for every task
 
         def fill() -> None:
             nonlocal nxt
-            while nxt < len(items) and len(flying) < 2 * self.n_workers:
-                size = chunk_size(per_item, len(items) - nxt, self.n_workers)
+            while nxt < len(items) and stream.n_tasks < 2 * workers:
+                size = chunk_size(stream.seconds, len(items) - nxt, workers)
                 idx = list(range(nxt, nxt + size))
-                fut = self.submit(_run_items, fn, [items[i] for i in idx], *args, **kwargs)
-                flying[fut.key], nxt = (fut, idx), nxt + size
-                self.tasks_submitted += 1
-                arrivals.add(fut)
+                stream.submit_items(idx, fn, [items[i] for i in idx], *args, **kwargs)
+                nxt += size
         try:
             fill()
-            for fut in arrivals:
-                _, idx = flying.pop(fut.key)
-                results, seconds = fut.result()
-                per_item.append(seconds / len(idx))
+            while len(stream):
+                i, result = stream.next()
                 fill()
-                yield from zip(idx, results)
+                yield i, result
         finally:
-            self.client.cancel([f for f, _ in flying.values()])
+            stream.cancel()
 
     def submit(self, fn: Callable, *args: Any, **kwargs: Any):
         """Start ``fn(*args, **kwargs)`` as one Dask task (one torch thread, the worker's GPU, :class:`Shared`
         arguments replaced by their objects, retried :data:`RETRIES` times); its future."""
+        self.tasks_submitted += 1
         return self.client.submit(_task, fn, *args, retries=RETRIES, pure=False, **kwargs)
 
     def map(self, fn: Callable, items: Sequence[Any], *args: Any, **kwargs: Any) -> List[Any]:

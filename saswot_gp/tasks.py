@@ -18,7 +18,7 @@ class Stream:
     def __init__(self, ex: Any):  # the saswot_gp.execution.Executor (not imported: execution imports this module)
         self.ex = ex
         self.flying: dict = {}  # key -> the future of the task that carries it (Dask) or its result (serial)
-        self.tasks: dict = {}  # task key -> the keys it carries, in order (Dask)
+        self.tasks: dict = {}  # task key -> (its future, the keys it carries in order, whether grouped) (Dask)
         self.seconds: List[float] = []  # seconds per item of each task taken back (from :meth:`submit_items`)
         self._ready: List[Tuple[Any, Any]] = []  # results of a finished task not yet taken
         self._arrivals = None
@@ -41,16 +41,20 @@ class Stream:
             return
         self._start([key], fn, args)
 
-    def submit_items(self, keys: Sequence[Any], fn: Callable, items: Sequence[Any], *args: Any) -> None:
-        """Start one task computing ``fn(item, *args)`` for every item, each result taken back under its key
-        (keys already in flight are left out with their items); the task's seconds per item join :attr:`seconds`."""
+    def submit_items(self, keys: Sequence[Any], fn: Callable, items: Sequence[Any], *args: Any, **kwargs: Any) -> None:
+        """Start one task computing ``fn(item, *args, **kwargs)`` for every item, each result taken back under its
+        key (keys already in flight are left out with their items); the task's seconds per item join
+        :attr:`seconds`."""
         pairs = [(k, it) for k, it in zip(keys, items) if k not in self.flying]
         if pairs:
-            self._start([k for k, _ in pairs], _run_items, (fn, [it for _, it in pairs]) + tuple(args), grouped=True)
+            self._start([k for k, _ in pairs], _run_items, (fn, [it for _, it in pairs]) + tuple(args), kwargs,
+                        grouped=True)
 
-    def _start(self, keys: List[Any], fn: Callable, args: Tuple[Any, ...], grouped: bool = False) -> None:
+    def _start(self, keys: List[Any], fn: Callable, args: Tuple[Any, ...], kwargs: Optional[dict] = None,
+               grouped: bool = False) -> None:
+        kwargs = kwargs or {}
         if self.ex.client is None:
-            out = fn(*args)
+            out = fn(*args, **kwargs)
             if grouped:
                 out, secs = out
                 self.seconds.append(secs / len(keys))
@@ -58,8 +62,8 @@ class Stream:
                 self.flying[k] = r
             return
         from distributed import as_completed
-        fut = self.ex.submit(fn, *args)
-        self.tasks[fut.key] = (keys, grouped)
+        fut = self.ex.submit(fn, *args, **kwargs)
+        self.tasks[fut.key] = (fut, keys, grouped)
         for k in keys:
             self.flying[k] = fut
         if self._arrivals is None:
@@ -78,7 +82,7 @@ class Stream:
             key = next(iter(self.flying))
             return key, self.flying.pop(key)
         fut = next(self._arrivals)
-        keys, grouped = self.tasks.pop(fut.key)
+        _, keys, grouped = self.tasks.pop(fut.key)
         out = fut.result()
         if grouped:
             out, secs = out
@@ -89,7 +93,7 @@ class Stream:
     def cancel(self) -> None:
         """Cancel what is still in flight."""
         if self.ex.client is not None and self.tasks:
-            self.ex.client.cancel(list({id(f): f for f in self.flying.values()}.values()))
+            self.ex.client.cancel([fut for fut, _, _ in self.tasks.values()])
         self.flying.clear()
         self.tasks.clear()
         self._ready.clear()
@@ -112,7 +116,7 @@ def chunk_size(per_item_s: Sequence[float], remaining: int, workers: int, min_ta
 
 
 def _run_items(fn: Callable, items: Sequence[Any], *args: Any, **kwargs: Any) -> Tuple[List[Any], float]:
-    """One task of :meth:`Executor.as_completed`: ``fn`` over its items, and the seconds they took."""
+    """One task carrying several items (:meth:`Stream.submit_items`): ``fn`` over them, and the seconds they took."""
     t = time.perf_counter()
     out = [fn(item, *args, **kwargs) for item in items]
     return out, time.perf_counter() - t

@@ -191,11 +191,11 @@ class _AsyncEvolution(_AgingEvolution):
         super().__init__(space, scorer, lut, max_latency_ms, state, batch, seed, progress)
         self.executor, self.in_flight, self.per_task = executor, in_flight, per_task
 
-    def _group_size(self, flying, left: int) -> int:
+    def _group_size(self, flying, left: int, workers: int) -> int:
         from ..tasks import chunk_size
         if self.per_task is not None:
             return max(1, min(int(self.per_task), left))
-        return chunk_size(flying.seconds, left, self.executor.n_workers)
+        return chunk_size(flying.seconds, left, workers)
 
     def run(self, budget: int, population: int, sample_size: int, checkpoint_every: int,
             checkpoint: Callable[[], None]) -> None:
@@ -206,6 +206,7 @@ class _AsyncEvolution(_AgingEvolution):
         max_steps = 50 * budget + population
         ctx = self.executor.scatter(_ScoreContext(self.space, self.scorer, self.images, self.labels, self.seed))
         flying = self.executor.stream()  # architecture -> the scoring task that carries it
+        workers = self.executor.n_workers  # asks the scheduler: once, not for every group
 
         def submit(archs: List[str]) -> None:
             if archs:
@@ -218,7 +219,7 @@ class _AsyncEvolution(_AgingEvolution):
                 while (flying.n_tasks < self.in_flight and len(st.history) + len(flying) < budget
                        and st.steps < max_steps):
                     group: List[str] = []
-                    size = self._group_size(flying, budget - len(st.history) - len(flying))
+                    size = self._group_size(flying, budget - len(st.history) - len(flying), workers)
                     while (len(group) < size and len(st.history) + len(flying) + len(group) < budget
                            and st.steps < max_steps):
                         arch = self.propose(population, sample_size, pending=len(st.pending))
