@@ -175,23 +175,26 @@ def compare_models(lut, checks: dict) -> dict:
             continue
         out[name] = {"coefficients": dict(zip(model.calibration.features, model.calibration.coefficients))}
         for sample, res in checks.items():
-            pred = [model.predict(r["arch"]) for r in res["rows"]]
-            scores = agreement(pred, [r["measured_ms"] for r in res["rows"]])
-            if "measured_ms_again" in res["rows"][0]:
-                scores["kendall_tau_second_pass"] = kendall_tau(pred, [r["measured_ms_again"] for r in res["rows"]])
-            out[name][sample] = scores
+            out[name][sample] = _scores([model.predict(r["arch"]) for r in res["rows"]], res["rows"])
     return out
+
+
+def _scores(pred: list, rows: list) -> dict:
+    """Predictions against a check's measured rows: :func:`agreement`, and Kendall tau against the second pass
+    when the rows have one."""
+    scores = agreement(pred, [r["measured_ms"] for r in rows])
+    if "measured_ms_again" in rows[0]:
+        scores["kendall_tau_second_pass"] = kendall_tau(pred, [r["measured_ms_again"] for r in rows])
+    return scores
 
 
 def rescore(lut, res: dict) -> dict:
     """A stored check (``res``, measured with ``lut``'s entries) scored again with ``lut``'s predictions: no
     timing, the same measurements."""
     rows = [dict(r, predicted_ms=lut.predict(r["arch"])) for r in res["rows"]]
-    pred = [r["predicted_ms"] for r in rows]
     for r in rows:
         r["ratio"] = r["predicted_ms"] / r["measured_ms"]
-    scores = agreement(pred, [r["measured_ms"] for r in rows])
-    scores["kendall_tau_second_pass"] = kendall_tau(pred, [r["measured_ms_again"] for r in rows])
+    scores = _scores([r["predicted_ms"] for r in rows], rows)
     model = lut.calibration.info.get("model") if lut.calibration is not None else None
     return {**res, **scores, "rows": rows, "calibration_model": model}
 
