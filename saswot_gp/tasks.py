@@ -11,15 +11,15 @@ MIN_TASK_S = 0.1  # quicker items share a task on Dask (Executor.as_completed, t
 
 class Stream:
     """Tasks submitted one at a time and taken back as they finish, one ``(key, result)`` per item (serial: run at
-    submission, returned first in, first out). For work whose next task depends on earlier results. A task may
-    carry several items under several keys (:meth:`submit_items`), so that quick items share Dask's per-task cost.
+    submission, returned first in, first out). For work whose next task depends on earlier results. A task carries
+    one or several items under their keys (:meth:`submit_items`), so that quick items share Dask's per-task cost.
     """
 
     def __init__(self, ex: Any):  # the saswot_gp.execution.Executor (not imported: execution imports this module)
         self.ex = ex
         self.flying: dict = {}  # key -> the future of the task that carries it (Dask) or its result (serial)
-        self.tasks: dict = {}  # task key -> (its future, the keys it carries in order, whether grouped) (Dask)
-        self.seconds: List[float] = []  # seconds per item of each task taken back (from :meth:`submit_items`)
+        self.tasks: dict = {}  # task key -> (its future, the keys it carries in order) (Dask)
+        self.seconds: List[float] = []  # seconds per item of each task taken back (serial: of each task run)
         self._ready: List[Tuple[Any, Any]] = []  # results of a finished task not yet taken
         self._arrivals = None
 
@@ -35,35 +35,23 @@ class Stream:
         """Tasks in flight (serial: items in flight)."""
         return len(self.tasks) if self.ex.client is not None else len(self.flying)
 
-    def submit(self, key: Any, fn: Callable, *args: Any) -> None:
-        """Start ``fn(*args)`` under ``key`` (a key already in flight is not started twice)."""
-        if key in self.flying:
-            return
-        self._start([key], fn, args)
-
     def submit_items(self, keys: Sequence[Any], fn: Callable, items: Sequence[Any], *args: Any, **kwargs: Any) -> None:
         """Start one task computing ``fn(item, *args, **kwargs)`` for every item, each result taken back under its
         key (keys already in flight are left out with their items); the task's seconds per item join
         :attr:`seconds`."""
         pairs = [(k, it) for k, it in zip(keys, items) if k not in self.flying]
         if pairs:
-            self._start([k for k, _ in pairs], _run_items, (fn, [it for _, it in pairs]) + tuple(args), kwargs,
-                        grouped=True)
+            self._start([k for k, _ in pairs], [it for _, it in pairs], fn, args, kwargs)
 
-    def _start(self, keys: List[Any], fn: Callable, args: Tuple[Any, ...], kwargs: Optional[dict] = None,
-               grouped: bool = False) -> None:
-        kwargs = kwargs or {}
+    def _start(self, keys: List[Any], items: List[Any], fn: Callable, args: Tuple[Any, ...], kwargs: dict) -> None:
         if self.ex.client is None:
-            out = fn(*args, **kwargs)
-            if grouped:
-                out, secs = out
-                self.seconds.append(secs / len(keys))
-            for k, r in zip(keys, out if grouped else [out]):
-                self.flying[k] = r
+            out, secs = _run_items(fn, items, *args, **kwargs)
+            self.seconds.append(secs / len(keys))
+            self.flying.update(zip(keys, out))
             return
         from distributed import as_completed
-        fut = self.ex.submit(fn, *args, **kwargs)
-        self.tasks[fut.key] = (fut, keys, grouped)
+        fut = self.ex.submit(_run_items, fn, items, *args, **kwargs)
+        self.tasks[fut.key] = (fut, keys)
         for k in keys:
             self.flying[k] = fut
         if self._arrivals is None:
@@ -82,18 +70,16 @@ class Stream:
             key = next(iter(self.flying))
             return key, self.flying.pop(key)
         fut = next(self._arrivals)
-        _, keys, grouped = self.tasks.pop(fut.key)
-        out = fut.result()
-        if grouped:
-            out, secs = out
-            self.seconds.append(secs / len(keys))
-        self._ready.extend(zip(keys, out if grouped else [out]))
+        _, keys = self.tasks.pop(fut.key)
+        out, secs = fut.result()
+        self.seconds.append(secs / len(keys))
+        self._ready.extend(zip(keys, out))
         return self.next()
 
     def cancel(self) -> None:
         """Cancel what is still in flight."""
         if self.ex.client is not None and self.tasks:
-            self.ex.client.cancel([fut for fut, _, _ in self.tasks.values()])
+            self.ex.client.cancel([fut for fut, _ in self.tasks.values()])
         self.flying.clear()
         self.tasks.clear()
         self._ready.clear()

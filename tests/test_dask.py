@@ -150,21 +150,21 @@ def test_device_cpu_paths_are_the_default_paths(space_and_batch):
 
 def test_stream_takes_tasks_back_as_they_finish():
     serial = executor(0).stream()
-    serial.submit("a", pow, 2, 3)
-    serial.submit("a", pow, 9, 9)  # a key in flight is not started twice
-    serial.submit("b", pow, 3, 2)
+    serial.submit_items(["a"], pow, [2], 3)
+    serial.submit_items(["a", "b"], pow, [9, 3], 2)  # a key in flight is not started twice
     assert len(serial) == 2 and [serial.next(), serial.next()] == [("a", 8), ("b", 9)]
+    assert len(serial.seconds) == 2
     serial.submit_items(["c", "d"], pow, [2, 3], 3)
-    assert len(serial) == 2 and [serial.next(), serial.next()] == [("c", 8), ("d", 27)] and len(serial.seconds) == 1
+    assert len(serial) == 2 and [serial.next(), serial.next()] == [("c", 8), ("d", 27)] and len(serial.seconds) == 3
     with executor(2) as ex:
         s = ex.stream()
         for i in range(4):
-            s.submit(i, pow, i, 2)
+            s.submit_items([i], pow, [i], 2)
         s.submit_items(["x", "y", "z", 3], pow, [4, 5, 6, 7], 2)  # key 3 is in flight: left out with its item
         assert len(s) == 7 and s.n_tasks == 5
         got = dict(s.next() for _ in range(7))
         assert got == {0: 0, 1: 1, 2: 4, 3: 9, "x": 16, "y": 25, "z": 36} and len(s) == 0 and s.n_tasks == 0
-        assert len(s.seconds) == 1  # the timed task: the one that carried several items
+        assert len(s.seconds) == 5  # every task taken back was timed
 
 
 def _holding(_item, obj) -> tuple:

@@ -33,13 +33,10 @@ EXPORTS_KEPT = 128
 def _ort_timer(table: LatencyTable, arch: str, model, x: torch.Tensor, seed: int) -> OrtTimer:
     """An exported (untimed) ONNX Runtime timer of one network, its export reused when this process has it."""
     key = (table.space_name, json.dumps(table.space_kwargs, sort_keys=True), arch, int(seed))
-    timer = OrtTimer(model, x, table.threads)
-    if key in _EXPORTS:
-        timer.model = _EXPORTS[key]
-        _EXPORTS.move_to_end(key)
-        return timer
-    timer.prepare()
+    timer = OrtTimer(model, x, table.threads, model=_EXPORTS.get(key))
+    timer.prepare()  # a no-op when the export was kept
     _EXPORTS[key] = timer.model
+    _EXPORTS.move_to_end(key)
     while len(_EXPORTS) > EXPORTS_KEPT:
         _EXPORTS.popitem(last=False)
     return timer

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -57,13 +57,13 @@ def runtime_meta(runtime: str, threads: int) -> Dict[str, object]:
 
 class OrtTimer:
     """Times ``module(x)`` in ONNX Runtime. The module is exported once, on the first call (``export_s`` records
-    how long that took; only the ONNX bytes are kept); each call then loads a session, runs
-    :func:`speed.call_times` on ``session.run`` with the same feeds and releases the session (hundreds of table
-    entries would otherwise hold hundreds of sessions' memory)."""
+    how long that took; only the ONNX bytes are kept), unless ``model`` gives the bytes of an earlier export of
+    the same module; each call then loads a session, runs :func:`speed.call_times` on ``session.run`` with the same
+    feeds and releases the session (hundreds of table entries would otherwise hold hundreds of sessions' memory)."""
 
-    def __init__(self, module: nn.Module, x, threads: int):
+    def __init__(self, module: nn.Module, x, threads: int, model: Optional[bytes] = None):
         self.module, self.x, self.threads = module, x, int(threads)
-        self.model, self.export_s = None, 0.0
+        self.model, self.export_s = model, 0.0
 
     def prepare(self) -> None:
         """Export now (done by the first call otherwise)."""
