@@ -7,7 +7,8 @@ Usage:
     python benchmarks/dask_scale.py stats --benchmark transnas-macro --archs 200 --input-size 64
     python benchmarks/dask_scale.py fitness --populations 64 500 [--benchmark realtime-digits]
 
-* ``stats``: statistics of the first ``--archs`` networks of ``--benchmark`` (8-image batch at
+* ``stats``: statistics of the first ``--archs`` networks of ``--benchmark`` (or, with ``--sample-seed S``,
+  of ``--archs`` networks drawn from its space with seed S: others, to choose a setting on) (8-image batch at
   ``--input-size``, K = 256, no cache), serially and on the cluster (``Executor.as_completed``: one network
   per task, or a few per task where each takes under 100 ms); the arrays of the two are compared bit for bit.
   Its warm-up is a whole first pass of each mode, reported apart (``first_pass_s``): every process, the
@@ -52,6 +53,7 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Optional  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -152,14 +154,20 @@ def search(a, ex, tmp: Path) -> dict:
             "in_flight_tasks": 2 * ex.n_workers, "candidates_per_task": "auto: about 100 ms (tasks.chunk_size)"}
 
 
-def stats_setup(benchmark: str, n_archs: int, input_size: int):
-    """The benchmark, its space, its first ``n_archs`` architectures and the 8-image batch at ``input_size``."""
+def stats_setup(benchmark: str, n_archs: int, input_size: int, sample_seed: Optional[int] = None):
+    """The benchmark, its space, its first ``n_archs`` architectures (or, with ``sample_seed``, ``n_archs`` drawn
+    from its space with ``random.Random(sample_seed)``: other networks, to choose a setting on) and the 8-image
+    batch at ``input_size``."""
     from saswot_gp.batches import default_batch
     from saswot_gp.groundtruth.loaders import resolve_benchmark
     from saswot_gp.spaces import get_space
     bench = resolve_benchmark(benchmark)
     x, y = default_batch(bench, n=8, seed=0, resolution=(input_size, input_size))
-    return bench, get_space(bench.space, **bench.space_kwargs), bench.archs[:n_archs], x, y
+    space = get_space(bench.space, **bench.space_kwargs)
+    if sample_seed is not None:
+        rng = random.Random(sample_seed)
+        return bench, space, [space.sample(rng) for _ in range(n_archs)], x, y
+    return bench, space, bench.archs[:n_archs], x, y
 
 
 def fitness_setup(benchmark: str, input_size: int, tmp: Path):
@@ -180,7 +188,7 @@ def stats(a, ex, tmp: Path) -> dict:
     """Statistics of ``a.archs`` networks of a benchmark (no cache), serial vs Dask; the arrays are compared."""
     import numpy as np
     from saswot_gp.stats.cache import stats_for_archs
-    bench, sp, archs, x, y = stats_setup(a.benchmark, a.archs, a.input_size)
+    bench, sp, archs, x, y = stats_setup(a.benchmark, a.archs, a.input_size, a.sample_seed)
     first = {}
     for mode in ("serial", "dask"):  # warm-up: the whole workload once, reported apart (each process's first pass
         t = time.perf_counter()     # pays its one-off set-up, about 0.4 s, on its first ~50 networks)
@@ -201,7 +209,8 @@ def stats(a, ex, tmp: Path) -> dict:
     same = all(np.array_equal(v, b.to_arrays()[k]) for s_, b in zip(out["serial"], out["dask"])
                for k, v in s_.to_arrays().items())
     med = {m: _median(v) for m, v in runs.items()}
-    return {"benchmark": bench.name, "networks": len(archs), "resolution": a.input_size, "wall_s": runs,
+    return {"benchmark": bench.name, "networks": len(archs), "sample_seed": a.sample_seed,
+            "resolution": a.input_size, "wall_s": runs,
             "median_wall_s": med, "ratio_speed": med["serial"] / med["dask"], "bit_identical": same,
             "first_pass_s": first, "first_pass_ratio": first["serial"] / first["dask"], "dask_cpu_s": cpu,
             "tasks_per_pass": ex.tasks_submitted / (a.repeats + 1)}
@@ -236,6 +245,9 @@ def main() -> None:
     ap.add_argument("what", choices=["bench", "search", "stats", "fitness"])
     ap.add_argument("--benchmark", default="realtime-digits", help="stats/fitness: the benchmark")
     ap.add_argument("--archs", type=int, default=200, help="stats: networks")
+    ap.add_argument("--sample-seed", type=int, default=None,
+                    help="stats: draw the networks from the benchmark's space with this seed instead of taking its "
+                         "first --archs (other networks than the reported ones, to choose a setting on)")
     ap.add_argument("--populations", type=int, nargs="+", default=[64, 500], help="fitness: candidates per generation")
     ap.add_argument("--workers", type=int, default=2, help="local Dask workers (single-thread processes)")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each mode (medians reported)")
