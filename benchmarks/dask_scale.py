@@ -10,7 +10,7 @@ Usage:
 * ``stats``: statistics of the first ``--archs`` networks of ``--benchmark`` (or, with ``--sample-seed S``,
   of ``--archs`` networks drawn from its space with seed S: others, to choose a setting on) (8-image batch at
   ``--input-size``, K = 256, no cache), serially and on the cluster (``Executor.as_completed``: one network
-  per task, or a few per task where each takes under 100 ms); the arrays of the two are compared bit for bit.
+  per task, or a few per task where each takes under 250 ms); the arrays of the two are compared bit for bit.
   Its warm-up is a whole first pass of each mode, reported apart (``first_pass_s``): every process, the
   client and each worker, runs its first ~50 networks about 0.4 s slower.
 * ``fitness``: one generation of random candidates of each ``--populations`` size evaluated on the
@@ -260,7 +260,8 @@ def main() -> None:
     ap.add_argument("--base-width", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--min-task-s", type=float, default=None,
-                    help="stats/search: seconds of items per Dask task (default: the library's, 0.1; 0: one per task)")
+                    help="stats/search: seconds of items per Dask task (default: the library's, tasks.MIN_TASK_S "
+                         "0.25 for stats and tasks.SEARCH_TASK_S 0.1 for the search; 0: one per task)")
     ap.add_argument("--out", default=None, help="JSON file (default: benchmarks/results/dask_scale_<what>.json)")
     a = ap.parse_args()
     if a.workers < 2 or a.repeats < 1:
@@ -269,7 +270,7 @@ def main() -> None:
     from saswot_gp import tasks
     from saswot_gp.execution import executor
     if a.min_task_s is not None:
-        tasks.MIN_TASK_S = a.min_task_s
+        tasks.MIN_TASK_S = tasks.SEARCH_TASK_S = a.min_task_s
     from saswot_gp.io import atomic_write_json
     machine = _machine()
     out = Path(a.out) if a.out else ROOT / "results" / f"dask_scale_{a.what}.json"
@@ -280,7 +281,7 @@ def main() -> None:
               f"{startup:.1f} s (not timed below)", flush=True)
         result = {"bench": bench, "search": search, "stats": stats, "fitness": fitness}[a.what](a, ex, Path(tmp))
     doc = {"what": a.what, "workers": a.workers, "repeats": a.repeats, "cluster_startup_s": startup,
-           "min_task_s": tasks.MIN_TASK_S,
+           "min_task_s": tasks.MIN_TASK_S, "search_task_s": tasks.SEARCH_TASK_S,
            "settings": {k: v for k, v in vars(a).items() if k in OWN[a.what]}, "machine": machine, **result,
            "note": "medians and ratios measured in this one run; 1 torch thread per process (client and workers)"}
     out.parent.mkdir(parents=True, exist_ok=True)

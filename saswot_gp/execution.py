@@ -4,7 +4,7 @@ address or scheduler file).
 
 Callers submit a top-level function over items and consume ``(index, result)`` pairs as tasks finish, writing
 results themselves (the client), so a restarted client resumes from what was written. Items quicker than about
-100 ms share a task (:func:`.tasks.chunk_size`), so that Dask's per-task cost stays small next to the work. A
+250 ms share a task (:func:`.tasks.chunk_size`), so that Dask's per-task cost stays small next to the work. A
 worker that dies mid-task has its task run again on another worker (Dask reschedules it); a task that raises is
 retried ``retries`` times, then its error reaches the caller.
 """
@@ -187,7 +187,7 @@ class Executor:
         order). Abandoning the iterator cancels what has not run.
 
         On Dask, items too quick for a task of their own share one (:func:`.tasks.chunk_size`: tasks of about
-        100 ms, sized from the items measured so far), at most two tasks per worker are in flight, and each
+        250 ms, sized from the items measured so far), at most two tasks per worker are in flight, and each
         item's result is yielded as soon as its task finishes."""
         if self.client is None:
             for i, item in enumerate(items):

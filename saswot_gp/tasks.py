@@ -1,12 +1,17 @@
-"""How work is cut into Dask tasks (used by :mod:`saswot_gp.execution`): items quicker than about 100 ms share a
-task (:func:`chunk_size`), and a :class:`Stream` takes tasks back one item at a time as they finish."""
+"""How work is cut into Dask tasks (used by :mod:`saswot_gp.execution`): quick items share a task
+(:func:`chunk_size`), and a :class:`Stream` takes tasks back one item at a time as they finish."""
 
 from __future__ import annotations
 
 import time
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-MIN_TASK_S = 0.1  # quicker items share a task on Dask (Executor.as_completed, the search's scoring tasks)
+# Items quicker than this share a Dask task. Independent items (Executor.as_completed): 0.25 s, chosen on realtime
+# networks drawn with seed 1, not the reported ones (statistics 1.71-1.73x faster than serial with 0.1 s, 1.78-1.82x
+# with 0.25 s, 1.78-1.91x with 0.5 s; benchmarks/RESULTS.md). The search's scoring tasks keep Dask's guidance of
+# about 0.1 s: their scores steer the next proposals, so they should come back soon.
+MIN_TASK_S = 0.25
+SEARCH_TASK_S = 0.1
 
 
 class Stream:
@@ -88,7 +93,7 @@ class Stream:
 def chunk_size(per_item_s: Sequence[float], remaining: int, workers: int, min_task_s: Optional[float] = None) -> int:
     """How many of ``remaining`` items the next task takes: 1 until an item has been timed, then enough for a task
     of ``min_task_s`` (default :data:`MIN_TASK_S`; 0: one item per task) at the median of ``per_item_s`` (Dask's
-    guidance: tasks of about 100 ms keep its per-task cost small), but never so many that fewer than two tasks
+    guidance: tasks of 100 ms or more keep its per-task cost small), but never so many that fewer than two tasks
     per worker would be left for the rest."""
     import math
     import statistics

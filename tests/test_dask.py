@@ -217,18 +217,21 @@ def test_workers_spread_over_the_gpus_of_a_machine(monkeypatch):
     assert _task(pow, 2, 5) == 32 and chosen == [1]  # set in the thread that runs the task
 
 
-@pytest.mark.parametrize("per_item, remaining, workers, expected", [
-    ([], 200, 2, 1),                   # nothing timed yet: one item per task
-    ([0.037, 0.040, 0.5], 200, 2, 3),  # median 40 ms: three items make a task of about 100 ms
-    ([0.46], 200, 2, 1),               # items slower than 100 ms keep a task each
-    ([0.001], 200, 2, 50),             # quick items, but two tasks per worker stay for the rest
-    ([0.001], 3, 2, 1),
-    ([0.001], 0, 2, 0),
+@pytest.mark.parametrize("per_item, remaining, workers, target, expected", [
+    ([], 200, 2, 0.25, 1),                   # nothing timed yet: one item per task
+    ([0.037, 0.040, 0.5], 200, 2, 0.1, 3),   # median 40 ms: three items make a task of about 100 ms
+    ([0.037, 0.040, 0.5], 200, 2, 0.25, 7),  # seven make one of about 250 ms
+    ([0.46], 200, 2, 0.25, 1),               # items slower than the target keep a task each
+    ([0.001], 200, 2, 0.25, 50),             # quick items, but two tasks per worker stay for the rest
+    ([0.001], 3, 2, 0.25, 1),
+    ([0.001], 0, 2, 0.25, 0),
 ])
-def test_chunk_size_aims_at_tasks_of_about_100_ms(per_item, remaining, workers, expected):
-    from saswot_gp.tasks import chunk_size
-    assert chunk_size(per_item, remaining, workers) == expected
-    assert chunk_size(per_item, remaining, workers, min_task_s=0) == min(1, remaining)  # 0: one item per task
+def test_chunk_size_aims_at_tasks_of_the_target_length(per_item, remaining, workers, target, expected):
+    from saswot_gp import tasks
+    assert tasks.chunk_size(per_item, remaining, workers, min_task_s=target) == expected
+    assert tasks.chunk_size(per_item, remaining, workers, min_task_s=0) == min(1, remaining)  # 0: one item per task
+    assert tasks.chunk_size(per_item, remaining, workers) == tasks.chunk_size(per_item, remaining, workers,
+                                                                              tasks.MIN_TASK_S)  # the default
 
 
 def _slow_square(x: int, pause: float) -> int:

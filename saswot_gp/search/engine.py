@@ -182,8 +182,9 @@ def _score_task(arch: str, ctx: _ScoreContext) -> Tuple[float, float]:
 
 class _AsyncEvolution(_AgingEvolution):
     """Asynchronous (steady-state) aging evolution on a Dask cluster: ``in_flight`` tasks of ``per_task``
-    candidates (None: :func:`~saswot_gp.tasks.chunk_size`, from the candidates timed so far) are scored at
-    once; each score, as it arrives, is recorded and its candidate joins the population, then more are proposed."""
+    candidates (None: :func:`~saswot_gp.tasks.chunk_size` for tasks of ``SEARCH_TASK_S``, from the candidates timed
+    so far) are scored at once; each score, as it arrives, is recorded and its candidate joins the population, then
+    more are proposed."""
 
     def __init__(self, space, scorer: ProxyScorer, lut: LatencyTable, max_latency_ms: float, state: _State,
                  batch: Tuple[torch.Tensor, torch.Tensor], seed: int, progress: Optional[Progress],
@@ -192,10 +193,10 @@ class _AsyncEvolution(_AgingEvolution):
         self.executor, self.in_flight, self.per_task = executor, in_flight, per_task
 
     def _group_size(self, flying, left: int, workers: int) -> int:
-        from ..tasks import chunk_size
+        from .. import tasks
         if self.per_task is not None:
             return max(1, min(int(self.per_task), left))
-        return chunk_size(flying.seconds, left, workers)
+        return tasks.chunk_size(flying.seconds, left, workers, min_task_s=tasks.SEARCH_TASK_S)
 
     def run(self, budget: int, population: int, sample_size: int, checkpoint_every: int,
             checkpoint: Callable[[], None]) -> None:
