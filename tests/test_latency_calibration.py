@@ -265,3 +265,40 @@ def test_model_selection_on_validation_networks_prefers_the_model_that_fits(tabl
     assert res["scale+macs"]["uniform"] == pytest.approx(0.0, abs=1e-9)
     assert res["scale+macs"]["diverse"] == pytest.approx(0.0, abs=1e-9)
     assert max(res["scale"]["uniform"], res["scale"]["diverse"], res["scale"]["splits"]) > 1e-3
+
+
+def test_calibration_drift_measures_calibration_networks_again_as_they_were_measured(table, monkeypatch):
+    from saswot_gp.latency import calibration_drift
+    _fake_measure(monkeypatch, _truth())
+    cal = calibrate_lut(table, n=20, seed=1500, warmup=2, repeats=7, rounds=3)
+    calls = []
+    _fake_measure(monkeypatch, lambda t, a: 1.08 * _truth()(t, a), calls)  # the machine now runs 8 % slower
+    drift = calibration_drift(cal, n=5)
+    info = cal.calibration.info
+    assert calls == [(info["archs"][:5], 1500, 2, 7, 3)]  # the first five, with the calibration's seed and timing
+    assert drift["n"] == 5 and drift["median_ratio"] == pytest.approx(1.08)
+    assert drift["then_ms"] == pytest.approx(info["measured_ms"][:5])
+    assert calibration_drift(cal, n=100)["n"] == 20  # never more than were calibrated on
+    with pytest.raises(SaswotError, match="no stored calibration measurements"):
+        calibration_drift(table)
+    with pytest.raises(SaswotError, match="at least 1 calibration network"):
+        calibration_drift(cal, n=0)
+
+
+def test_cli_check_reports_drift_unless_told_not_to(table, monkeypatch, tmp_path):
+    _fake_measure(monkeypatch, _truth())
+    calibrate_lut(table, n=14).save(tmp_path / "cal.json")
+    _fake_measure(monkeypatch, lambda t, a: 0.9 * _truth()(t, a))
+    out = tmp_path / "check.json"
+    res = CliRunner().invoke(main, ["latency", "check", "--lut", str(tmp_path / "cal.json"), "--n", "4", "--drift",
+                                    "3", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "calibration networks measured again: 3 run at 0.900x their calibration times" in res.output
+    assert json.loads(out.read_text())["calibration_drift"]["median_ratio"] == pytest.approx(0.9)
+    res = CliRunner().invoke(main, ["latency", "check", "--lut", str(tmp_path / "cal.json"), "--n", "4", "--drift",
+                                    "0", "--out", str(out)])
+    assert res.exit_code == 0 and "measured again" not in res.output
+    assert "calibration_drift" not in json.loads(out.read_text())
+    table.save(tmp_path / "plain.json")  # no calibration: nothing to compare with, nothing reported
+    res = CliRunner().invoke(main, ["latency", "check", "--lut", str(tmp_path / "plain.json"), "--n", "4"])
+    assert res.exit_code == 0 and "measured again" not in res.output

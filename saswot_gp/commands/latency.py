@@ -145,11 +145,14 @@ def calibrate(lut_path: str, n: int, repeats: Optional[int], warmup: Optional[in
               help="measure all networks this many times in turn and summarise [default: the table's]")
 @click.option("--repeatability", is_flag=True,
               help="measure everything twice and report measured-vs-measured tau (the noise ceiling)")
+@click.option("--drift", "drift_n", default=10, show_default=True, type=click.IntRange(0),
+              help="then measure this many of a calibrated table's calibration networks again, as they were "
+                   "measured, and report how much faster or slower the machine runs now (0: skip)")
 @click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False), help="write the results as JSON")
 @click.option("--device", default=None, help="where to measure: cpu, cuda or cuda:N [default: the table's device]")
 @runtime_option(None)
 def check(lut_path: str, n: int, seed: int, repeats: Optional[int], warmup: Optional[int], rounds: Optional[int],
-          repeatability: bool,
+          repeatability: bool, drift_n: int,
           out_path: Optional[str], device: Optional[str], runtime: Optional[str]) -> None:
     """Measure N sampled networks and compare with the table's predictions (Kendall tau, median ratio).
 
@@ -167,6 +170,9 @@ def check(lut_path: str, n: int, seed: int, repeats: Optional[int], warmup: Opti
     res = check_lut(table, n=n, seed=seed, warmup=warmup, repeats=repeats, rounds=rounds,
                     repeatability=repeatability, progress=progress, device=device, runtime=runtime)
     res["lut_path"] = str(Path(lut_path))
+    drift = _drift(table, drift_n, device, res["runtime"])
+    if drift is not None:
+        res["calibration_drift"] = drift
     if out_path:
         atomic_write_json(out_path, res)
     raw = res.get("raw")
@@ -181,3 +187,18 @@ def check(lut_path: str, n: int, seed: int, repeats: Optional[int], warmup: Opti
                   f"{raw['median_ratio']:.3f}, median |error| {100 * raw['median_abs_rel_error']:.1f}% "
                   f"({res['calibration_overlap']} of the networks calibrated on)" if raw else "")
                + (f" -> {out_path}" if out_path else ""))
+    if drift is not None:
+        click.echo(f"calibration networks measured again: {drift['n']} run at {drift['median_ratio']:.3f}x their "
+                   f"calibration times (median now/then; calibrated {drift['calibrated']}), so predictions are about "
+                   f"{1 / drift['median_ratio']:.2f}x what this machine measures now: recalibrate (`latency "
+                   f"calibrate`) when that is far from 1")
+
+
+def _drift(table, n: int, device: str, runtime: str):
+    """:func:`calibration_drift` of ``n`` networks, or None (``n`` 0, an uncalibrated table or one calibrated
+    without stored measurements, or a check on another runtime than the table's)."""
+    from ..latency import calibration_drift
+    info = table.calibration.info if table.calibration is not None else {}
+    if not n or not info.get("archs") or runtime != table.runtime:
+        return None
+    return calibration_drift(table, n=n, device=device, progress=Progress("  measuring again", unit="net"))

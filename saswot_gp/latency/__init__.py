@@ -39,7 +39,8 @@ from ..spaces.realtime import RealtimeHead as HeadBlock  # the head alone (its f
 from ..training.speed import STATISTICS
 from .build import Progress, build_lut, config_module, time_module
 from .calibrate import MIN_SEED as CALIBRATION_MIN_SEED
-from .calibrate import RECOMMENDED_CALIBRATION_N, RECOMMENDED_TIMING, calibrate_lut, fit_calibration, sample_archs
+from .calibrate import (RECOMMENDED_CALIBRATION_N, RECOMMENDED_TIMING, calibrate_lut, calibration_drift,
+                        fit_calibration, sample_archs)
 from .check import agreement, check_lut, kendall_tau, measure_archs
 from .keys import (SPACE_KWARGS, arch_keys, enumerate_configs, head_key, layer_key, part_key, require_realtime,
                    space_kwargs, stem_key)
@@ -50,7 +51,8 @@ from .table import LUT_FORMAT, LUT_VERSION, LatencyTable
 __all__ = ["CALIBRATION_MIN_SEED", "Calibration", "DEFAULT_FEATURES", "FEATURE_SETS", "GROUPS", "HeadBlock",
            "LUT_FORMAT", "LUT_VERSION", "LatencyTable", "Progress", "RECOMMENDED_CALIBRATION_N",
            "RECOMMENDED_TIMING", "RUNTIMES", "SPACE_KWARGS", "STATISTICS",
-           "agreement", "arch_keys", "build_lut", "calibrate_lut", "check_lut", "check_runtime", "config_module",
+           "agreement", "arch_keys", "build_lut", "calibrate_lut", "calibration_drift", "check_lut", "check_runtime",
+           "config_module",
            "enumerate_configs", "fit_calibration", "head_key", "kendall_tau", "layer_key", "measure_archs",
            "part_group", "part_key", "require_realtime", "runtime_version", "sample_archs", "space_kwargs",
            "stem_key", "time_module"]

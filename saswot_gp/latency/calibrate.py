@@ -4,7 +4,8 @@
 ``saswot-gp latency check``, on the table's runtime, threads, statistic and device, and fits the model
 (non-negative least squares on relative errors). Its networks come from seeds >= :data:`MIN_SEED` (default 1000),
 so they are never the networks ``latency check`` draws with its seeds (default 0), and every check reports how many
-of its networks are in the calibration sample (``calibration_overlap``).
+of its networks are in the calibration sample (``calibration_overlap``). :func:`calibration_drift` measures some of
+a table's calibration networks again, to tell whether the machine still runs at the speed it was calibrated at.
 """
 
 from __future__ import annotations
@@ -89,3 +90,34 @@ def calibrate_lut(table: LatencyTable, n: int = 60, seed: int = MIN_SEED, warmup
         "measure_s": round(time.perf_counter() - t0, 3),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     return fit_calibration(table, archs, measured, features, info)
+
+
+DRIFT_N = 10  # calibration networks `latency check` measures again by default (calibration_drift)
+
+
+def calibration_drift(table: LatencyTable, n: int = DRIFT_N, device: Optional[str] = None,
+                      progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, object]:
+    """Measure the first ``n`` of a calibrated ``table``'s calibration networks again, exactly as they were
+    measured (:func:`.check.measure_archs`: their seed, warm-up, repeats and rounds; the table's runtime, threads
+    and statistic), and compare with the times stored in the calibration.
+
+    Returns ``n``, ``median_ratio`` (median of now / then: below 1 the machine runs faster than when the table was
+    calibrated, above 1 slower, and predictions err by about as much), the per-network ``ratios``, ``now_ms`` and
+    ``then_ms``. A table calibrated on a machine whose speed has since changed predicts latencies off by this
+    factor: recalibrate it (``latency calibrate``)."""
+    import statistics
+    cal = table.calibration
+    info = cal.info if cal is not None else {}
+    archs, then = info.get("archs"), info.get("measured_ms")
+    if not isinstance(archs, list) or not isinstance(then, list) or not archs or len(archs) != len(then):
+        raise SaswotError("this latency table has no stored calibration measurements to compare with; calibrate it "
+                          "first (`latency calibrate`)")
+    if int(n) < 1:
+        raise SaswotError(f"need at least 1 calibration network to measure again, got {n}")
+    k = min(int(n), len(archs))
+    now = measure_archs(table, archs[:k], seed=int(info.get("seed", MIN_SEED)), warmup=int(info.get("warmup", 5)),
+                        repeats=int(info.get("repeats", 20)), rounds=int(info.get("rounds", 1)), progress=progress,
+                        device=device)
+    ratios = [a / float(b) for a, b in zip(now, then[:k])]
+    return {"n": k, "median_ratio": float(statistics.median(ratios)), "ratios": ratios, "now_ms": now,
+            "then_ms": [float(b) for b in then[:k]], "calibrated": info.get("date")}
