@@ -181,6 +181,12 @@ def test_remeasured_top_marks_budget_misses_and_lists_them_last(space, lut, limi
     assert float(rows[2]["measured_ms"]) == pytest.approx(2.0 * limit)
     text = format_top(runs[0])
     assert "meas ms" in text and text.count("!") == 3 and "2 over the budget when measured (!): listed last" in text
+    # rows within budget measured at half their prediction, the others at 2 x limit: the median says how far off
+    ratios = sorted(r["measured_ms"] / r["latency_ms"] for r in runs[0]["top"])
+    assert runs[0]["remeasure"]["measured_over_predicted"] == pytest.approx(0.5 * (ratios[1] + ratios[2]))
+    assert "measured/predicted median" in text and "no longer fits this machine" in text
+    runs[0]["remeasure"]["measured_over_predicted"] = 1.02
+    assert "no longer fits" not in format_top(runs[0])
 
 
 def test_cli_search_remeasures_by_default(lut_file, limit, tmp_path):

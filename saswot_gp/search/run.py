@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CHECKPOINT = "checkpoint.json"
 RUN_FILES = (CHECKPOINT, "top.csv", "top.json")  # what marks a folder as holding a search
+# measured/predicted of the re-measured top K further than this from 1: the table's calibration no longer fits the
+# machine (issue 14's error target for a latency model, 5 %)
+DRIFT_WARN = 0.05
 # settings that must agree between a checkpoint and the run resuming it
 RESUME_KEYS = ("space", "space_kwargs", "proxy", "max_latency_ms", "seed", "population", "sample_size",
                "batch", "batch_size", "k", "lut_digest")
@@ -134,7 +137,9 @@ def remeasure_top(lut: LatencyTable, top: List[Dict[str, object]], max_latency_m
     The rule that keeps a run's result reproducible: which architectures are in the top K and their ``rank`` come
     from the proxy scores alone (seeded, as without re-measuring); re-measuring only moves the rows whose measured
     latency misses the budget to the end of the list, keeping score order on both sides (a stable sort). Returns
-    how it measured and how many rows missed the budget."""
+    how it measured, how many rows missed the budget and the median of measured / predicted latency
+    (``measured_over_predicted``: far from 1, the table's calibration no longer fits this machine)."""
+    import statistics
     from ..latency import measure_archs
     how = {"runtime": lut.runtime, "threads": lut.threads, "statistic": lut.statistic,
            "device": str(lut.meta.get("device", "cpu")), **lut.timing, "seed": int(seed)}
@@ -144,7 +149,9 @@ def remeasure_top(lut: LatencyTable, top: List[Dict[str, object]], max_latency_m
     for row, ms in zip(top, measured):
         row["measured_ms"], row["meets_budget"] = float(ms), bool(ms <= max_latency_ms)
     top.sort(key=lambda r: not r["meets_budget"])
-    how.update(measure_s=round(time.perf_counter() - t0, 3), over_budget=sum(not r["meets_budget"] for r in top))
+    how.update(measure_s=round(time.perf_counter() - t0, 3), over_budget=sum(not r["meets_budget"] for r in top),
+               measured_over_predicted=float(statistics.median(float(r["measured_ms"]) / float(r["latency_ms"])
+                                                               for r in top)))
     return how
 
 
@@ -201,10 +208,14 @@ def format_top(summary: Dict[str, object]) -> str:
                      f"{r['flops'] / 1e6:8.2f}  {r['arch']}")
     how = summary.get("remeasure")
     if how:
+        ratio = how.get("measured_over_predicted")  # type: ignore[union-attr]
         lines.append(f"measured on {how['runtime']}, {how['threads']} thread(s), {how['device']} "  # type: ignore
                      f"({how['statistic']} of {how['repeats']} x {how['rounds']} round(s))"  # type: ignore
                      + (f"; {how['over_budget']} over the budget when measured (!): listed last"  # type: ignore
-                        if how["over_budget"] else ""))  # type: ignore[index]
+                        if how["over_budget"] else "")  # type: ignore[index]
+                     + (f"; measured/predicted median {ratio:.3f}" if ratio is not None else "")
+                     + (" (the table's calibration no longer fits this machine: `latency calibrate` it again)"
+                        if ratio is not None and abs(ratio - 1.0) > DRIFT_WARN else ""))
     lines.append(f"scored {summary['scored']} architectures in {summary['wall_s']:.1f} s "
                  f"({summary['archs_per_s']:.2f}/s); proxy {summary['proxy']}; latency budget "
                  f"{summary['max_latency_ms']:.3f} ms ({summary['min_fps']:.1f} FPS)")
