@@ -45,7 +45,7 @@ from saswot_gp.latency.build import time_module
 from saswot_gp.latency.calibrate import RECOMMENDED_TIMING, sample_archs
 from saswot_gp.latency.check import measure_archs
 from saswot_gp.latency.keys import part_key
-from saswot_gp.latency.model import FEATURE_SETS, design_row, part_group
+from saswot_gp.latency.model import FEATURE_SETS, design_row, nnls_relative, part_group
 from saswot_gp.latency.runtime import OrtTimer
 from saswot_gp.spaces import get_space
 from saswot_gp.training import speed
@@ -152,12 +152,12 @@ class Features:
         return row
 
     def fit_predict(self, train: Sequence[str], measured: Sequence[float], test: Sequence[str], mode: str):
-        """Non-negative least squares on relative errors (as ``latency calibrate``); predictions for ``test``."""
-        from scipy.optimize import nnls
-        x, y = np.array([self.row(a, mode) for a in train]), np.asarray(measured, dtype=float)
-        present = np.any(x != 0, axis=0)
+        """Non-negative least squares on relative errors (``latency calibrate``'s solver, columns zero in every
+        training row left at 0); predictions for ``test``."""
+        x = np.array([self.row(a, mode) for a in train])
+        present, solution = nnls_relative(x, measured)
         coef = np.zeros(x.shape[1])
-        coef[present] = nnls(x[:, present] / y[:, None], np.ones_like(y))[0]
+        coef[present] = solution
         return np.array([self.row(a, mode) for a in test]) @ coef, coef
 
 

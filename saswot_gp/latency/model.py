@@ -114,7 +114,6 @@ def fit(features: Sequence[str], rows: Sequence[Parts], measured: Sequence[float
     Returns (coefficients, unfitted): a feature that is zero in every row cannot be fitted; it keeps its
     :func:`neutral` coefficient and is listed in ``unfitted``."""
     import numpy as np
-    from scipy.optimize import nnls
     features = [check_feature(f) for f in features]
     y = np.asarray(measured, dtype=float)
     if len(rows) != len(y) or len(y) < len(features) + 2:
@@ -123,13 +122,23 @@ def fit(features: Sequence[str], rows: Sequence[Parts], measured: Sequence[float
     if not np.all(np.isfinite(y)) or np.any(y <= 0):
         raise SaswotError("calibration needs positive, finite measured latencies")
     x = np.asarray([design_row(features, parts) for parts in rows], dtype=float)
-    present = [j for j in range(len(features)) if np.any(x[:, j] != 0)]
+    present, solution = nnls_relative(x, y)
     coef = [neutral(f) for f in features]
-    w = 1.0 / y
-    solution, _ = nnls(x[:, present] * w[:, None], y * w)
     for j, c in zip(present, solution):
         coef[j] = float(c)
     return coef, [features[j] for j in range(len(features)) if j not in present]
+
+
+def nnls_relative(x, y) -> Tuple[List[int], List[float]]:
+    """Non-negative least squares of ``y`` on the columns of the design matrix ``x`` that are not zero in every
+    row, each residual relative to its ``y`` (the solver of :func:`fit`): (those columns, their coefficients)."""
+    import numpy as np
+    from scipy.optimize import nnls
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    present = [j for j in range(x.shape[1]) if np.any(x[:, j] != 0)]
+    w = 1.0 / y
+    solution, _ = nnls(x[:, present] * w[:, None], y * w)
+    return present, [float(c) for c in solution]
 
 
 class Calibration:

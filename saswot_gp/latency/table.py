@@ -135,7 +135,8 @@ class LatencyTable:
 
     def parts(self, arch: str) -> List[Tuple[str, float, float]]:
         """(key, entry ms, entry multiply-accumulates) of each of ``arch``'s parts, in network order."""
-        return [(k, float(self._entry(k)["ms"]), float(self._entry(k)["macs"])) for k in self.keys_for(arch)]
+        entries = [(k, self._entry(k)) for k in self.keys_for(arch)]
+        return [(k, float(e["ms"]), float(e["macs"])) for k, e in entries]
 
     def predict(self, arch: str, raw: bool = False) -> float:
         """Predicted batch-1 latency (ms) of ``arch``: the table's calibration applied to its parts' entries when
