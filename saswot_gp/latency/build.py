@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -75,6 +75,76 @@ def _meta(space, runtime: str, threads: int, repeats: int, warmup: int, rounds: 
     return meta
 
 
+class PartTimers(NamedTuple):
+    """The parts of a table about to be timed (:func:`part_timers`)."""
+    table: LatencyTable
+    timers: Dict[str, Callable[[], float]]
+    export_s: Callable[[], float]
+
+
+def _check_timing(repeats: int, warmup: int, threads: int, rounds: int, statistic: str) -> None:
+    if repeats < 1 or warmup < 0 or threads < 1 or rounds < 1:
+        raise SaswotError(f"need repeats >= 1, warmup >= 0, threads >= 1, rounds >= 1; got {repeats}, {warmup}, "
+                          f"{threads}, {rounds}")
+    if statistic not in speed.STATISTICS:
+        raise SaswotError(f"unknown latency statistic {statistic!r}; expected one of {list(speed.STATISTICS)}")
+
+
+def part_timers(space, resolution: Optional[Sequence[int]] = None, threads: int = 1, repeats: int = 20,
+                warmup: int = 5, seed: int = 0, statistic: str = "median", rounds: int = 1, device: str = "cpu",
+                runtime: str = "eager") -> PartTimers:
+    """What :func:`build_lut` times, before any timing: the table to fill (its meta, and entries with the parts'
+    params and MACs and ``ms`` 0), per entry key a call that times the part once (ms, ``statistic`` of
+    ``repeats`` runs after ``warmup``; an ONNX Runtime part is exported, untimed, on its first call), and the
+    seconds spent exporting so far."""
+    _check_timing(repeats, warmup, threads, rounds, statistic)
+    check_runtime(runtime, device)
+    space = _space_at(space, resolution)
+    meta = _meta(space, runtime, threads, repeats, warmup, rounds, statistic, device)  # fails early without ORT
+    parts, entries = _timers(space, enumerate_configs(space), runtime, threads, seed)
+    timers: Dict[str, Callable[[], float]] = {}
+    for key, (module, x, timer) in parts.items():
+        if timer is None:
+            timers[key] = (lambda module=module, x=x: time_module(module, x, warmup=warmup, repeats=repeats,
+                                                                  statistic=statistic, device=device))
+        else:
+            timers[key] = (lambda timer=timer: speed.summarise_ms(timer(warmup=warmup, repeats=repeats), statistic))
+    ort = [timer for _, _, timer in parts.values() if timer is not None]
+    return PartTimers(LatencyTable(entries, meta), timers, lambda: sum(timer.export_s for timer in ort))
+
+
+def timed_rounds(timers: Dict[str, Callable[[], float]], rounds: int, statistic: str, threads: int,
+                 progress: Optional[Progress] = None) -> Dict[str, float]:
+    """Call every timer in turn, ``rounds`` times, with ``threads`` torch threads (restored after), and summarise
+    each key's rounds with ``statistic``; ``progress(i, n, key)`` after each call (``n`` = timers x rounds)."""
+    times: Dict[str, List[float]] = {key: [] for key in timers}
+    total, done = len(timers) * int(rounds), 0
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        for _ in range(int(rounds)):
+            for key, once in timers.items():
+                times[key].append(once())
+                done += 1
+                if progress:
+                    progress(done, total, key)
+    finally:
+        torch.set_num_threads(old_threads)
+    return {key: speed.summarise_ms(t, statistic) for key, t in times.items()}
+
+
+def finish_build(parts: PartTimers, ms: Dict[str, float], seconds: float) -> LatencyTable:
+    """The table of ``parts`` (:func:`part_timers`) with each entry's ``ms`` from ``ms`` and the build's date,
+    duration (``build_s``), entry count and (ONNX Runtime) export time in its meta."""
+    meta = dict(parts.table.meta)
+    entries = {key: dict(e, ms=float(ms[key])) for key, e in parts.table.entries.items()}
+    meta.update(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                build_s=round(seconds, 3), n_entries=len(entries))
+    if meta.get("runtime") == "onnxruntime":
+        meta["export_s"] = round(parts.export_s(), 3)
+    return LatencyTable(entries, meta)
+
+
 def build_lut(space, resolution: Optional[Sequence[int]] = None, threads: int = 1, repeats: int = 20,
               warmup: int = 5, progress: Optional[Progress] = None, seed: int = 0,
               statistic: str = "median", rounds: int = 1, device: str = "cpu",
@@ -93,39 +163,8 @@ def build_lut(space, resolution: Optional[Sequence[int]] = None, threads: int = 
     ONNX Runtime session with ``threads`` intra-op threads; CPU only; see :mod:`.runtime`). The table records the
     runtime and its version.
     """
-    if repeats < 1 or warmup < 0 or threads < 1 or rounds < 1:
-        raise SaswotError(f"need repeats >= 1, warmup >= 0, threads >= 1, rounds >= 1; got {repeats}, {warmup}, "
-                          f"{threads}, {rounds}")
-    if statistic not in speed.STATISTICS:
-        raise SaswotError(f"unknown latency statistic {statistic!r}; expected one of {list(speed.STATISTICS)}")
-    check_runtime(runtime, device)
-    space = _space_at(space, resolution)
-    meta = _meta(space, runtime, threads, repeats, warmup, rounds, statistic, device)  # fails early without ORT
-    configs = enumerate_configs(space)
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
     t0 = time.perf_counter()
-    times: Dict[str, List[float]] = {key: [] for key in configs}
-    total = len(configs) * int(rounds)
-    try:
-        parts, entries = _timers(space, configs, runtime, threads, seed)
-        done = 0
-        for _ in range(int(rounds)):
-            for key, (module, x, timer) in parts.items():
-                if timer is None:
-                    ms = time_module(module, x, warmup=warmup, repeats=repeats, statistic=statistic, device=device)
-                else:
-                    ms = speed.summarise_ms(timer(warmup=warmup, repeats=repeats), statistic)
-                times[key].append(ms)
-                done += 1
-                if progress:
-                    progress(done, total, key)
-    finally:
-        torch.set_num_threads(old_threads)
-    for key in entries:
-        entries[key]["ms"] = speed.summarise_ms(times[key], statistic)
-    meta.update(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                build_s=round(time.perf_counter() - t0, 3), n_entries=len(entries))
-    if runtime == "onnxruntime":
-        meta["export_s"] = round(sum(timer.export_s for _, _, timer in parts.values()), 3)
-    return LatencyTable(entries, meta)
+    parts = part_timers(space, resolution, threads=threads, repeats=repeats, warmup=warmup, seed=seed,
+                        statistic=statistic, rounds=rounds, device=device, runtime=runtime)
+    return finish_build(parts, timed_rounds(parts.timers, rounds, statistic, threads, progress),
+                        time.perf_counter() - t0)

@@ -57,6 +57,21 @@ def _network_timers(table: LatencyTable, archs: Sequence[str], models: List, dev
             for timer in timers]
 
 
+def arch_timers(table: LatencyTable, archs: Sequence[str], seed: int = 0, warmup: int = 5, repeats: int = 20,
+                device: Optional[str] = None, runtime: Optional[str] = None) -> List[Callable[[], float]]:
+    """Per arch: a call that measures the network once (ms, the table's statistic of ``repeats`` runs after
+    ``warmup``), as :func:`measure_archs` does; the networks are built (weights from ``seed``) and, for ONNX
+    Runtime, exported (untimed) here, before any timing."""
+    from ..stats.cache import build_model
+    device = device or str(table.meta.get("device", "cpu"))
+    runtime = check_runtime(runtime or table.runtime, device)
+    space = table.space()
+    models = [build_model(space, arch, seed) for arch in archs]
+    if device != "cpu":
+        models = [m.to(device) for m in models]
+    return _network_timers(table, archs, models, device, runtime, seed, warmup, repeats)
+
+
 def measure_archs(table: LatencyTable, archs: Sequence[str], seed: int = 0, warmup: int = 5, repeats: int = 20,
                   rounds: int = 1, progress: Optional[Callable[[int, int], None]] = None,
                   device: Optional[str] = None, runtime: Optional[str] = None) -> List[float]:
@@ -68,24 +83,17 @@ def measure_archs(table: LatencyTable, archs: Sequence[str], seed: int = 0, warm
     ``rounds`` times and the rounds summarised with the table's statistic (interleaving spreads load from other
     processes evenly over the networks). ``device`` defaults to the table's.
     """
-    from ..stats.cache import build_model
     if rounds < 1:
         raise SaswotError(f"need rounds >= 1, got {rounds}")
-    device = device or table.meta.get("device", "cpu")
-    runtime = check_runtime(runtime or table.runtime, device)
-    space = table.space()
-    models = [build_model(space, arch, seed) for arch in archs]
-    if device != "cpu":
-        models = [m.to(device) for m in models]
-    measure = _network_timers(table, archs, models, device, runtime, seed, warmup, repeats)
-    times: List[List[float]] = [[] for _ in models]
+    measure = arch_timers(table, archs, seed=seed, warmup=warmup, repeats=repeats, device=device, runtime=runtime)
+    times: List[List[float]] = [[] for _ in measure]
     done = 0
     for _ in range(int(rounds)):
         for i, once in enumerate(measure):
             times[i].append(once())
             done += 1
             if progress:
-                progress(done, len(models) * int(rounds))
+                progress(done, len(measure) * int(rounds))
     return [speed.summarise_ms(t, table.statistic) for t in times]
 
 
