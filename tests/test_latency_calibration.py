@@ -294,7 +294,12 @@ def test_cli_check_reports_drift_unless_told_not_to(table, monkeypatch, tmp_path
                                     "3", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "calibration networks measured again: 3 run at 0.900x their calibration times" in res.output
+    assert "about 1.11x what this machine measures now; more than 5 % off: calibrate the table again" in res.output
     assert json.loads(out.read_text())["calibration_drift"]["median_ratio"] == pytest.approx(0.9)
+    _fake_measure(monkeypatch, lambda t, a: 0.97 * _truth()(t, a))
+    res = CliRunner().invoke(main, ["latency", "check", "--lut", str(tmp_path / "cal.json"), "--n", "4", "--drift",
+                                    "3"])
+    assert res.exit_code == 0 and "0.970x" in res.output and "within 5 %: the calibration still fits" in res.output
     res = CliRunner().invoke(main, ["latency", "check", "--lut", str(tmp_path / "cal.json"), "--n", "4", "--drift",
                                     "0", "--out", str(out)])
     assert res.exit_code == 0 and "measured again" not in res.output

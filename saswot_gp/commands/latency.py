@@ -188,10 +188,13 @@ def check(lut_path: str, n: int, seed: int, repeats: Optional[int], warmup: Opti
                   f"({res['calibration_overlap']} of the networks calibrated on)" if raw else "")
                + (f" -> {out_path}" if out_path else ""))
     if drift is not None:
-        click.echo(f"calibration networks measured again: {drift['n']} run at {drift['median_ratio']:.3f}x their "
-                   f"calibration times (median now/then; calibrated {drift['calibrated']}), so predictions are about "
-                   f"{1 / drift['median_ratio']:.2f}x what this machine measures now: recalibrate (`latency "
-                   f"calibrate`) when that is far from 1")
+        from ..latency import DRIFT_WARN
+        ratio = drift["median_ratio"]
+        advice = (f"more than {100 * DRIFT_WARN:.0f} % off: calibrate the table again (`latency calibrate`)"
+                  if abs(ratio - 1.0) > DRIFT_WARN else f"within {100 * DRIFT_WARN:.0f} %: the calibration still fits")
+        click.echo(f"calibration networks measured again: {drift['n']} run at {ratio:.3f}x their calibration times "
+                   f"(median now/then; calibrated {drift['calibrated']}), so predictions are about {1 / ratio:.2f}x "
+                   f"what this machine measures now; {advice}")
 
 
 def _drift(table, n: int, device: str, runtime: str):

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import SaswotError
 from ..io import atomic_write_json, atomic_write_text, check_same_settings, prepare_run_dir, read_checkpoint
-from ..latency import LatencyTable, space_kwargs
+from ..latency import DRIFT_WARN, LatencyTable, space_kwargs
 from .engine import CHECKPOINT_FORMAT, Progress, _AgingEvolution, _AsyncEvolution, _key, _State
 from .scorer import ProxyScorer, search_batch
 
@@ -22,9 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CHECKPOINT = "checkpoint.json"
 RUN_FILES = (CHECKPOINT, "top.csv", "top.json")  # what marks a folder as holding a search
-# measured/predicted of the re-measured top K further than this from 1: the table's calibration no longer fits the
-# machine (issue 14's error target for a latency model, 5 %)
-DRIFT_WARN = 0.05
 # settings that must agree between a checkpoint and the run resuming it
 RESUME_KEYS = ("space", "space_kwargs", "proxy", "max_latency_ms", "seed", "population", "sample_size",
                "batch", "batch_size", "k", "lut_digest")
