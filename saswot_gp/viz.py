@@ -219,3 +219,67 @@ def plot_evolution(history: Sequence[dict], path, title: str = "") -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+PLOT_EXTENSIONS = (".png", ".svg")
+
+
+def check_plot_path(path) -> Path:
+    """``path`` as a Path if it ends in .png or .svg, else a one-line SaswotError (call it before long work)."""
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_EXTENSIONS:
+        raise SaswotError(f"plot file {str(path)!r}: unsupported extension {path.suffix!r}; expected "
+                          f"{' or '.join(PLOT_EXTENSIONS)}")
+    return path
+
+
+def latency_check_figure(res: dict, title: str = ""):
+    """Predicted against measured latency of a latency check (:func:`saswot_gp.latency.check_lut`'s result) on a
+    matplotlib ``Figure`` (no pyplot state): the table's predictions, the plain sum of entries (a calibrated
+    table's ``raw_ms``, grey), the line predicted = measured and a band of +-5 % around it, with Kendall tau,
+    the noise ceiling (with ``repeatability``) and the median error in the legend, and the calibration's drift
+    (``calibration_drift``, when measured) in the title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = res["rows"]
+    meas = [r["measured_ms"] for r in rows]
+    fig = Figure(figsize=(5.5, 5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    if rows and "raw_ms" in rows[0]:
+        raw = res["raw"]
+        ax.scatter(meas, [r["raw_ms"] for r in rows], s=14, color="0.6", marker="x", gid="raw",
+                   label=f"plain sum: tau {raw['kendall_tau']:.3f}, median |error| "
+                         f"{100 * raw['median_abs_rel_error']:.1f} %")
+    label = f"table: tau {res['kendall_tau']:.3f}, median |error| {100 * res['median_abs_rel_error']:.1f} %"
+    if "repeat_tau" in res:
+        label += f"\n(measured vs re-measured tau {res['repeat_tau']:.3f})"
+    ax.scatter(meas, [r["predicted_ms"] for r in rows], s=16, color="tab:blue", gid="predicted", label=label)
+    lo = min(meas + [r["predicted_ms"] for r in rows]) * 0.95
+    hi = max(meas + [r["predicted_ms"] for r in rows]) * 1.05
+    ax.plot([lo, hi], [lo, hi], color="black", lw=1, gid="identity", label="predicted = measured")
+    ax.fill_between([lo, hi], [0.95 * lo, 0.95 * hi], [1.05 * lo, 1.05 * hi], color="tab:green", alpha=0.12,
+                    lw=0, label="within 5 %")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    if not title:
+        title = (f"{res['n']} networks, {res['runtime']}, {res['threads']} thread(s), "
+                 f"{res['resolution'][0]}x{res['resolution'][1]}")
+        if "calibration_drift" in res:
+            title += (f"\ncalibration networks now at {res['calibration_drift']['median_ratio']:.3f}x their "
+                      f"calibration times")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_latency_check(res: dict, path, title: str = "") -> None:
+    """Write :func:`latency_check_figure` to ``path`` (.png or .svg)."""
+    path = check_plot_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    latency_check_figure(res, title).savefig(path, dpi=DPI)

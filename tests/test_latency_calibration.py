@@ -307,3 +307,29 @@ def test_cli_check_reports_drift_unless_told_not_to(table, monkeypatch, tmp_path
     table.save(tmp_path / "plain.json")  # no calibration: nothing to compare with, nothing reported
     res = CliRunner().invoke(main, ["latency", "check", "--lut", str(tmp_path / "plain.json"), "--n", "4"])
     assert res.exit_code == 0 and "measured again" not in res.output
+
+
+def test_cli_check_draws_predicted_against_measured(table, monkeypatch, tmp_path):
+    from saswot_gp.viz import latency_check_figure
+    _fake_measure(monkeypatch, _truth())
+    calibrate_lut(table, n=14, features="affine").save(tmp_path / "cal.json")
+    _fake_measure(monkeypatch, lambda t, a: 1.02 * _truth()(t, a))
+    out, plot = tmp_path / "check.json", tmp_path / "check.png"
+    res = CliRunner().invoke(main, ["latency", "check", "--lut", str(tmp_path / "cal.json"), "--n", "6", "--drift",
+                                    "0", "--repeatability", "--out", str(out), "--plot", str(plot)])
+    assert res.exit_code == 0, res.output
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"-> {out}, {plot}" in res.output
+    fig = latency_check_figure(json.loads(out.read_text()))
+    ax, = fig.axes
+    points = {c.get_gid(): c.get_offsets() for c in ax.collections if c.get_gid()}
+    rows = json.loads(out.read_text())["rows"]
+    assert [list(p) for p in points["predicted"]] == [[r["measured_ms"], r["predicted_ms"]] for r in rows]
+    assert [list(p) for p in points["raw"]] == [[r["measured_ms"], r["raw_ms"]] for r in rows]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("median |error| 2.0 %" in t and "measured vs re-measured tau" in t for t in legend)
+    calls = []
+    _fake_measure(monkeypatch, _truth(), calls)
+    res = CliRunner().invoke(main, ["latency", "check", "--lut", str(tmp_path / "cal.json"), "--plot",
+                                    str(tmp_path / "check.jpg")])
+    assert res.exit_code == 2 and "unsupported extension '.jpg'; expected .png or .svg" in res.output
+    assert calls == []     # refused before measuring anything

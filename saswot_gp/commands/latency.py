@@ -149,11 +149,13 @@ def calibrate(lut_path: str, n: int, repeats: Optional[int], warmup: Optional[in
               help="then measure this many of a calibrated table's calibration networks again, as they were "
                    "measured, and report how much faster or slower the machine runs now (0: skip)")
 @click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False), help="write the results as JSON")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+              help="also draw predicted against measured latency (.png or .svg)")
 @click.option("--device", default=None, help="where to measure: cpu, cuda or cuda:N [default: the table's device]")
 @runtime_option(None)
 def check(lut_path: str, n: int, seed: int, repeats: Optional[int], warmup: Optional[int], rounds: Optional[int],
-          repeatability: bool, drift_n: int,
-          out_path: Optional[str], device: Optional[str], runtime: Optional[str]) -> None:
+          repeatability: bool, drift_n: int, out_path: Optional[str], plot_path: Optional[str],
+          device: Optional[str], runtime: Optional[str]) -> None:
     """Measure N sampled networks and compare with the table's predictions (Kendall tau, median ratio).
 
     The same procedure as benchmarks/latency_lut.py (both call saswot_gp.latency.check_lut): the same table,
@@ -161,6 +163,9 @@ def check(lut_path: str, n: int, seed: int, repeats: Optional[int], warmup: Opti
     from ..io import atomic_write_json
     from ..latency import LatencyTable, check_lut
     from ..execution import check_device
+    from ..viz import check_plot_path, plot_latency_check
+    if plot_path:
+        check_plot_path(plot_path)          # before measuring anything
     table = LatencyTable.load(lut_path)
     device = check_device(device or table.meta.get("device", "cpu"))
     warmup, repeats, rounds = _table_timing(table, warmup, repeats, rounds)
@@ -175,6 +180,8 @@ def check(lut_path: str, n: int, seed: int, repeats: Optional[int], warmup: Opti
         res["calibration_drift"] = drift
     if out_path:
         atomic_write_json(out_path, res)
+    if plot_path:
+        plot_latency_check(res, plot_path)
     raw = res.get("raw")
     click.echo(f"{res['n']} networks at {table.resolution[0]}x{table.resolution[1]}, {res['runtime']}, "
                f"{table.threads} thread(s), "
@@ -186,7 +193,7 @@ def check(lut_path: str, n: int, seed: int, repeats: Optional[int], warmup: Opti
                + (f"; plain sum of entries: Kendall tau {raw['kendall_tau']:.3f}, median predicted/measured "
                   f"{raw['median_ratio']:.3f}, median |error| {100 * raw['median_abs_rel_error']:.1f}% "
                   f"({res['calibration_overlap']} of the networks calibrated on)" if raw else "")
-               + (f" -> {out_path}" if out_path else ""))
+               + (" -> " + ", ".join(p for p in (out_path, plot_path) if p) if out_path or plot_path else ""))
     if drift is not None:
         from ..latency import DRIFT_WARN
         ratio = drift["median_ratio"]
