@@ -283,3 +283,53 @@ def plot_latency_check(res: dict, path, title: str = "") -> None:
     path = check_plot_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     latency_check_figure(res, title).savefig(path, dpi=DPI)
+
+
+def search_figure(history: Sequence[dict], top: Sequence[dict], max_latency_ms: float, title: str = ""):
+    """A search on a matplotlib ``Figure`` (no pyplot state): every scored architecture's proxy score against its
+    predicted latency, coloured by when it was scored (gid ``scored``), the latency budget (``budget``), the top K
+    ringed (``top``) and, where they were measured, their measured latency joined to the prediction (``measured``;
+    a cross for one that misses the budget when measured). Scores spanning more than 100x are drawn on a log scale."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = [h for h in history if h.get("score") is not None]
+    fig = Figure(figsize=(6.5, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    if rows:
+        dots = ax.scatter([h["latency_ms"] for h in rows], [h["score"] for h in rows], c=range(len(rows)),
+                          cmap="viridis", s=12, gid="scored", label=f"scored ({len(history)})")
+        fig.colorbar(dots, ax=ax, label="order scored")
+    ax.axvline(max_latency_ms, color="tab:red", ls="--", lw=1, gid="budget",
+               label=f"budget {max_latency_ms:.3g} ms")
+    ranked = [r for r in top if r.get("score") is not None]
+    ax.scatter([r["latency_ms"] for r in ranked], [r["score"] for r in ranked], s=70, facecolors="none",
+               edgecolors="tab:red", gid="top", label=f"top {len(ranked)} (predicted latency)")
+    measured = [r for r in ranked if r.get("measured_ms") is not None]
+    if measured:
+        for r in measured:
+            ax.plot([r["latency_ms"], r["measured_ms"]], [r["score"], r["score"]], color="0.4", lw=0.8)
+        ax.scatter([r["measured_ms"] for r in measured], [r["score"] for r in measured], s=25,
+                   marker="|", color="0.2", gid="measured", label="measured latency")
+        missed = [r for r in measured if not r.get("meets_budget")]
+        if missed:
+            ax.scatter([r["measured_ms"] for r in missed], [r["score"] for r in missed], s=50, marker="x",
+                       color="tab:red", gid="missed", label="misses the budget when measured")
+    scores = [h["score"] for h in rows]
+    if scores and min(scores) > 0 and max(scores) > 100 * min(scores):
+        ax.set_yscale("log")
+    ax.set_xlabel("predicted latency (ms)")
+    ax.set_ylabel("proxy score")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_search(history: Sequence[dict], top: Sequence[dict], max_latency_ms: float, path, title: str = "") -> None:
+    """Write :func:`search_figure` to ``path`` (.png or .svg)."""
+    path = check_plot_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    search_figure(history, top, max_latency_ms, title).savefig(path, dpi=DPI)

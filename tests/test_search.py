@@ -189,6 +189,32 @@ def test_remeasured_top_marks_budget_misses_and_lists_them_last(space, lut, limi
     assert "no longer fits" not in format_top(runs[0])
 
 
+def _gids(out, summary):
+    """The search picture of ``out`` (written) and the points of each of its marked artists, redrawn from the run."""
+    from saswot_gp.viz import search_figure
+    assert (out / "search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ax = search_figure(_history(out), summary["top"], summary["max_latency_ms"]).axes[0]
+    points = {c.get_gid(): [tuple(p) for p in c.get_offsets()] for c in ax.collections if c.get_gid()}
+    lines = {ln.get_gid(): ln.get_xdata() for ln in ax.lines if ln.get_gid()}
+    return points, lines
+
+
+def test_search_draws_scores_against_latency_with_the_budget_and_the_top(space, lut, limit, tmp_path, monkeypatch):
+    import saswot_gp.latency as latency_pkg
+    plain = run_search(space, "params", lut, limit, 12, tmp_path / "plain", **SETTINGS)
+    points, lines = _gids(tmp_path / "plain", plain)
+    assert points["scored"] == [(h["latency_ms"], h["score"]) for h in _history(tmp_path / "plain")]
+    assert points["top"] == [(r["latency_ms"], r["score"]) for r in plain["top"]] and len(points["top"]) == 4
+    assert list(lines["budget"]) == [limit, limit] and "measured" not in points
+    slow = plain["top"][0]["arch"]
+    monkeypatch.setattr(latency_pkg, "measure_archs", lambda table, archs, **kw: [
+        2.0 * limit if a == slow else 0.9 * table.predict(a) for a in archs])
+    again = run_search(space, "params", lut, limit, 12, tmp_path / "measured", remeasure=True, **SETTINGS)
+    points, _ = _gids(tmp_path / "measured", again)
+    assert points["measured"] == [(r["measured_ms"], r["score"]) for r in again["top"]]
+    assert points["missed"] == [(2.0 * limit, plain["top"][0]["score"])]
+
+
 def test_cli_search_remeasures_by_default(lut_file, limit, tmp_path):
     base = ["search", "--proxy", "params", "--lut", str(lut_file), "--max-latency", str(limit), "--budget", "6",
             "--top", "2", "--population", "4", "--sample-size", "2", "--batch-size", "2", "--batch", "synthetic"]

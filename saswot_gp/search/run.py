@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..execution import Executor
 
 CHECKPOINT = "checkpoint.json"
-RUN_FILES = (CHECKPOINT, "top.csv", "top.json")  # what marks a folder as holding a search
+RUN_FILES = (CHECKPOINT, "top.csv", "top.json", "search.png")  # what marks a folder as holding a search
 # settings that must agree between a checkpoint and the run resuming it
 RESUME_KEYS = ("space", "space_kwargs", "proxy", "max_latency_ms", "seed", "population", "sample_size",
                "batch", "batch_size", "k", "lut_digest")
@@ -45,8 +45,8 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
                remeasure: bool = False, per_task: Optional[int] = None) -> Dict[str, object]:
     """Aging evolution over ``space`` scored by ``proxy`` under ``max_latency_ms`` (LUT-predicted); writes OUT.
 
-    Writes OUT/checkpoint.json (atomic, every ``checkpoint_every`` scores and at the end), OUT/top.csv and
-    OUT/top.json; returns the summary (``top``, ``scored``, ``wall_s``, ``archs_per_s``, ...). With ``resume``
+    Writes OUT/checkpoint.json (atomic, every ``checkpoint_every`` scores and at the end), OUT/top.csv,
+    OUT/top.json and OUT/search.png (scores against predicted latency, the budget and the top K); returns the summary (``top``, ``scored``, ``wall_s``, ``archs_per_s``, ...). With ``resume``
     an existing checkpoint is continued (its settings must match; ``budget`` may grow); without it a folder that
     holds a search is refused unless ``overwrite``.
     ``progress(scored, budget, arch, score)`` is called after each new score. ``train_time``: measured seconds to
@@ -163,7 +163,8 @@ def _calibration_label(lut: LatencyTable) -> Optional[str]:
 def finish(space, lut: LatencyTable, state: _State, settings: Dict[str, object], out: Path, top_k: int,
            budget: int, batch_text: str, proxy_label: str, train_time: Optional[float] = None,
            remeasure: bool = False, log: Optional[Callable[[str], None]] = None) -> Dict[str, object]:
-    """Write OUT/top.csv and OUT/top.json for the search ``state``; return the summary (with ``search_cost``
+    """Write OUT/top.csv, OUT/top.json and OUT/search.png (:func:`saswot_gp.viz.plot_search`) for the search
+    ``state``; return the summary (with ``search_cost``
     when the measured training time of one network, ``train_time`` seconds, is given, and with the top K measured
     (:func:`remeasure_top`, ``remeasure`` in the summary) when ``remeasure``)."""
     top = _top(space, state, top_k, lut)
@@ -190,6 +191,9 @@ def finish(space, lut: LatencyTable, state: _State, settings: Dict[str, object],
     for row in top:
         writer.writerow({f: row[f] for f in fields})
     atomic_write_text(out / "top.csv", buf.getvalue())
+    from ..viz import plot_search
+    plot_search(state.history, top, float(settings["max_latency_ms"]), out / "search.png",  # type: ignore[arg-type]
+                title=f"{proxy_label}: {scored} architectures scored, {space.input_size[0]}x{space.input_size[1]}")
     return summary
 
 
