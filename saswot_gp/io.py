@@ -41,6 +41,12 @@ def atomic_write_json(path: PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def atomic_save_figure(fig: Any, path: PathLike, dpi: int = 110) -> None:
+    """Save a matplotlib figure to ``path`` atomically, in the format its extension names (.png, .svg, ...)."""
+    fmt = Path(path).suffix.lstrip(".").lower()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt))
+
+
 def read_json(path: PathLike, where: str, missing_hint: str) -> Any:
     """Parse the JSON file ``path``; a missing or unparsable file is a one-line SaswotError naming ``where``."""
     from .errors import SaswotError

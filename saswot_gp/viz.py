@@ -8,7 +8,7 @@ from typing import List, Sequence
 import networkx as nx
 
 from .errors import SaswotError
-from .io import atomic_write_text
+from .io import atomic_save_figure, atomic_write_text
 from .primitives import get_operator
 
 TYPE_COLOURS = {"W": "#6baed6", "A": "#74c476", "L": "#fd8d3c", "S": "#e6550d"}
@@ -194,9 +194,7 @@ def draw_proxy(tokens: Sequence[str], path, title: str = "") -> None:
         return
     if ext not in (".png", ".svg"):
         raise SaswotError(f"drawing file {str(path)!r}: unsupported extension {ext!r}; expected .png, .svg or .dot")
-    fig = proxy_figure(tokens, title=title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    atomic_save_figure(proxy_figure(tokens, title=title), path, dpi=DPI)
 
 
 def plot_evolution(history: Sequence[dict], path, title: str = "") -> None:
@@ -216,9 +214,10 @@ def plot_evolution(history: Sequence[dict], path, title: str = "") -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        atomic_save_figure(fig, path, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 PLOT_EXTENSIONS = (".png", ".svg")
@@ -280,9 +279,7 @@ def latency_check_figure(res: dict, title: str = ""):
 
 def plot_latency_check(res: dict, path, title: str = "") -> None:
     """Write :func:`latency_check_figure` to ``path`` (.png or .svg)."""
-    path = check_plot_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    latency_check_figure(res, title).savefig(path, dpi=DPI)
+    atomic_save_figure(latency_check_figure(res, title), check_plot_path(path), dpi=DPI)
 
 
 def search_figure(history: Sequence[dict], top: Sequence[dict], max_latency_ms: float, title: str = ""):
@@ -330,6 +327,4 @@ def search_figure(history: Sequence[dict], top: Sequence[dict], max_latency_ms: 
 
 def plot_search(history: Sequence[dict], top: Sequence[dict], max_latency_ms: float, path, title: str = "") -> None:
     """Write :func:`search_figure` to ``path`` (.png or .svg)."""
-    path = check_plot_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    search_figure(history, top, max_latency_ms, title).savefig(path, dpi=DPI)
+    atomic_save_figure(search_figure(history, top, max_latency_ms, title), check_plot_path(path), dpi=DPI)

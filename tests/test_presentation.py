@@ -242,3 +242,21 @@ def test_latency_lut_main_refuses_then_writes_to_the_default(tmp_path, monkeypat
     assert len(written) == 1 and json.loads(written[0].read_text())["uniform"]["n"] == 2
     mod.main(["--out", str(existing), "--overwrite", "--n", "2"])
     assert json.loads(existing.read_text())["diverse"]["kendall_tau"] == 1.0
+
+
+def test_figures_are_saved_atomically_in_the_format_their_extension_names(tmp_path):
+    from matplotlib.figure import Figure
+    from saswot_gp.io import atomic_save_figure
+    fig = Figure()
+    fig.add_subplot(1, 1, 1).plot([0, 1], [1, 0])
+    atomic_save_figure(fig, tmp_path / "a.svg")
+    atomic_save_figure(fig, tmp_path / "b.png")
+    assert b"<svg" in (tmp_path / "a.svg").read_bytes()[:500]
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "c.png").write_bytes(b"the previous picture")
+    broken = Figure()
+    broken.savefig = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("renderer died"))
+    with pytest.raises(RuntimeError, match="renderer died"):
+        atomic_save_figure(broken, tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes() == b"the previous picture"     # never half-written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.svg", "b.png", "c.png"]   # no temporary files left

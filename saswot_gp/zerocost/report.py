@@ -109,9 +109,9 @@ def scatter_figure(row: dict, target: Sequence[float], metric: str = "target", b
 def plot_scatter(row: dict, target: Sequence[float], path: PathLike, metric: str = "target",
                  benchmark: Optional[str] = None) -> Path:
     """Save :func:`scatter_figure` (one proxy's scores against the target of ``benchmark``) to ``path``."""
+    from ..io import atomic_save_figure
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scatter_figure(row, target, metric=metric, benchmark=benchmark).savefig(path, dpi=100)
+    atomic_save_figure(scatter_figure(row, target, metric=metric, benchmark=benchmark), path, dpi=100)
     return path
 
 
