@@ -130,8 +130,9 @@ def run_arm(arm: str, space, nets: dict) -> dict:
         second = measure_archs(table, nets[name], **kw)
         pred = [table.predict(a) for a in nets[name]]
         raw = [table.predict_raw(a) for a in nets[name]]
-        row[name] = {"error": agreement(pred, first)["median_abs_rel_error"],
-                     "ratio": agreement(pred, first)["median_ratio"], "gap": gap(pred, first, second),
+        scores = agreement(pred, first)
+        row[name] = {"error": scores["median_abs_rel_error"], "ratio": scores["median_ratio"],
+                     "gap": gap(pred, first, second),
                      "ceiling": agreement(first, second)["kendall_tau"],
                      "raw_error": agreement(raw, first)["median_abs_rel_error"], "ms": first, "ms_again": second}
     return row

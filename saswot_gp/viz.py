@@ -61,6 +61,7 @@ def to_dot(tokens: Sequence[str], title: str = "proxy") -> str:
 
 # Layout of :func:`proxy_figure`, in inches and points.
 DPI = 110
+PLOT_EXTENSIONS = (".png", ".svg")  # the picture formats drawings and plots are written in
 NODE_FONT = 8.0                     # node label size; shrunk (down to MIN_NODE_FONT) when the tree gets wide
 MIN_NODE_FONT = 5.0
 TITLE_FONT = 9.0
@@ -192,7 +193,7 @@ def draw_proxy(tokens: Sequence[str], path, title: str = "") -> None:
     if ext == ".dot":
         atomic_write_text(path, to_dot(tokens))
         return
-    if ext not in (".png", ".svg"):
+    if ext not in PLOT_EXTENSIONS:
         raise SaswotError(f"drawing file {str(path)!r}: unsupported extension {ext!r}; expected .png, .svg or .dot")
     atomic_save_figure(proxy_figure(tokens, title=title), path, dpi=DPI)
 
@@ -218,9 +219,6 @@ def plot_evolution(history: Sequence[dict], path, title: str = "") -> None:
         atomic_save_figure(fig, path, dpi=110)
     finally:
         plt.close(fig)
-
-
-PLOT_EXTENSIONS = (".png", ".svg")
 
 
 def check_plot_path(path) -> Path:

@@ -195,10 +195,10 @@ def check(lut_path: str, n: int, seed: int, repeats: Optional[int], warmup: Opti
                   f"({res['calibration_overlap']} of the networks calibrated on)" if raw else "")
                + (" -> " + ", ".join(p for p in (out_path, plot_path) if p) if out_path or plot_path else ""))
     if drift is not None:
-        from ..latency import DRIFT_WARN
+        from ..latency import DRIFT_WARN, drifted
         ratio = drift["median_ratio"]
         advice = (f"more than {100 * DRIFT_WARN:.0f} % off: calibrate the table again (`latency calibrate`)"
-                  if abs(ratio - 1.0) > DRIFT_WARN else f"within {100 * DRIFT_WARN:.0f} %: the calibration still fits")
+                  if drifted(ratio) else f"within {100 * DRIFT_WARN:.0f} %: the calibration still fits")
         click.echo(f"calibration networks measured again: {drift['n']} run at {ratio:.3f}x their calibration times "
                    f"(median now/then; calibrated {drift['calibrated']}), so predictions are about {1 / ratio:.2f}x "
                    f"what this machine measures now; {advice}")

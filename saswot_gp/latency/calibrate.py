@@ -99,6 +99,12 @@ DRIFT_N = 10  # calibration networks `latency check` measures again by default (
 DRIFT_WARN = 0.05
 
 
+def drifted(ratio: float) -> bool:
+    """Whether a measured/then or measured/predicted ``ratio`` is more than :data:`DRIFT_WARN` from 1: the table's
+    calibration no longer fits the machine."""
+    return abs(float(ratio) - 1.0) > DRIFT_WARN
+
+
 def calibration_drift(table: LatencyTable, n: int = DRIFT_N, device: Optional[str] = None,
                       progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, object]:
     """Measure the first ``n`` of a calibrated ``table``'s calibration networks again, exactly as they were

@@ -85,16 +85,11 @@ def measure_archs(table: LatencyTable, archs: Sequence[str], seed: int = 0, warm
     """
     if rounds < 1:
         raise SaswotError(f"need rounds >= 1, got {rounds}")
+    from .build import timed_rounds
     measure = arch_timers(table, archs, seed=seed, warmup=warmup, repeats=repeats, device=device, runtime=runtime)
-    times: List[List[float]] = [[] for _ in measure]
-    done = 0
-    for _ in range(int(rounds)):
-        for i, once in enumerate(measure):
-            times[i].append(once())
-            done += 1
-            if progress:
-                progress(done, len(measure) * int(rounds))
-    return [speed.summarise_ms(t, table.statistic) for t in times]
+    ms = timed_rounds(dict(enumerate(measure)), rounds, table.statistic, table.threads,
+                      (lambda i, n, key: progress(i, n)) if progress else None)
+    return [ms[i] for i in range(len(measure))]
 
 
 def agreement(pred: Sequence[float], meas: Sequence[float]) -> Dict[str, float]:

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import SaswotError
 from ..io import atomic_write_json, atomic_write_text, check_same_settings, prepare_run_dir, read_checkpoint
-from ..latency import DRIFT_WARN, LatencyTable, space_kwargs
+from ..latency import LatencyTable, drifted, space_kwargs
 from .engine import CHECKPOINT_FORMAT, Progress, _AgingEvolution, _AsyncEvolution, _key, _State
 from .scorer import ProxyScorer, search_batch
 
@@ -46,8 +46,8 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
     """Aging evolution over ``space`` scored by ``proxy`` under ``max_latency_ms`` (LUT-predicted); writes OUT.
 
     Writes OUT/checkpoint.json (atomic, every ``checkpoint_every`` scores and at the end), OUT/top.csv,
-    OUT/top.json and OUT/search.png (scores against predicted latency, the budget and the top K); returns the summary (``top``, ``scored``, ``wall_s``, ``archs_per_s``, ...). With ``resume``
-    an existing checkpoint is continued (its settings must match; ``budget`` may grow); without it a folder that
+    OUT/top.json and OUT/search.png (scores against predicted latency, the budget and the top K); returns the
+    summary (``top``, ``scored``, ``wall_s``, ``archs_per_s``, ...). With ``resume`` an existing checkpoint is continued (its settings must match; ``budget`` may grow); without it a folder that
     holds a search is refused unless ``overwrite``.
     ``progress(scored, budget, arch, score)`` is called after each new score. ``train_time``: measured seconds to
     train one network, to report what training every scored candidate would cost (``search_cost``).
@@ -164,9 +164,9 @@ def finish(space, lut: LatencyTable, state: _State, settings: Dict[str, object],
            budget: int, batch_text: str, proxy_label: str, train_time: Optional[float] = None,
            remeasure: bool = False, log: Optional[Callable[[str], None]] = None) -> Dict[str, object]:
     """Write OUT/top.csv, OUT/top.json and OUT/search.png (:func:`saswot_gp.viz.plot_search`) for the search
-    ``state``; return the summary (with ``search_cost``
-    when the measured training time of one network, ``train_time`` seconds, is given, and with the top K measured
-    (:func:`remeasure_top`, ``remeasure`` in the summary) when ``remeasure``)."""
+    ``state``; return the summary (with ``search_cost`` when the measured training time of one network,
+    ``train_time`` seconds, is given, and with the top K measured (:func:`remeasure_top`, ``remeasure`` in the
+    summary) when ``remeasure``)."""
     top = _top(space, state, top_k, lut)
     measured = None
     if remeasure and top:
@@ -216,7 +216,7 @@ def format_top(summary: Dict[str, object]) -> str:
                         if how["over_budget"] else "")  # type: ignore[index]
                      + (f"; measured/predicted median {ratio:.3f}" if ratio is not None else "")
                      + (" (the table's calibration no longer fits this machine: `latency calibrate` it again)"
-                        if ratio is not None and abs(ratio - 1.0) > DRIFT_WARN else ""))
+                        if ratio is not None and drifted(ratio) else ""))
     lines.append(f"scored {summary['scored']} architectures in {summary['wall_s']:.1f} s "
                  f"({summary['archs_per_s']:.2f}/s); proxy {summary['proxy']}; latency budget "
                  f"{summary['max_latency_ms']:.3f} ms ({summary['min_fps']:.1f} FPS)")
