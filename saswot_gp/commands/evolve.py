@@ -51,8 +51,17 @@ def _k_option(value: str) -> Optional[int]:
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
               help="statistics cache shared between runs (default: OUT/stats_cache)")
 @click.option("--k", "k", default="256", show_default=True, help="sketch size per tensor, or 'full'")
-@click.option("--train-size", default=200, show_default=True, type=click.IntRange(2))
+@click.option("--split", type=click.Choice(["committed", "random"]), default="committed", show_default=True,
+              help="committed: the benchmark's committed train/validation/held-out split where it has one "
+                   "(realtime-digits, TransNAS micro and macro, NAS-Bench-MR), else a seeded random split; random: always "
+                   "the seeded random split")
+@click.option("--train-size", default=None, type=click.IntRange(2),
+              help="at most this many training architectures (default: the committed split's all, or 200 for a random split)")
 @click.option("--heldout-size", default=None, type=click.IntRange(2), help="at most this many held-out architectures (default: all the rest)")
+@click.option("--resample", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="fitness on a fresh random fraction of each training split every generation (0: the whole split)")
+@click.option("--parsimony", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="selection fitness = training Kendall tau - parsimony x tree size")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(2))
 @click.option("--resolution", default=None, help="HxW of the statistics batch (default: the space's input size)")
 @dask_options
@@ -62,7 +71,8 @@ def _k_option(value: str) -> Optional[int]:
 def evolve(benchmarks: Tuple[str, ...], metric: Optional[str], fitness: str, terminals: str, select: str,
            val_frac: Optional[float], batch: str, population: int, generations: Optional[int], seed: int,
            data_seed: Optional[int], out_dir: str, resume_dir: Optional[str], overwrite: bool, cache_dir: Optional[str],
-           k: str, train_size: int, heldout_size: Optional[int], batch_size: int, resolution: Optional[str],
+           k: str, split: str, train_size: Optional[int], heldout_size: Optional[int], resample: float,
+           parsimony: float, batch_size: int, resolution: Optional[str],
            workers: int, scheduler: Optional[str], device: str, threads: int) -> None:
     """Evolve a proxy on one or several benchmarks and report it beside the hand-designed proxies."""
     import torch
@@ -76,7 +86,8 @@ def evolve(benchmarks: Tuple[str, ...], metric: Optional[str], fitness: str, ter
                          batch_size=batch_size, workers=workers, resume=resume_dir is not None, heldout_size=heldout_size,
                          resolution=parse_resolution(resolution), fitness=fitness, terminals=terminals, select=select,
                          val_frac=val_frac, batch=batch, data_seed=data_seed, cache_dir=cache_dir,
-                         overwrite=overwrite, scheduler=scheduler, device=device, log=lambda m: click.echo(m, err=True))
+                         overwrite=overwrite, scheduler=scheduler, device=device, split=split, resample=resample,
+                         parsimony=parsimony, log=lambda m: click.echo(m, err=True))
     click.echo(f"\n{summary['benchmark']} ({summary['metric']}): {summary['n_train']} train / "
                f"{summary['n_heldout']} held-out architectures; Kendall tau and Spearman rho")
     click.echo(format_table(summary))

@@ -33,6 +33,8 @@ def _measure_list(measures: Optional[str]) -> Optional[List[str]]:
 @click.option("--heldout-size", "split_heldout", default=None, type=click.IntRange(1),
               help="with --train-size: at most this many held-out architectures, as `evolve --heldout-size`")
 @click.option("--split-seed", default=0, show_default=True, type=int, help="with --train-size: the split seed (evolve's --seed)")
+@click.option("--committed-split", is_flag=True,
+              help="score only the held-out part of the benchmark's committed split (what evolve reports on by default)")
 @click.option("--resolution", default=None, help="HxW of the batch (default: the space's input size)")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(2))
 @click.option("--seed", default=0, show_default=True, type=int, help="seeds the sample, the weights and the batch")
@@ -45,7 +47,7 @@ def _measure_list(measures: Optional[str]) -> Optional[List[str]]:
 @device_option
 def proxies(benchmark: str, metric: Optional[str], proxy_files: Tuple[str, ...], measures: Optional[str],
             n_archs: Optional[int], split_train: Optional[int], split_heldout: Optional[int], split_seed: int,
-            resolution: Optional[str], batch_size: int, seed: int, n_boot: int, out_dir: str, threads: int,
+            committed_split: bool, resolution: Optional[str], batch_size: int, seed: int, n_boot: int, out_dir: str, threads: int,
             workers: int, scheduler: Optional[str], device: str) -> None:
     """Score a benchmark's architectures with zero-cost proxies; print and save rank correlations.
 
@@ -60,6 +62,8 @@ def proxies(benchmark: str, metric: Optional[str], proxy_files: Tuple[str, ...],
         raise SaswotError("--heldout-size needs --train-size (it limits the held-out part of that split)")
     if split_train is not None and n_archs is not None:
         raise SaswotError("give --n or --train-size, not both")
+    if committed_split and (split_train is not None or n_archs is not None):
+        raise SaswotError("give --committed-split, --n or --train-size, not two of them")
     torch.set_num_threads(threads)
     check_device(device)
 
@@ -71,7 +75,8 @@ def proxies(benchmark: str, metric: Optional[str], proxy_files: Tuple[str, ...],
             say(f"  [{i}/{n}] {arch} {sec:.2f}s")
 
     done = run_proxies(benchmark, metric, proxy_files, _measure_list(measures), n=n_archs,
-                       split=(split_train, split_heldout, split_seed) if split_train is not None else None,
+                       split="committed" if committed_split else
+                       (split_train, split_heldout, split_seed) if split_train is not None else None,
                        resolution=parse_resolution(resolution), batch_size=batch_size, seed=seed, n_boot=n_boot,
                        out_dir=out_dir, progress=progress, log=say, workers=workers, scheduler=scheduler,
                        device=device)

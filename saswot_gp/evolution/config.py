@@ -29,6 +29,8 @@ class EvolutionConfig:
     local_search: int = 12  # node-replacement neighbours tried around each elite per generation
     immigrants: float = 0.0  # fraction of each generation replaced by fresh random trees
     terminals: str = "all"  # terminal set: all, stats (network statistics only) or sizes (layer sizes only)
+    resample: float = 0.0  # > 0: fitness on a fresh random fraction of each training split every generation
+    parsimony: float = 0.0  # selection fitness = Kendall tau - parsimony * size
 
     def check(self) -> None:
         """Raise SaswotError on a nonsensical setting."""
@@ -42,6 +44,10 @@ class EvolutionConfig:
             raise SaswotError(f"cxpb {self.cxpb} / mutpb {self.mutpb}; expected probabilities in [0, 1]")
         if self.terminals not in TERMINAL_SETS:
             raise SaswotError(f"terminal set {self.terminals!r}; expected one of {', '.join(TERMINAL_SETS)}")
+        if not 0 <= self.resample <= 1:
+            raise SaswotError(f"resampled fraction {self.resample}; expected 0 (off) < fraction <= 1")
+        if not 0 <= self.parsimony < 1:
+            raise SaswotError(f"parsimony {self.parsimony}; expected 0 <= parsimony < 1 (Kendall tau per node)")
         if self.tournament < 1:
             raise SaswotError(f"tournament size {self.tournament}; expected >= 1")
 

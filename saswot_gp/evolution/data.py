@@ -56,12 +56,38 @@ def split_three(bench: Benchmark, train_size: int, seed: int, heldout_size: Opti
     return train.subset(idx[: len(train) - n_val]), train.subset(idx[len(train) - n_val:]), test
 
 
-def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, train_size: int = 200,
+SPLIT_RULES = ("committed", "random")
+DEFAULT_TRAIN_SIZE = 200  # training architectures of a seeded random split when none is asked for
+
+
+def split_benchmark(bench: Benchmark, split: str, train_size: Optional[int], seed: int,
+                    heldout_size: Optional[int], val_frac: float) -> Tuple[Benchmark, Optional[Benchmark], Benchmark, str]:
+    """(train, validation, held-out, how it was split). ``split='committed'``: the benchmark's committed split
+    (:mod:`saswot_gp.groundtruth.splits`) where it has one, ``train_size``/``heldout_size`` keeping the first
+    architectures of those parts (its validation part is fixed; ``val_frac`` is not used); else, and with
+    ``'random'``, :func:`split_three` seeded by ``seed``."""
+    if split not in SPLIT_RULES:
+        raise SaswotError(f"split {split!r}; expected one of {', '.join(SPLIT_RULES)}")
+    if split == "committed":
+        from ..groundtruth.splits import apply_split, committed_split
+        entry = committed_split(bench)
+        if entry is not None:
+            train, val, test = apply_split(bench, entry, train_size, heldout_size)
+            removed = ", ".join(f"{len(v)} {k}" for k, v in entry["removed"].items() if v)
+            return train, val, test, "committed split" + (f" (removed first: {removed})" if removed else "")
+    size = DEFAULT_TRAIN_SIZE if train_size is None else train_size
+    train, val, test = split_three(bench, size, seed, heldout_size, val_frac)
+    return train, val, test, f"random split, seed {seed}"
+
+
+def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, train_size: Optional[int] = None,
                       heldout_size: Optional[int] = None, val_frac: float = 0.0, batch_size: int = 8,
                       resolution: Optional[Tuple[int, int]] = None, k: Optional[int] = 256, batch: str = "auto",
                       cache_dir: Optional[str] = None, log: Callable[[str], None] = print,
-                      shared: Optional[dict] = None, executor=None, device: str = "cpu") -> BenchmarkData:
-    """Load, split and collect (or load cached) statistics of one benchmark; ``seed`` sets split, batch and weights.
+                      shared: Optional[dict] = None, executor=None, device: str = "cpu",
+                      split: str = "random") -> BenchmarkData:
+    """Load, split (:func:`split_benchmark`) and collect (or load cached) statistics of one benchmark; ``seed``
+    sets the random split, batch and weights.
 
     ``shared``: a dict kept across calls; splits with the same space, architectures and batch (NAS-Bench-MR
     seg and seg-4x share their architectures) then share one packed-statistics object, which
@@ -72,11 +98,11 @@ def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, tr
     from ..groundtruth.loaders import resolve_benchmark
     from ..stats.cache import stats_and_targets
     bench = resolve_benchmark(spec, metric, cache_dir=cache_dir)
-    train, val, test = split_three(bench, train_size, seed, heldout_size, val_frac)
+    train, val, test, how = split_benchmark(bench, split, train_size, seed, heldout_size, val_frac)
     images, labels = default_batch(bench, n=batch_size, seed=seed, resolution=resolution, kind=batch)
     desc = describe_batch(bench, images, seed, kind=batch)
     log(f"benchmark {bench.name}: {len(bench)} architectures of space {bench.space!r}, target {bench.metric}; "
-        f"{len(train)} train / {len(val) if val is not None else 0} validation / {len(test)} held out (split seed {seed})")
+        f"{len(train)} train / {len(val) if val is not None else 0} validation / {len(test)} held out ({how})")
     log(f"  statistics batch: {desc}; sketch K={'full' if k is None else k}")
 
     def bar(label):

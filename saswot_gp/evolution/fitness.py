@@ -7,6 +7,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 
 from ..errors import NUMERICAL_ERRORS
 from ..proxy import Proxy
@@ -88,19 +89,26 @@ class MultiEvaluator:
     batch and split). A candidate invalid on any benchmark is invalid (the reason names the benchmark).
     """
 
-    def __init__(self, evaluators: Dict[str, "ProxyEvaluator"], how: str = "mean"):
+    def __init__(self, evaluators: Dict[str, "ProxyEvaluator"], how: str = "mean", keep_scores: bool = False):
         if how not in FITNESS_AGGREGATES:
             raise ValueError(f"fitness aggregate {how!r}; expected one of {FITNESS_AGGREGATES}")
         if not evaluators:
             raise ValueError("MultiEvaluator needs at least one benchmark")
         self.evaluators = dict(evaluators)
         self.how = how
+        self.keep_scores = keep_scores  # also return every benchmark's scores (for a Resampler)
 
     def per_benchmark(self, tokens: Sequence[str]) -> Dict[str, Tuple[float, bool, str]]:
         """(tau, valid, reason) of ``tokens`` on every benchmark."""
         return {name: ev(tokens) for name, ev in self.evaluators.items()}
 
-    def __call__(self, tokens: Sequence[str]) -> Tuple[float, bool, str]:
+    def __call__(self, tokens: Sequence[str]) -> tuple:
+        """(aggregated training tau, valid, reason), and with ``keep_scores`` a fourth item: {benchmark: the ranks
+        of the scores} as float32 (None when invalid)."""
+        out = self._judge(tokens)
+        return out if self.keep_scores else out[:3]
+
+    def _judge(self, tokens: Sequence[str]) -> tuple:
         taus, scored = [], {}
         for name, ev in self.evaluators.items():
             key = id(ev.packed)  # benchmarks that share architectures and batch share statistics: score once
@@ -108,12 +116,52 @@ class MultiEvaluator:
                 try:
                     scored[key] = ev.scores(tokens)
                 except NUMERICAL_ERRORS as exc:
-                    return INVALID, False, f"{name}: error: {type(exc).__name__}"
+                    return INVALID, False, f"{name}: error: {type(exc).__name__}", None
             tau, valid, reason = ev.judge(scored[key])
             if not valid:
-                return INVALID, False, f"{name}: {reason}"
+                return INVALID, False, f"{name}: {reason}", None
             taus.append(tau)
-        return (float(np.mean(taus)) if self.how == "mean" else float(np.min(taus))), True, ""
+        tau = float(np.mean(taus)) if self.how == "mean" else float(np.min(taus))
+        if not self.keep_scores:
+            return tau, True, "", None
+        ranks = {key: rankdata(v).astype(np.float32) for key, v in scored.items()}  # exact in float32, unlike scores
+        return tau, True, "", {name: ranks[id(ev.packed)] for name, ev in self.evaluators.items()}
+
+
+class Resampler:
+    """EZNAS-style fitness: every generation, each benchmark's Kendall tau on a fresh random subset of its
+    training architectures (a fraction ``frac``; the draw depends only on ``seed`` and the generation, so a
+    resumed run draws what the uninterrupted one drew), aggregated across benchmarks (mean or min). A proxy
+    that only fits the quirks of a few architectures cannot stay on top for long."""
+
+    def __init__(self, targets: Dict[str, Sequence[float]], frac: float, seed: int, how: str = "mean"):
+        if not 0 < frac <= 1:
+            raise ValueError(f"resampled fraction {frac}; expected 0 < fraction <= 1")
+        self.targets = {k: np.asarray(v, dtype=np.float64) for k, v in targets.items()}
+        self.frac, self.seed, self.how = frac, seed, how
+        self._gen: Optional[int] = None
+        self._subsets: Dict[str, np.ndarray] = {}
+
+    def subsets(self, gen: int) -> Dict[str, np.ndarray]:
+        """Per benchmark, the sorted indices of the training architectures that generation ``gen`` scores on."""
+        if gen != self._gen:
+            out = {}
+            for i, (name, t) in enumerate(self.targets.items()):
+                rng = np.random.default_rng([self.seed, gen, i])
+                n = max(4, int(round(self.frac * len(t))))
+                out[name] = np.sort(rng.choice(len(t), size=min(n, len(t)), replace=False))
+            self._gen, self._subsets = gen, out
+        return self._subsets
+
+    def fitness(self, scores: Dict[str, np.ndarray], gen: int) -> float:
+        """The aggregated Kendall tau of ``scores`` on generation ``gen``'s subsets (NaN if undefined)."""
+        taus = []
+        for name, idx in self.subsets(gen).items():
+            tau = kendall(scores[name][idx], self.targets[name][idx])
+            if not math.isfinite(tau):
+                return math.nan
+            taus.append(tau)
+        return float(np.mean(taus)) if self.how == "mean" else float(np.min(taus))
 
 
 class FitnessCache:
@@ -124,6 +172,7 @@ class FitnessCache:
 
     def __init__(self):
         self.entries: Dict[str, Tuple[float, bool]] = {}
+        self.scores: Dict[str, dict] = {}  # key -> {benchmark: scores of the sign-+1 form}; memory only
 
     def lookup(self, key: str, sign: int) -> Optional[Tuple[float, bool]]:
         """Cached (tau, valid) for a key and sign, or None."""

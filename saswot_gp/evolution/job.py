@@ -31,7 +31,7 @@ class EvolveSettings:
     benchmarks: List[str]
     metric: Optional[str] = None
     k: Optional[int] = 256
-    train_size: int = 200
+    train_size: Optional[int] = None
     batch_size: int = 8
     resolution: Optional[Tuple[int, int]] = None
     heldout_size: Optional[int] = None
@@ -44,9 +44,14 @@ class EvolveSettings:
     generations: int = 20
     seed: int = 0
     terminals: str = "all"
+    split: str = "committed"
+    resample: float = 0.0
+    parsimony: float = 0.0
 
     RUN_KEYS = ("benchmarks", "metric", "k", "train_size", "batch_size", "resolution", "heldout_size", "fitness",
-                "select", "val_frac", "batch", "data_seed")
+                "select", "val_frac", "batch", "data_seed", "split")
+    # what a checkpoint written before a setting existed ran with
+    OLD_RUN_DEFAULTS = {"split": "random"}
 
     @property
     def dseed(self) -> int:
@@ -71,8 +76,11 @@ class EvolveSettings:
             raise SaswotError(f"fitness {self.fitness!r}; expected one of {', '.join(FITNESS_AGGREGATES)}")
         if self.select not in SELECT_RULES:
             raise SaswotError(f"select {self.select!r}; expected one of {', '.join(SELECT_RULES)}")
-        if self.select == "val" and self.val_frac <= 0:
+        if self.select == "val" and self.val_frac <= 0 and self.split == "random":
             raise SaswotError("--select val needs a validation split: give --val-frac > 0")
+        from .data import SPLIT_RULES
+        if self.split not in SPLIT_RULES:
+            raise SaswotError(f"split {self.split!r}; expected one of {', '.join(SPLIT_RULES)}")
         if len(set(self.benchmarks)) != len(self.benchmarks):
             raise SaswotError(f"benchmark given twice in {self.benchmarks}; expected distinct benchmarks")
 
@@ -95,7 +103,7 @@ def resumed_settings(out: Path, given: EvolveSettings, generations: Optional[int
     old, cfg = dict(saved["run"]), saved["config"]
     if "benchmarks" not in old and "benchmark" in old:  # checkpoints written before multi-benchmark runs
         old["benchmarks"] = [old.pop("benchmark")]
-    run = {k: old.get(k, getattr(given, k)) for k in EvolveSettings.RUN_KEYS}
+    run = {k: old.get(k, EvolveSettings.OLD_RUN_DEFAULTS.get(k, getattr(given, k))) for k in EvolveSettings.RUN_KEYS}
     run["resolution"] = tuple(run["resolution"]) if run["resolution"] else None
     done, was = saved["generation"], cfg.get("generations", saved["generation"])
     if generations is not None and generations < done:
@@ -104,16 +112,18 @@ def resumed_settings(out: Path, given: EvolveSettings, generations: Optional[int
     total = was if generations is None else generations
     log(f"resuming {str(out)!r} at generation {done + 1} of {total}" + ("" if total == was else f" (extended from {was})"))
     return EvolveSettings(**run, population=cfg["population"], seed=cfg["seed"], generations=total,
-                          terminals=cfg.get("terminals", "all"))  # earlier checkpoints: all terminals
+                          terminals=cfg.get("terminals", "all"),  # earlier checkpoints: all terminals
+                          resample=cfg.get("resample", 0.0), parsimony=cfg.get("parsimony", 0.0))
 
 
 def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_dir: str = "runs/evolve",
                population: int = 64, generations: Optional[int] = None, seed: int = 0, k: Optional[int] = 256,
-               train_size: int = 200, batch_size: int = 8, workers: int = 0, resume: bool = False,
+               train_size: Optional[int] = None, batch_size: int = 8, workers: int = 0, resume: bool = False,
                resolution: Optional[Tuple[int, int]] = None, top: int = 5, heldout_size: Optional[int] = None,
                fitness: str = "mean", terminals: str = "all", select: str = "train", val_frac: Optional[float] = None,
                batch: str = "auto", data_seed: Optional[int] = None, cache_dir: Optional[str] = None,
                overwrite: bool = False, scheduler: Optional[str] = None, device: str = "cpu",
+               split: str = "committed", resample: float = 0.0, parsimony: float = 0.0,
                log: Callable[[str], None] = print) -> dict:
     """Evolve proxies on the training splits of one or several benchmarks and report every split.
 
@@ -139,7 +149,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
         heldout_size=heldout_size, fitness=fitness, select=select,
         val_frac=(0.25 if select == "val" else 0.0) if val_frac is None else val_frac, batch=batch,
         data_seed=data_seed, population=population, generations=20 if generations is None else generations,
-        seed=seed, terminals=terminals)
+        seed=seed, terminals=terminals, split=split, resample=resample, parsimony=parsimony)
     st = resumed_settings(out, given, generations, log) if resume else given
     st.check()
     prepare_run_dir(out, RUN_FILES, resume, overwrite, f"--resume {out}")
@@ -151,14 +161,18 @@ def _evolve_on(ex, out: Path, st: EvolveSettings, resume: bool, cache_dir: Optio
                log: Callable[[str], None]) -> dict:
     from ..handcrafted import handcrafted_proxies
     from . import EvolutionConfig, evolve, make_map
-    from .fitness import MultiEvaluator, ProxyEvaluator
+    from .fitness import MultiEvaluator, ProxyEvaluator, Resampler
     from .report import write_report
     t0 = time.perf_counter()
     data = _prepare_all(st, cache_dir or str(out / "stats_cache"), log, ex, device)
     t_stats = time.perf_counter() - t0
-    evaluator = MultiEvaluator({d.name: ProxyEvaluator(d.ptrain, d.train.target) for d in data}, how=st.fitness)
+    evaluator = MultiEvaluator({d.name: ProxyEvaluator(d.ptrain, d.train.target) for d in data}, how=st.fitness,
+                               keep_scores=st.resample > 0)
+    resampler = Resampler({d.name: d.train.target for d in data}, st.resample, st.seed, st.fitness) \
+        if st.resample > 0 else None
     map_fn = make_map(evaluator, ex)
-    cfg = EvolutionConfig(population=st.population, generations=st.generations, seed=st.seed, terminals=st.terminals)
+    cfg = EvolutionConfig(population=st.population, generations=st.generations, seed=st.seed, terminals=st.terminals,
+                          resample=st.resample, parsimony=st.parsimony)
 
     def progress(rec):
         log(f"gen {rec['gen']:3d}/{st.generations}  best {rec['best']:+.4f}  median {rec['median']:+.4f}  "
@@ -167,7 +181,7 @@ def _evolve_on(ex, out: Path, st: EvolveSettings, resume: bool, cache_dir: Optio
 
     t1 = time.perf_counter()
     res = evolve(evaluator, cfg, seeds=list(handcrafted_proxies().values()), out_dir=str(out), resume=resume,
-                 map_fn=map_fn, progress=progress, run_info=st.run_info())
+                 map_fn=map_fn, progress=progress, run_info=st.run_info(), resampler=resampler)
     seconds = {"stats": t_stats, "evolution": time.perf_counter() - t1}
     return write_report(out, res, data, st.report_settings(), top, cfg.hof_size, seconds)
 
@@ -176,7 +190,7 @@ def _prepare_all(st: EvolveSettings, cache_dir: str, log: Callable[[str], None],
                  device: str = "cpu") -> List[BenchmarkData]:
     shared: dict = {}
     data = [prepare_benchmark(s, st.metric, st.dseed, st.train_size, st.heldout_size, st.val_frac, st.batch_size,
-                              st.resolution, st.k, st.batch, cache_dir, log, shared, ex, device)
+                              st.resolution, st.k, st.batch, cache_dir, log, shared, ex, device, split=st.split)
             for s in st.benchmarks]
     names = [d.name for d in data]
     if len(set(names)) != len(names):

@@ -8,6 +8,7 @@ parallelism. Every generation is appended to ``log.jsonl`` and checkpointed atom
 from __future__ import annotations
 
 import json
+import math
 import random
 import statistics
 import time
@@ -21,7 +22,7 @@ from ..errors import SaswotError
 from ..io import append_jsonl, atomic_write_json, check_same_settings, read_checkpoint, rng_from_json, rng_to_json
 from ..proxy import Proxy
 from .config import EvolutionConfig, EvolutionResult
-from .fitness import INVALID, FitnessCache
+from .fitness import INVALID, FitnessCache, Resampler
 from .variation import _diversify, _key, _new_individual, make_toolbox
 
 CHECKPOINT = "checkpoint.json"
@@ -39,8 +40,8 @@ class _Archive:
         self.hof: Dict[str, dict] = {}
         self.by_size: Dict[int, dict] = {}
 
-    def update(self, ind) -> None:
-        tau = ind.fitness.values[0]
+    def update(self, ind, tau: float) -> None:
+        """Consider ``ind``, whose training Kendall tau (on the whole training split) is ``tau``."""
         if tau <= INVALID:
             return
         key = f"{ind.key[1]}|{ind.key[0]}"
@@ -69,7 +70,7 @@ class _Archive:
         return front
 
 
-def _local_search(pop, tb, cfg: EvolutionConfig, evaluator, cache: FitnessCache, stats: dict) -> None:
+def _local_search(pop, tb, cfg: EvolutionConfig, score: "_Scoring") -> None:
     """Memetic step: try node-replacement neighbours of each elite; improvements replace the worst."""
     elites = tools.selBest(pop, cfg.elite)
     neighbours = []
@@ -78,7 +79,7 @@ def _local_search(pop, tb, cfg: EvolutionConfig, evaluator, cache: FitnessCache,
             n, = gp.mutNodeReplacement(tb.clone(e), pset=tb.pset)
             del n.fitness.values
             neighbours.append(n)
-    _evaluate(neighbours, tb, evaluator, cache, stats)
+    _evaluate(neighbours, tb, score)
     better = sorted((n for n in neighbours if n.fitness > min(e.fitness for e in elites)),
                     key=lambda n: n.fitness, reverse=True)
     keys = {_key(i) for i in pop}
@@ -95,26 +96,53 @@ def _local_search(pop, tb, cfg: EvolutionConfig, evaluator, cache: FitnessCache,
             pop[i] = n
 
 
-def _evaluate(inds, tb, evaluator, cache: FitnessCache, stats: dict) -> None:
+class _Scoring:
+    """How one generation scores individuals: the evaluator, the run's fitness cache and counters, and the
+    generation (with a :class:`Resampler`, fitness is the Kendall tau on that generation's subsets)."""
+
+    def __init__(self, evaluator, state: "_RunState", cfg: EvolutionConfig, resampler: Optional[Resampler], gen: int):
+        self.evaluator, self.cache, self.stats = evaluator, state.cache, state.stats
+        self.parsimony, self.resampler, self.gen = cfg.parsimony, resampler, gen
+
+    def assign(self, ind) -> None:
+        """Set ``ind``'s selection fitness from the cache: (tau - parsimony * size, size)."""
+        key, sign = ind.key
+        tau, valid = self.cache.lookup(key, sign)
+        if valid and self.resampler is not None:
+            t = self.resampler.fitness(self.cache.scores[key], self.gen)
+            tau, valid = (sign * t, True) if math.isfinite(t) else (INVALID, False)
+        value = tau - self.parsimony * len(ind) if valid else INVALID
+        ind.fitness.values = (round(value, 6), len(ind))
+
+    def ready(self, key: str) -> bool:
+        """The cache holds what fitness needs for ``key``."""
+        e = self.cache.entries.get(key)
+        return e is not None and (self.resampler is None or not e[1] or key in self.cache.scores)
+
+
+def _evaluate(inds, tb, score: _Scoring) -> None:
+    cache, stats = score.cache, score.stats
     pending: Dict[str, list] = {}
     for ind in inds:
         if ind.fitness.valid:
             continue
-        key, sign = _key(ind)
-        hit = cache.lookup(key, sign)
-        if hit is not None:
-            ind.fitness.values = (round(hit[0], 6), len(ind))
+        key, _sign = _key(ind)
+        if score.ready(key):
+            score.assign(ind)
             stats["hits"] += 1
         else:
             pending.setdefault(key, []).append(ind)
     keys = list(pending)
-    results = list(tb.map(evaluator, [[n.name for n in pending[k][0]] for k in keys]))
-    stats["evals"] += len(keys)
-    for k, (tau, valid, _reason) in zip(keys, results):
-        cache.store(k, pending[k][0].key[1], tau, valid)
+    results = list(tb.map(score.evaluator, [[n.name for n in pending[k][0]] for k in keys]))
+    stats["evals"] += sum(k not in cache.entries for k in keys)  # scores refilled after a resume are not new
+    for k, res in zip(keys, results):
+        sign = pending[k][0].key[1]
+        if k not in cache.entries:
+            cache.store(k, sign, res[0], res[1])
+        if len(res) > 3 and res[3] is not None:
+            cache.scores[k] = {name: v * sign for name, v in res[3].items()}  # stored for the sign-+1 form
         for ind in pending[k]:
-            t, _ = cache.lookup(k, ind.key[1])
-            ind.fitness.values = (round(t, 6), len(ind))
+            score.assign(ind)
 
 
 def _ind_from_json(rec, tb):
@@ -232,11 +260,13 @@ def _record(gen: int, state: _RunState, before: dict, t0: float) -> dict:
 
 def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (), out_dir: Optional[str] = None,
            resume: bool = False, map_fn: Callable = map, progress: Optional[Callable[[dict], None]] = None,
-           run_info: Optional[dict] = None) -> EvolutionResult:
-    """Run typed-GP evolution of proxies; ``evaluator(tokens) -> (tau, valid, reason)``.
+           run_info: Optional[dict] = None, resampler: Optional[Resampler] = None) -> EvolutionResult:
+    """Run typed-GP evolution of proxies; ``evaluator(tokens) -> (tau, valid, reason[, scores])``.
 
     ``seeds`` are inserted into the initial population. With ``out_dir`` every generation is logged
-    and checkpointed; ``resume=True`` continues from ``out_dir/checkpoint.json``.
+    and checkpointed; ``resume=True`` continues from ``out_dir/checkpoint.json``. ``resampler``: selection
+    fitness on fresh training subsets every generation (the evaluator must return its scores); the hall of
+    fame still ranks by the Kendall tau on the whole training split.
     """
     cfg.check()
     tb = make_toolbox(cfg, map_fn=map_fn)
@@ -251,11 +281,15 @@ def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (
         before = dict(state.stats)
         if gen > 0:
             state.pop = _offspring(state.pop, tb, cfg)
-        _evaluate(state.pop, tb, evaluator, state.cache, state.stats)
+        score = _Scoring(evaluator, state, cfg, resampler, gen)
+        if resampler is not None:  # everyone is judged on this generation's subsets
+            for ind in state.pop:
+                del ind.fitness.values
+        _evaluate(state.pop, tb, score)
         if cfg.local_search and cfg.elite:
-            _local_search(state.pop, tb, cfg, evaluator, state.cache, state.stats)
+            _local_search(state.pop, tb, cfg, score)
         for ind in state.pop:
-            state.archive.update(ind)
+            state.archive.update(ind, state.cache.lookup(*ind.key)[0])
         rec = _record(gen, state, before, t0)
         state.history.append(rec)
         if out is not None:

@@ -194,9 +194,13 @@ def format_table(summary: dict) -> str:
     lines = [head, "-" * len(head)]
     for r in summary["evolved"] + summary["handcrafted"]:
         val = f"{r.get('val_kendall', float('nan')):>9.3f}" if has_val else ""
-        lines.append(f"{r['name']:<14}{r['size']:>5}{r.get('train_kendall', float('nan')):>11.3f}"
+        origin = r.get("origin", "evolved")
+        name = r["name"] if origin == "evolved" else f"{origin.split(': ')[-1]}*"
+        lines.append(f"{name:<14}{r['size']:>5}{r.get('train_kendall', float('nan')):>11.3f}"
                      f"{r.get('train_spearman', float('nan')):>11.3f}{val}{r.get('heldout_kendall', float('nan')):>10.3f}"
                      f"{r.get('heldout_spearman', float('nan')):>10.3f}  {r['sympy']}")
+    if any(r.get("origin", "evolved") != "evolved" for r in summary["evolved"]):
+        lines.append("* a hand-designed seed that competed with the evolved proxies in the choice on validation")
     if summary.get("reference"):
         lines.append("precomputed scores shipped with the benchmark file, same held-out architectures:")
         for r in summary["reference"]:
@@ -217,13 +221,18 @@ def format_table(summary: dict) -> str:
 
 
 def _evolved_rows(hall_of_fame: Sequence[dict], data: Sequence[BenchmarkData], fitness: str, select: str,
-                  top: int, hof_size: int) -> List[dict]:
-    """The hall of fame as report rows (rank-identical forms dropped), ordered by the selection rule."""
+                  top: int, hof_size: int, seeds: Optional[Dict[str, "object"]] = None) -> List[dict]:
+    """The hall of fame as report rows (rank-identical forms dropped), ordered by the selection rule. With
+    ``select='val'`` the hand-designed ``seeds`` (name -> Proxy) compete too: the chosen proxy never validates
+    worse than the best of them (a row's ``origin`` says which seed it is, else 'evolved')."""
     from ..proxy import Proxy
+    entries = [dict(e, origin="evolved") for e in hall_of_fame]
+    if select == "val":
+        entries += [{"tokens": p.tokens, "origin": f"seed: {name}"} for name, p in (seeds or {}).items()]
     rows = []
-    for i, e in enumerate(dedupe_by_ranking(hall_of_fame, data, hof_size)):
+    for i, e in enumerate(dedupe_by_ranking(entries, data, hof_size + len(entries) - len(hall_of_fame))):
         p = Proxy(e["tokens"], name=f"evolved-{i + 1}")
-        row = {"name": p.name, "tokens": p.tokens, "expression": p.expression(), "size": p.size}
+        row = {"name": p.name, "tokens": p.tokens, "expression": p.expression(), "size": p.size, "origin": e["origin"]}
         rows.append(_with_aggregates(row, proxy_figures(p, data), fitness))
     if select == "val":
         order = sorted(range(len(rows)), key=lambda i: (-np.nan_to_num(rows[i].get("val_kendall", np.nan), nan=-9.0),
@@ -254,7 +263,11 @@ def write_report(out: Path, res, data: Sequence[BenchmarkData], settings: dict, 
     from ..proxy import Proxy
     from ..viz import draw_proxy, plot_evolution
     s = settings
-    rows = _evolved_rows(res.hall_of_fame, data, s["fitness"], s["select"], top, hof_size)
+    from ..handcrafted import handcrafted_proxies
+    from .pset import excluded_by
+    skip = excluded_by(s["terminals"])
+    seeds = {n: p for n, p in handcrafted_proxies().items() if not skip & set(p.tokens)}
+    rows = _evolved_rows(res.hall_of_fame, data, s["fitness"], s["select"], top, hof_size, seeds)
     hand = _handcrafted_rows(data, s["fitness"])
     best_hand = best_handcrafted(data)
     names = [d.name for d in data]

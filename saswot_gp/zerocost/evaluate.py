@@ -115,11 +115,21 @@ def _load_benchmark(benchmark: Union[str, Benchmark], metric: Optional[str]) -> 
     return load_benchmark(benchmark, metric=metric)
 
 
-def _select(bench: Benchmark, n: Optional[int], split: Optional[Tuple[int, Optional[int], int]], seed: int,
+def _select(bench: Benchmark, n: Optional[int], split: Union[None, str, Tuple[int, Optional[int], int]], seed: int,
             log: Callable[[str], None]) -> Benchmark:
-    """The architectures to score: the held-out part of ``split`` (evolve's), or ``n`` sampled with ``seed``."""
+    """The architectures to score: the held-out part of ``split`` (evolve's: ``'committed'`` or (train size,
+    held-out size, seed)), or ``n`` sampled with ``seed``."""
     if split is None:
         return sample_benchmark(bench, n, seed=seed)
+    if split == "committed":
+        from ..groundtruth.splits import apply_split, committed_split
+        entry = committed_split(bench)
+        if entry is None:
+            raise SaswotError(f"benchmark {bench.name!r} has no committed split; expected one of "
+                              f"realtime-digits, TransNAS-Bench-101 micro or macro, NAS-Bench-MR seg or seg-4x")
+        held = apply_split(bench, entry)[2]
+        log(f"scoring the {len(held)} held-out architectures of the committed split of {len(bench)}")
+        return held
     n_train, n_held, split_seed = split
     try:
         held = bench.split(n_train, seed=split_seed, max_eval=n_held)[1]
@@ -132,7 +142,7 @@ def _select(bench: Benchmark, n: Optional[int], split: Optional[Tuple[int, Optio
 
 def run_proxies(benchmark: Union[str, Benchmark], metric: Optional[str] = None, proxy_specs: Sequence[str] = (),
                 measures: Optional[Sequence[str]] = None, n: Optional[int] = None,
-                split: Optional[Tuple[int, Optional[int], int]] = None,
+                split: Union[None, str, Tuple[int, Optional[int], int]] = None,
                 resolution: Optional[Tuple[int, int]] = None, batch_size: int = 8, seed: int = 0,
                 n_boot: int = 1000, out_dir: PathLike = "runs/proxies", progress: Optional[ProgressFn] = None,
                 log: Optional[Callable[[str], None]] = None, workers: int = 0, scheduler: Optional[str] = None,

@@ -1,0 +1,197 @@
+"""Within-benchmark generalisation of evolved proxies on the committed splits (saswot_gp/resources/splits.json).
+
+    SASWOT_BENCHDATA=../shared/benchdata python benchmarks/generalise.py run --bench realtime-digits \
+        --variants r0 r50 r50-p2 --seeds 0 1 2            # resumable: finished runs are kept
+    python benchmarks/generalise.py report --bench realtime-digits     # -> results/generalise_<bench>.{md,json}
+
+Every run is ``run_evolve`` (what ``saswot-gp evolve`` calls) on the benchmark's committed split: fitness on its
+training part, the final proxy chosen on its validation part (``--select val``, the hand-designed seeds
+competing), figures on its held-out part. Statistics: 8 images at 64x64 (realtime-digits: its digit scenes;
+the public benchmarks: the seeded synthetic batch), K = 256, weights and batch from data seed 0, cached in
+``--cache-dir``. One torch thread.
+
+Variants ``r<P>[-p<Q>][-<terminals>]``: fitness on a fresh random P % of the training part every generation
+(``r0``: the whole part, the fitness of earlier sessions), parsimony Q / 1000 Kendall per node, terminal set
+(default ``all``). The default of ``saswot-gp evolve`` is the variant with the best mean *validation* Kendall
+over the seeds; held-out figures are only reported.
+
+Baselines on the same held-out architectures: every hand-designed proxy of the proxy language (the seeds of
+evolution; ``params`` and ``flops`` among them), the one with the best validation Kendall (what a user without the
+held-out ground truth would pick), the best rank-average of two or three of them chosen on validation, and the
+oracle (the best hand-designed proxy on the held-out part itself, chosen with the data it is reported on).
+Intervals: percentile bootstrap over held-out architectures (1000 resamples) of the seed-mean Kendall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+RUNS = ROOT / "runs" / "generalise"
+RESULTS = ROOT / "results"
+SETTINGS = dict(batch_size=8, resolution=(64, 64), k=256, data_seed=0, select="val", split="committed")
+
+
+def parse_variant(v: str) -> dict:
+    """``r50-p2-stats`` -> resample 0.5, parsimony 0.002, terminals 'stats'."""
+    m = re.fullmatch(r"r(\d{1,3})(?:-p(\d+))?(?:-(all|stats|sizes|scalefree))?", v)
+    if not m or not 0 <= int(m.group(1)) <= 100:
+        raise SystemExit(f"variant {v!r}; expected r<percent>[-p<thousandths>][-<all|stats|sizes|scalefree>]")
+    return {"resample": int(m.group(1)) / 100, "parsimony": int(m.group(2) or 0) / 1000,
+            "terminals": m.group(3) or "all"}
+
+
+def run_dir(bench: str, variant: str, seed: int, population: int, generations: int) -> Path:
+    """Where one run lives."""
+    return RUNS / bench / f"pop{population}-gen{generations}" / variant / f"seed{seed}"
+
+
+def evolve_run(bench: str, variant: str, seed: int, population: int, generations: int, cache: str) -> dict:
+    """One evolution run (kept if finished before, resumed if killed)."""
+    from saswot_gp.evolution.job import run_evolve
+    out = run_dir(bench, variant, seed, population, generations)
+    if (out / "summary.json").is_file():
+        return json.loads((out / "summary.json").read_text())
+    resume = (out / "checkpoint.json").is_file()
+    t = time.time()
+    s = run_evolve(benchmark=bench, out_dir=str(out), seed=seed, resume=resume, overwrite=not resume,
+                   cache_dir=cache, population=population, generations=generations, log=lambda m: None,
+                   **parse_variant(variant), **SETTINGS)
+    e = s["evolved"][0]
+    print(f"  {out.relative_to(ROOT)}: {time.time() - t:.0f} s, val {e['val_kendall']:.3f} held "
+          f"{e['heldout_kendall']:.3f} ({e['origin']}) {e['expression']}", flush=True)
+    return s
+
+
+def _data(bench: str, cache: str):
+    from saswot_gp.evolution.data import prepare_benchmark
+    s = SETTINGS
+    return prepare_benchmark(bench, seed=s["data_seed"], batch_size=s["batch_size"], resolution=s["resolution"],
+                             k=s["k"], cache_dir=cache, log=lambda m: None, split=s["split"])
+
+
+def _scores(tokens, packed, n: int) -> np.ndarray:
+    from saswot_gp.evolution.report import proxy_scores
+    from saswot_gp.proxy import Proxy
+    s = proxy_scores(Proxy(tokens), packed)
+    return np.full(n, np.nan) if s is None else s
+
+
+def _rank_mean(cols) -> np.ndarray:
+    from scipy.stats import rankdata
+    return np.mean([rankdata(np.nan_to_num(c, nan=-np.inf)) for c in cols], axis=0)
+
+
+def _boot(score_cols, target, n_boot: int = 1000, seed: int = 0):
+    """Kendall of the mean over seeds of each seed's Kendall, with a percentile-bootstrap interval."""
+    from saswot_gp.ranking import kendall
+    rng = np.random.default_rng(seed)
+    point = float(np.mean([kendall(c, target) for c in score_cols]))
+    boots = []
+    for idx in rng.integers(0, len(target), size=(n_boot, len(target))):
+        boots.append(np.mean([kendall(c[idx], target[idx]) for c in score_cols]))
+    lo, hi = np.nanpercentile(boots, [2.5, 97.5])
+    return point, float(lo), float(hi)
+
+
+def report(bench: str, variants, population: int, generations: int, cache: str) -> dict:
+    """Tables of every variant's chosen proxies beside the hand-designed baselines; -> results/."""
+    from saswot_gp.handcrafted import handcrafted_proxies
+    from saswot_gp.ranking import kendall
+    d = _data(bench, cache)
+    tv, th = d.val.target, d.test.target
+    hand = {n: (_scores(p.tokens, d.pval, len(tv)), _scores(p.tokens, d.ptest, len(th)))
+            for n, p in handcrafted_proxies().items()}
+    hand_val = {n: kendall(v, tv) for n, (v, _) in hand.items()}
+    hand_held = {n: kendall(h, th) for n, (_, h) in hand.items()}
+    best_val = max(hand_val, key=lambda n: np.nan_to_num(hand_val[n], nan=-9))
+    oracle = max(hand_held, key=lambda n: np.nan_to_num(hand_held[n], nan=-9))
+    combos = [c for r in (2, 3) for c in itertools.combinations(sorted(hand), r)]
+    ens_val = {c: kendall(_rank_mean([hand[n][0] for n in c]), tv) for c in combos}
+    ens = max(ens_val, key=lambda c: np.nan_to_num(ens_val[c], nan=-9))
+    ens_held = kendall(_rank_mean([hand[n][1] for n in ens]), th)
+    rows = []
+    for v in variants:
+        runs = [json.loads(p.read_text()) for p in
+                sorted(run_dir(bench, v, 0, population, generations).parent.glob("seed*/summary.json"))]
+        if not runs:
+            continue
+        chosen = [r["evolved"][0] for r in runs]
+        cols = [_scores(e["tokens"], d.ptest, len(th)) for e in chosen]
+        k, lo, hi = _boot(cols, th)
+        rows.append({"variant": v, "seeds": [r["seed"] for r in runs], **parse_variant(v),
+                     "val_kendall": float(np.mean([e["val_kendall"] for e in chosen])),
+                     "train_kendall": float(np.mean([e["train_kendall"] for e in chosen])),
+                     "heldout_kendall": k, "heldout_lo": lo, "heldout_hi": hi,
+                     "heldout_per_seed": [e["heldout_kendall"] for e in chosen],
+                     "origins": [e["origin"] for e in chosen], "expressions": [e["expression"] for e in chosen],
+                     "seconds": float(np.mean([r["evolution_seconds"] for r in runs]))})
+    best = max(rows, key=lambda r: r["val_kendall"]) if rows else None
+    out = {"benchmark": d.name, "n_train": len(d.train), "n_val": len(tv), "n_heldout": len(th),
+           "population": population, "generations": generations, "variants": rows,
+           "chosen_on_validation": best["variant"] if best else None,
+           "handcrafted": {n: {"val_kendall": hand_val[n], "heldout_kendall": hand_held[n]} for n in hand},
+           "best_handcrafted_on_val": {"name": best_val, "val_kendall": hand_val[best_val],
+                                       "heldout_kendall": hand_held[best_val]},
+           "best_ensemble_on_val": {"names": list(ens), "val_kendall": ens_val[ens], "heldout_kendall": ens_held},
+           "oracle": {"name": oracle, "heldout_kendall": hand_held[oracle]},
+           "params": hand_held.get("params"), "flops": hand_held.get("flops")}
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / f"generalise_{bench}_pop{population}-gen{generations}"
+    stem.with_suffix(".json").write_text(json.dumps(out, indent=1))
+    stem.with_suffix(".md").write_text(_markdown(out))
+    print(_markdown(out))
+    return out
+
+
+def _markdown(o: dict) -> str:
+    lines = [f"{o['benchmark']}: {o['n_train']} train / {o['n_val']} val / {o['n_heldout']} held-out architectures "
+             f"(committed split), population {o['population']}, {o['generations']} generations", "",
+             "| variant | seeds | train | val (chooses) | held-out [95% CI] | per seed | chosen proxies |",
+             "|---|---|---:|---:|---|---|---|"]
+    for r in o["variants"]:
+        mark = " **(chosen)**" if r["variant"] == o["chosen_on_validation"] else ""
+        lines.append(f"| `{r['variant']}`{mark} | {len(r['seeds'])} | {r['train_kendall']:.3f} | {r['val_kendall']:.3f} | "
+                     f"{r['heldout_kendall']:.3f} [{r['heldout_lo']:.3f}, {r['heldout_hi']:.3f}] | "
+                     f"{' / '.join(f'{x:.3f}' for x in r['heldout_per_seed'])} | "
+                     f"{'; '.join(f'`{e}`' if o_ == 'evolved' else o_ for e, o_ in zip(r['expressions'], r['origins']))} |")
+    b, e, orc = o["best_handcrafted_on_val"], o["best_ensemble_on_val"], o["oracle"]
+    lines += ["", f"Baselines, held-out Kendall: best hand-designed chosen on validation `{b['name']}` "
+              f"{b['heldout_kendall']:.3f} (val {b['val_kendall']:.3f}); best rank-average chosen on validation "
+              f"`{' + '.join(e['names'])}` {e['heldout_kendall']:.3f} (val {e['val_kendall']:.3f}); oracle "
+              f"`{orc['name']}` {orc['heldout_kendall']:.3f}; params {o['params']:.3f}; flops {o['flops']:.3f}.", "",
+              "| hand-designed | val | held-out |", "|---|---:|---:|"]
+    lines += [f"| `{n}` | {h['val_kendall']:.3f} | {h['heldout_kendall']:.3f} |" for n, h in o["handcrafted"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("what", choices=["run", "report"])
+    ap.add_argument("--bench", default="realtime-digits")
+    ap.add_argument("--variants", nargs="+", default=["r0", "r50"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--population", type=int, default=64)
+    ap.add_argument("--generations", type=int, default=20)
+    ap.add_argument("--cache-dir", default=str(ROOT / ".stats_cache"))
+    a = ap.parse_args()
+    import torch
+    torch.set_num_threads(1)
+    for v in a.variants:
+        parse_variant(v)
+    if a.what == "run":
+        for v in a.variants:
+            for seed in a.seeds:
+                evolve_run(a.bench, v, seed, a.population, a.generations, a.cache_dir)
+    report(a.bench, a.variants, a.population, a.generations, a.cache_dir)
+
+
+if __name__ == "__main__":
+    main()
