@@ -130,3 +130,13 @@ def test_proxies_scoring_reports_through_progress_not_a_line_per_architecture(tm
     progress = [ln for ln in res.output.splitlines() if ln.startswith("  scoring:")]
     assert len(progress) == 1 and progress[0].startswith("  scoring: 6/6 arch, ") and "elapsed" in progress[0]
     assert not re.search(r"^  \[\d+/6\]", res.output, re.M)
+
+
+def test_readme_and_help_state_the_progress_rule_the_code_follows():
+    from pathlib import Path
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    shown = " ".join(CliRunner().invoke(main, ["--help"]).output.split())
+    rule = f"on a terminal a bar with rate and ETA, and when the output is piped or redirected a plain line every " \
+           f"{LINE_INTERVAL_S:g} s and a final line"
+    assert rule in readme and rule in shown
+    assert "nothing when the output is not a terminal" not in readme and "a few seconds" not in readme
