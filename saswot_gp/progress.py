@@ -70,13 +70,13 @@ class Progress:
         self.finished = False
 
     def rate(self) -> Optional[float]:
-        """Computed (not cached) items per second, or None before one took measurable time: the mean since the
-        first report (which leaves out set-up and warm-up), before a second one the mean since the start."""
-        now, measured = self.clock(), self.done - self.cached
-        for t, m in ([self.first] if self.first else []) + [(self.t0, 0)]:
-            if measured - m >= 1 and now - t >= MIN_ELAPSED_S:
-                return (measured - m) / (now - t)
-        return None
+        """Computed (not cached) items per second since the first report, or None before one more took measurable
+        time (the first report leaves out set-up and warm-up: 38 s of set-up then one item is not 1/38 per s)."""
+        if self.first is None:
+            return None
+        (t, m), now = self.first, self.clock()
+        measured = self.done - self.cached - m
+        return measured / (now - t) if measured >= 1 and now - t >= MIN_ELAPSED_S else None
 
     def eta(self) -> Optional[float]:
         """Seconds left at :meth:`rate`, or None when the rate is unknown."""

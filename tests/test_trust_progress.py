@@ -64,6 +64,11 @@ def test_cached_items_are_counted_apart_and_rates_stay_sane():
     assert "(40 cached)" in out.getvalue().splitlines()[-1]
     assert rates and all(math.isfinite(r) and r == pytest.approx(10.0) for r in rates)
     out.truncate(0), out.seek(0)
+    p = Progress("  timing", unit="net", file=out, clock=clock)
+    clock.tick(38.0)                            # a long set-up, then the first item: no rate of 1/38 per s yet
+    p(1, 593)
+    assert out.getvalue() == "  timing: 1/593 net, ? net/s, elapsed 00:38, ETA ?\n"
+    out.truncate(0), out.seek(0)
     p = Progress("  stats", unit="net", file=out, clock=clock)
     for i in range(1, 11):                      # too quick to measure: no rate rather than a silly one
         clock.tick(1e-4)
