@@ -53,8 +53,8 @@ class Progress:
     ``done`` counts finished items, ``cached`` how many of them came from a cache (shown apart, left out of the
     rate; :meth:`rate` says how it is taken); the ETA is the items left at that rate. On a terminal
     (``file.isatty()``; ``file`` default stderr) it draws a tqdm bar; otherwise it writes one line every
-    ``interval`` seconds of ``clock`` and a final line when ``done >= total``. ``disable=True``: no output; ``disable=False``: a bar even when
-    ``file`` is not a terminal. A call after the final one starts the step again."""
+    ``interval`` seconds of ``clock`` and a final line when ``done >= total``. ``disable=True``: no output;
+    ``disable=False``: a bar even when ``file`` is not a terminal. A call after the final one starts again."""
 
     def __init__(self, desc: str, unit: str = "it", disable: Optional[bool] = None, file: Optional[TextIO] = None,
                  interval: float = LINE_INTERVAL_S, clock: Callable[[], float] = time.monotonic):
