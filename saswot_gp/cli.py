@@ -33,7 +33,7 @@ class _Group(click.Group):
 @click.group(cls=_Group, help=f"""saswot-gp: discover training-free proxies for segmentation NAS with typed genetic
 programming.
 
-Long steps report progress on stderr: on a terminal a bar with rate and ETA, and when the output is piped or
+Long steps report progress on stderr: on a terminal a bar with rate and ETA, and when stderr is piped or
 redirected a plain line every {LINE_INTERVAL_S:g} s and a final line (items taken from a cache counted apart).""")
 @click.version_option(package_name="saswot-gp")
 def main():

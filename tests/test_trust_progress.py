@@ -141,7 +141,7 @@ def test_readme_and_help_state_the_progress_rule_the_code_follows():
     from pathlib import Path
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
     shown = " ".join(CliRunner().invoke(main, ["--help"]).output.split())
-    rule = f"on a terminal a bar with rate and ETA, and when the output is piped or redirected a plain line every " \
+    rule = f"on a terminal a bar with rate and ETA, and when stderr is piped or redirected a plain line every " \
            f"{LINE_INTERVAL_S:g} s and a final line"
     assert rule in readme and rule in shown
     assert "nothing when the output is not a terminal" not in readme and "a few seconds" not in readme
