@@ -107,7 +107,8 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
           steps: int = 300, batch_size: int = 16, lr: Optional[float] = None, optimizer: str = "adamw",
           warmup: int = 0, sampler: str = "uniform", space_kwargs: Optional[dict] = None, data_seed: int = 0, sample_seed: int = 0,
           threads: int = 1, name: Optional[str] = None, data_root: Optional[str] = None,
-          log: Callable[[str], None] = print, executor: Optional["Executor"] = None, device: str = "cpu") -> Path:
+          log: Callable[[str], None] = print, executor: Optional["Executor"] = None, device: str = "cpu",
+          progress: Optional[Callable[..., None]] = None) -> Path:
     """Train the planned (arch, seed) jobs not yet in ``out`` and append their rows; return the path.
 
     ``name``: the benchmark's name in its header (default: the file name without extension), ``data_root``: the
@@ -118,6 +119,8 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
     ``executor`` (:func:`saswot_gp.execution.executor`; default: serial, in-process) runs one task per
     (architecture, seed); the caller owns it (and closes it). Rows are appended as tasks finish, in any order.
     ``device``: where each job trains and is timed (the header records training settings, not the device).
+    ``progress(i, n, mIoU=...)`` (a :class:`saswot_gp.progress.Progress`) follows the jobs; without it each row
+    is one ``log`` line.
     """
     from .datasets import DATASETS
     from .spaces import get_space
@@ -169,6 +172,9 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
                 fh.flush()
                 os.fsync(fh.fileno())
             written += 1
+            if progress is not None:
+                progress(i, len(todo), mIoU=f"{row['mIoU']:.4f}")
+                continue
             el = time.perf_counter() - t0
             log(f"  {i}/{len(todo)}  mIoU {row['mIoU']:.4f}  {row['train_time_s']:.1f}s  {row['arch']} (seed {row['seed']})"
                 f"  eta {el / i * (len(todo) - i) / 60:.1f} min")

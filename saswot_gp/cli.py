@@ -11,6 +11,7 @@ import sys
 import click
 
 from .errors import SaswotError
+from .progress import LINE_INTERVAL_S
 
 
 class _Group(click.Group):
@@ -29,10 +30,14 @@ class _Group(click.Group):
             sys.exit(130)
 
 
-@click.group(cls=_Group)
+@click.group(cls=_Group, help=f"""saswot-gp: discover training-free proxies for segmentation NAS with typed genetic
+programming.
+
+Long steps report progress on stderr: on a terminal a bar with rate and ETA, and when stderr is piped or
+redirected a plain line every {LINE_INTERVAL_S:g} s and a final line (items taken from a cache counted apart).""")
 @click.version_option(package_name="saswot-gp")
 def main():
-    """saswot-gp: discover training-free proxies for segmentation NAS with typed genetic programming."""
+    """The ``saswot-gp`` command group (its help text is the group's ``help``)."""
 
 
 def _register_commands() -> None:

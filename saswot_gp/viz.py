@@ -114,7 +114,8 @@ def proxy_figure(tokens: Sequence[str], title: str = ""):
     terminals, coloured by output type); columns are as wide as the widest box, so boxes never
     overlap, and the figure grows with the tree (labels shrink a little first when it gets wider than
     ``MAX_WIDTH`` inches). The title is wrapped to the figure's width. Node texts carry the gid
-    ``node<i>`` (``i`` the prefix position), the title ``title`` and the legend ``legend``.
+    ``node<i>`` (``i`` the prefix position), the title ``title`` and the legend ``legend`` (the node kinds the
+    tree has).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -154,7 +155,8 @@ def proxy_figure(tokens: Sequence[str], title: str = ""):
         wrap_text(head, title, width - 2 * MARGIN, renderer, DPI)
         head_h = _extent_in(head, renderer, DPI)[1] + 0.1
 
-    handles = [Patch(facecolor=TYPE_COLOURS[t], edgecolor="black", label=name) for name, t in LEGEND]
+    kinds = {d["type"] for _, d in g.nodes(data=True)}
+    handles = [Patch(facecolor=TYPE_COLOURS[t], edgecolor="black", label=name) for name, t in LEGEND if t in kinds]
     legend = None
     for ncol in (4, 2, 1):
         if legend is not None:
@@ -198,27 +200,40 @@ def draw_proxy(tokens: Sequence[str], path, title: str = "") -> None:
     atomic_save_figure(proxy_figure(tokens, title=title), path, dpi=DPI)
 
 
-def plot_evolution(history: Sequence[dict], path, title: str = "") -> None:
-    """Best, best-so-far and median training Kendall tau per generation."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def evolution_figure(history: Sequence[dict], title: str = ""):
+    """Best, best-so-far and median training Kendall tau per generation on a matplotlib ``Figure`` (no pyplot
+    state): generations as integer ticks; best so far (gid ``best_so_far``) a wide pale step line under the best
+    of each generation (``best``, thin with markers), so both show where they coincide."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    def column(key):
+        return [h[key] if h.get(key) is not None else float("nan") for h in history]
+
     gens = [h["gen"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(gens, [h["best"] for h in history], "o-", label="best of generation")
-    ax.plot(gens, [h["best_ever"] if h.get("best_ever") is not None else float("nan") for h in history], "--", label="best so far")
-    ax.plot(gens, [h["median_valid"] if h.get("median_valid") is not None else float("nan") for h in history],
-            "s-", label="median (valid candidates)")
+    fig = Figure(figsize=(6, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(gens, column("best_ever"), drawstyle="steps-post", lw=5, alpha=0.35, color="tab:orange", zorder=2,
+            gid="best_so_far", label="best so far")
+    ax.plot(gens, column("best"), "o-", lw=1, ms=4, color="tab:blue", zorder=3, gid="best",
+            label="best of generation")
+    ax.plot(gens, column("median_valid"), "s-", lw=1, ms=3, color="tab:green", zorder=3, gid="median",
+            label="median (valid candidates)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation")
     ax.set_ylabel("Kendall tau (training split)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    try:
-        atomic_save_figure(fig, path, dpi=110)
-    finally:
-        plt.close(fig)
+    return fig
+
+
+def plot_evolution(history: Sequence[dict], path, title: str = "") -> None:
+    """Write :func:`evolution_figure` to ``path``."""
+    atomic_save_figure(evolution_figure(history, title), path, dpi=110)
 
 
 def check_plot_path(path) -> Path:
@@ -253,8 +268,8 @@ def latency_check_figure(res: dict, title: str = ""):
     if "repeat_tau" in res:
         label += f"\n(measured vs re-measured tau {res['repeat_tau']:.3f})"
     ax.scatter(meas, [r["predicted_ms"] for r in rows], s=16, color="tab:blue", gid="predicted", label=label)
-    lo = min(meas + [r["predicted_ms"] for r in rows]) * 0.95
-    hi = max(meas + [r["predicted_ms"] for r in rows]) * 1.05
+    drawn = meas + [r["predicted_ms"] for r in rows] + [r["raw_ms"] for r in rows if "raw_ms" in r]
+    lo, hi = min(drawn) * 0.95, max(drawn) * 1.05   # every point drawn is inside both axes
     ax.plot([lo, hi], [lo, hi], color="black", lw=1, gid="identity", label="predicted = measured")
     ax.fill_between([lo, hi], [0.95 * lo, 0.95 * hi], [1.05 * lo, 1.05 * hi], color="tab:green", alpha=0.12,
                     lw=0, label="within 5 %")
@@ -284,7 +299,8 @@ def search_figure(history: Sequence[dict], top: Sequence[dict], max_latency_ms: 
     """A search on a matplotlib ``Figure`` (no pyplot state): every scored architecture's proxy score against its
     predicted latency, coloured by when it was scored (gid ``scored``), the latency budget (``budget``), the top K
     ringed (``top``) and, where they were measured, their measured latency joined to the prediction (``measured``;
-    a cross for one that misses the budget when measured). Scores spanning more than 100x are drawn on a log scale."""
+    a cross for one that misses the budget when measured). Scores spanning more than 100x are drawn on a log scale.
+    A budget far off the points is an arrow at the edge (:func:`_budget`), not a line that squeezes them."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -296,8 +312,8 @@ def search_figure(history: Sequence[dict], top: Sequence[dict], max_latency_ms: 
         dots = ax.scatter([h["latency_ms"] for h in rows], [h["score"] for h in rows], c=range(len(rows)),
                           cmap="viridis", s=12, gid="scored", label=f"scored ({len(history)})")
         fig.colorbar(dots, ax=ax, label="order scored")
-    ax.axvline(max_latency_ms, color="tab:red", ls="--", lw=1, gid="budget",
-               label=f"budget {max_latency_ms:.3g} ms")
+    _budget(ax, max_latency_ms, [h["latency_ms"] for h in rows] + [r["latency_ms"] for r in top]
+            + [r["measured_ms"] for r in top if r.get("measured_ms") is not None])
     ranked = [r for r in top if r.get("score") is not None]
     ax.scatter([r["latency_ms"] for r in ranked], [r["score"] for r in ranked], s=70, facecolors="none",
                edgecolors="tab:red", gid="top", label=f"top {len(ranked)} (predicted latency)")
@@ -321,6 +337,25 @@ def search_figure(history: Sequence[dict], top: Sequence[dict], max_latency_ms: 
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
+
+
+def _budget(ax, budget: float, xs: Sequence[float]) -> None:
+    """The latency budget on ``ax`` (gid ``budget``): a dashed line when it lies within one data span of the
+    points ``xs``, else the x-axis is clipped to the points and the budget is an arrow at the edge it lies past."""
+    label = f"budget {budget:.3g} ms"
+    if xs:
+        lo, hi = min(xs), max(xs)
+        span = (hi - lo) or abs(hi) or 1.0
+        if not lo - span <= budget <= hi + span:
+            pad = 0.05 * span
+            ax.set_xlim(lo - pad, hi + pad)
+            right = budget > hi
+            ax.annotate(f"{label} (off the axis)", xy=(1.0 if right else 0.0, 0.96), xycoords="axes fraction",
+                        xytext=(-45 if right else 45, 0), textcoords="offset points", ha="right" if right else "left",
+                        va="center", color="tab:red", fontsize=8, gid="budget",
+                        arrowprops=dict(arrowstyle="->", color="tab:red", lw=1.2))
+            return
+    ax.axvline(budget, color="tab:red", ls="--", lw=1, gid="budget", label=label)
 
 
 def plot_search(history: Sequence[dict], top: Sequence[dict], max_latency_ms: float, path, title: str = "") -> None:

@@ -278,19 +278,6 @@ def test_tests_find_benchmark_files_through_saswot_benchdata(tmp_path, monkeypat
         need_benchdata("absent.json")
 
 
-def test_progress_bars_show_rate_and_eta_on_a_terminal_and_nothing_otherwise(capsys):
-    from saswot_gp.progress import Progress
-    quiet = Progress("stats", unit="net")  # stderr is captured here, so not a terminal
-    for i in range(1, 4):
-        quiet(i, 3)
-    assert capsys.readouterr().err == ""
-    loud = Progress("stats", unit="net", disable=False)
-    for i in range(1, 4):
-        loud(i, 3, best="0.5")
-    err = capsys.readouterr().err
-    assert "stats" in err and "3/3" in err and "net/s" in err and "best=0.5" in err and "<" in err  # ETA field
-
-
 @pytest.mark.parametrize("command", [["evolve"], ["train"], ["proxies"], ["search"], ["latency", "build"]])
 def test_thread_defaults_are_never_the_slow_case(command):
     """One torch thread by default everywhere (two were slower here: 14.8 s vs 13.4 s idle, 309 s vs 13 s busy)."""

@@ -44,6 +44,7 @@ def build(space: str, data: str, root: Optional[str], name: Optional[str], n: in
     serially in-process."""
     from ..benchbuild import build as build_benchmark, noise_ceiling
     from ..execution import check_device, executor
+    from ..progress import Progress
     check_device(device)
     skw = {k: v for k, v in (("input_size", input_size), ("base_width", base_width)) if v is not None}
     resume_hint(f"run the same command again to continue: the rows already in {out} are kept")
@@ -51,6 +52,7 @@ def build(space: str, data: str, root: Optional[str], name: Optional[str], n: in
     with executor(workers if workers > 1 else 0, scheduler, log=say) as ex:
         build_benchmark(out, space=space, data=data, n=n, seeds=seeds, repeat=repeat, steps=steps,
                         batch_size=batch_size, optimizer=optimizer, lr=lr, warmup=warmup, sampler=sampler,
-                        space_kwargs=skw, name=name, data_root=root, log=say, executor=ex, device=device)
+                        space_kwargs=skw, name=name, data_root=root, log=say, executor=ex, device=device,
+                        progress=Progress("  training", unit="job"))
     nc = noise_ceiling(out)
     click.echo(f"seed-to-seed agreement over {nc['n']} architectures: Kendall {nc['kendall']:.3f}, Spearman {nc['spearman']:.3f}")

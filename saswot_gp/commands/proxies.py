@@ -7,6 +7,7 @@ from typing import List, Optional, Tuple
 import click
 
 from ..errors import SaswotError
+from ..progress import Progress
 from ..spaces.base import parse_resolution
 from . import dask_options, device_option, resume_hint
 
@@ -70,9 +71,11 @@ def proxies(benchmark: str, metric: Optional[str], proxy_files: Tuple[str, ...],
     def say(msg: str) -> None:
         click.echo(msg, err=True)
 
+    bar, cached = Progress("  scoring", unit="arch"), [0]
+
     def progress(i: int, n: int, arch: str, sec: float) -> None:
-        if sec > 0 or i == n:
-            say(f"  [{i}/{n}] {arch} {sec:.2f}s")
+        cached[0] += sec == 0   # an architecture scored entirely from the cache (score_architectures' rule)
+        bar(i, n, cached=cached[0])
 
     done = run_proxies(benchmark, metric, proxy_files, _measure_list(measures), n=n_archs,
                        split="committed" if committed_split else

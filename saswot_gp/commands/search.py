@@ -78,12 +78,14 @@ def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_f
     out = prepare_run_dir(out_dir, RUN_FILES, resume, overwrite, "--resume")
     resume_hint(f"add --resume to the same command to continue the search in {out}")
     space, lut = resolve_lut(space_name, res, lut_path, out, threads=threads, log=say, runtime=runtime)
-    bar, best = Progress("  scoring", unit="arch"), [float("-inf")]
+    bar, best, before = Progress("  scoring", unit="arch"), [float("-inf")], [None]
 
     def progress(i: int, n: int, arch: str, score: float) -> None:
         if score == score:  # not NaN
             best[0] = max(best[0], score)
-        bar(i, n, best=f"{best[0]:.5g}")
+        if before[0] is None:
+            before[0] = i - 1  # scored before this process (a resumed search): shown apart, not in the rate
+        bar(i, n, cached=before[0], best=f"{best[0]:.5g}")
 
     with executor(workers if workers > 1 else 0, scheduler, log=say) as ex:
         summary = run_search(space, scorer, lut, limit, budget, out, top_k=top_k, seed=seed, population=population,

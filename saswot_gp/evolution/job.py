@@ -163,6 +163,7 @@ def _evolve_on(ex, out: Path, st: EvolveSettings, resume: bool, cache_dir: Optio
     from . import EvolutionConfig, evolve, make_map
     from .fitness import MultiEvaluator, ProxyEvaluator, Resampler
     from .report import write_report
+    from ..progress import format_duration
     t0 = time.perf_counter()
     data = _prepare_all(st, cache_dir or str(out / "stats_cache"), log, ex, device)
     t_stats = time.perf_counter() - t0
@@ -174,10 +175,14 @@ def _evolve_on(ex, out: Path, st: EvolveSettings, resume: bool, cache_dir: Optio
     cfg = EvolutionConfig(population=st.population, generations=st.generations, seed=st.seed, terminals=st.terminals,
                           resample=st.resample, parsimony=st.parsimony)
 
+    spent: List[float] = []  # seconds of each generation run by this process
+
     def progress(rec):
+        spent.append(rec["seconds"])
+        left = sum(spent) / len(spent) * (st.generations - rec["gen"])  # mean generation time so far
         log(f"gen {rec['gen']:3d}/{st.generations}  best {rec['best']:+.4f}  median {rec['median']:+.4f}  "
             f"invalid {rec['invalid']:3d}  evals {rec['evals']:3d}  cache hits {rec['cache_hits']:3d}  "
-            f"{rec['seconds']:.2f}s  {rec['best_expression']}")
+            f"{rec['seconds']:.2f}s  ETA {format_duration(left)}  {rec['best_expression']}")
 
     t1 = time.perf_counter()
     res = evolve(evaluator, cfg, seeds=list(handcrafted_proxies().values()), out_dir=str(out), resume=resume,

@@ -246,6 +246,7 @@ def resolve_lut(space_name: str, resolution: Optional[Sequence[int]], lut_path: 
     A loaded table measured with another ``runtime`` (tables without the field are eager) or at another
     ``resolution`` than the search asks for is refused with a one-line SaswotError naming both."""
     from ..latency import RECOMMENDED_CALIBRATION_N, RECOMMENDED_TIMING, build_lut, calibrate_lut
+    from ..progress import Progress
     from ..spaces import get_space
     say = log or (lambda msg: None)
     saved = out / "latency_lut.json"
@@ -262,7 +263,11 @@ def resolve_lut(space_name: str, resolution: Optional[Sequence[int]], lut_path: 
     space = get_space(space_name, **({"input_size": tuple(resolution)} if resolution else {}))
     say(f"no --lut: building a latency table of {space_name} at {space.input_size[0]}x{space.input_size[1]} "
         f"({runtime}) with {threads} thread(s), calibrated on {RECOMMENDED_CALIBRATION_N} networks -> {saved}")
-    lut = build_lut(space, threads=threads, runtime=runtime, **RECOMMENDED_TIMING)
-    lut = calibrate_lut(lut, n=RECOMMENDED_CALIBRATION_N, **lut.timing)
+    quiet = True if log is None else None  # Progress's own rule (bar or lines) when there is a log
+    timing = Progress("  timing", unit="entry", disable=quiet)  # each made just before its step: its clock starts
+    lut = build_lut(space, threads=threads, runtime=runtime, progress=lambda i, n, key: timing(i, n),
+                    **RECOMMENDED_TIMING)
+    lut = calibrate_lut(lut, n=RECOMMENDED_CALIBRATION_N, progress=Progress("  calibrating", unit="net", disable=quiet),
+                        **lut.timing)
     lut.save(saved)
     return space, lut

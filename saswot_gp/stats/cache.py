@@ -68,13 +68,15 @@ def _load_cached(path: Optional[Path]) -> Optional[ArchStats]:
 
 def stats_for_archs(space, archs: Sequence[str], images: torch.Tensor, labels: torch.Tensor,
                     k: Optional[int] = 256, seed: int = 0, cache_dir: Optional[str] = None,
-                    progress: Optional[Callable[[int, int], None]] = None, space_id: Optional[str] = None,
+                    progress: Optional[Callable[..., None]] = None, space_id: Optional[str] = None,
                     executor=None, device: str = "cpu") -> List[ArchStats]:
     """Collect (or load from ``cache_dir``) statistics for every architecture, in order.
 
     Missing ones are computed one task per architecture on ``executor`` (:mod:`saswot_gp.execution`; default
     serial in-process) and written to the cache by this process as each finishes, so a restarted run keeps
     them. The same seeds give the same statistics, bit for bit, serially or on any number of workers.
+    ``progress(done, total, cached=n)`` (a :class:`saswot_gp.progress.Progress`) is called once for the ``n``
+    architectures found in the cache, then after each computed one.
     """
     from ..execution import Executor
     digest = batch_digest(images, labels)
@@ -83,9 +85,9 @@ def stats_for_archs(space, archs: Sequence[str], images: torch.Tensor, labels: t
     paths = [cdir / f"{cache_key(sid, arch, digest, k, seed)}.npz" if cdir else None for arch in archs]
     out: List[Optional[ArchStats]] = [_load_cached(p) for p in paths]
     missing = [i for i, st in enumerate(out) if st is None]
-    done = len(archs) - len(missing)
+    done = cached = len(archs) - len(missing)
     if progress and done:
-        progress(done, len(archs))
+        progress(done, len(archs), cached=cached)
     ex = executor or Executor()
     imgs, labs = ex.scatter(images), ex.scatter(labels)
     for j, st in ex.as_completed(collect_arch, [archs[i] for i in missing], space, imgs, labs, k, seed, device):
@@ -96,12 +98,12 @@ def stats_for_archs(space, archs: Sequence[str], images: torch.Tensor, labels: t
             atomic_write(paths[i], lambda tmp: _savez(tmp, arrays))
         done += 1
         if progress:
-            progress(done, len(archs))
+            progress(done, len(archs), cached=cached)
     return out  # type: ignore[return-value]
 
 
 def stats_and_targets(bench, images: torch.Tensor, labels: torch.Tensor, k: Optional[int] = 256, seed: int = 0,
-                      cache_dir: Optional[str] = None, progress: Optional[Callable[[int, int], None]] = None,
+                      cache_dir: Optional[str] = None, progress: Optional[Callable[..., None]] = None,
                       executor=None, device: str = "cpu"):
     """Packed statistics of every architecture of the benchmark ``bench`` and its aligned targets
     (``executor``, ``device``: see :func:`stats_for_archs`)."""
