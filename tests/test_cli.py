@@ -21,7 +21,7 @@ def test_evolve_writes_everything_and_prints_table(run_dir):
     for f in ["best_proxy.json", "hall_of_fame.json", "log.jsonl", "proxy.png", "evolution.png", "summary.json", "checkpoint.json"]:
         assert (out / f).stat().st_size > 0, f
     best = Proxy.load(out / "best_proxy.json")
-    assert best.meta["n_train"] == 40 and best.meta["n_heldout"] == 40
+    assert best.meta["n_train"] == 30 and best.meta["n_heldout"] == 40  # the last quarter of 40 is validation
     for name in ["evolved-1", "snip", "grad_norm", "fisher", "synflow", "nwot", "params", "flops"]:
         assert name in output
     assert "held tau" in output and "gen   2/2" in output

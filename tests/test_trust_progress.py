@@ -96,7 +96,8 @@ def test_a_terminal_gets_a_bar_with_rate_and_eta():
 
 def test_evolve_shows_statistics_and_generation_eta_when_piped(tmp_path):
     res = CliRunner().invoke(main, ["evolve", "--benchmark", "synthetic", "--population", "8", "--train-size", "30",
-                                    "--threads", "1", "--generations", "2", "--out", str(tmp_path / "run")])
+                                    "--select", "train", "--threads", "1", "--generations", "2",
+                                    "--out", str(tmp_path / "run")])
     assert res.exit_code == 0, res.output
     assert re.search(r"train statistics: 30/30 net\b.*elapsed", res.output)
     gens = [ln for ln in res.output.splitlines() if ln.startswith("gen ")]

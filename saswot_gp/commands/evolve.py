@@ -33,8 +33,9 @@ def _k_option(value: str) -> Optional[int]:
 @click.option("--terminals", type=click.Choice(["all", "stats", "sizes", "scalefree"]), default="all", show_default=True,
               help="leaves of the trees: network statistics and layer sizes, statistics only (W, G, A, AG), sizes only, "
                    "or statistics through size-independent reductions only (scalefree)")
-@click.option("--select", type=click.Choice(["train", "val"]), default="train", show_default=True,
-              help="choose the final proxy among the hall of fame by training or validation Kendall")
+@click.option("--select", type=click.Choice(["train", "val"]), default="val", show_default=True,
+              help="choose the final proxy by validation Kendall among the hall of fame and the hand-designed seeds "
+                   "(val), or among the hall of fame by training Kendall (train)")
 @click.option("--val-frac", default=None, type=click.FloatRange(0, 1, max_open=True),
               help="fraction of each training split kept aside as validation (default: 0.25 with --select val, else 0)")
 @click.option("--batch", type=click.Choice(["auto", "synthetic", "natural", "digits"]), default="auto", show_default=True,

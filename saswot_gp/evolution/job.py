@@ -36,7 +36,7 @@ class EvolveSettings:
     resolution: Optional[Tuple[int, int]] = None
     heldout_size: Optional[int] = None
     fitness: str = "mean"
-    select: str = "train"
+    select: str = "val"
     val_frac: float = 0.0
     batch: str = "auto"
     data_seed: Optional[int] = None
@@ -120,7 +120,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
                population: int = 64, generations: Optional[int] = None, seed: int = 0, k: Optional[int] = 256,
                train_size: Optional[int] = None, batch_size: int = 8, workers: int = 0, resume: bool = False,
                resolution: Optional[Tuple[int, int]] = None, top: int = 5, heldout_size: Optional[int] = None,
-               fitness: str = "mean", terminals: str = "all", select: str = "train", val_frac: Optional[float] = None,
+               fitness: str = "mean", terminals: str = "all", select: str = "val", val_frac: Optional[float] = None,
                batch: str = "auto", data_seed: Optional[int] = None, cache_dir: Optional[str] = None,
                overwrite: bool = False, scheduler: Optional[str] = None, device: str = "cpu",
                split: str = "committed", resample: float = 0.0, parsimony: float = 0.0,
@@ -128,10 +128,15 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
     """Evolve proxies on the training splits of one or several benchmarks and report every split.
 
     ``benchmark``: a name or path, or a list of them. ``fitness``: 'mean' or 'min' of the per-benchmark
-    training Kendall tau. ``terminals``: 'all', 'stats', 'sizes' or 'scalefree'. ``select``: choose the final
-    proxy among the hall of fame by aggregated training ('train') or validation ('val', needs ``val_frac`` > 0)
-    Kendall; ``val_frac`` defaults to 0.25 with 'val', else 0). ``data_seed`` (default ``seed``) sets splits,
-    batches and network weights, ``seed`` the evolution. ``generations``: 20 for a new run; on ``resume`` the
+    training Kendall tau. ``terminals``: 'all', 'stats', 'sizes' or 'scalefree'. ``split``: 'committed' (a
+    benchmark's committed train / validation / held-out split where it has one, ``train_size`` and
+    ``heldout_size`` keeping the first architectures of those parts) or 'random' (seeded; ``train_size`` default
+    200, the last ``val_frac`` of it validation: 0.25 by default with 'val', else 0). ``select``: the final
+    proxy is the best by aggregated validation Kendall among the hall of fame and the hand-designed seeds
+    ('val'), or the hall of fame's best by training Kendall ('train'). ``resample``: fitness on a fresh random
+    fraction of each training split every generation (0: the whole split); ``parsimony``: Kendall tau charged
+    per tree node in selection. ``data_seed`` (default ``seed``) sets random splits, batches and network
+    weights, ``seed`` the evolution. ``generations``: 20 for a new run; on ``resume`` the
     checkpoint's unless given (then it may only extend the run). A folder that holds a run is refused unless
     ``resume`` or ``overwrite``. Writes ``best_proxy.json``, ``hall_of_fame.json``, ``log.jsonl``,
     ``checkpoint.json``, ``proxy.png``, ``evolution.png`` and ``summary.json`` into ``out_dir``; returns the summary.
