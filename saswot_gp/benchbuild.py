@@ -120,7 +120,9 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
     ``device``: where each job trains and is timed (the header records training settings, not the device).
     """
     from .datasets import DATASETS
+    from .io import check_output_path
     from .spaces import get_space
+    check_output_path(out, what="benchmark file")  # before any training
     if data not in DATASETS:
         raise SaswotError(f"data set {data!r}; expected one of {', '.join(DATASETS)}")
     if data != "digits" and not data_root:

@@ -303,10 +303,13 @@ def train_arch(arch: str, space: Any = "realtime", data: str = "digits", *, spac
     default digits set at 64x64, about 1000 steps (~1 min on one CPU thread) are needed before the
     11-class mIoU rises above the background-only level (~0.08).
     """
+    from ..io import check_output_path
     from ..spaces import get_space
     from ..spaces.base import SearchSpace, count_flops, count_params
     from .speed import measure_latency
 
+    if checkpoint:
+        check_output_path(checkpoint, what="checkpoint")  # before any training
     sp = space if isinstance(space, SearchSpace) else get_space(space, **(space_kwargs or {}))
     arch = sp.validate(arch)
     h, w = sp.input_size
