@@ -146,6 +146,19 @@ def test_search_resume_refuses_a_checkpoint_of_another_search(space, lut, limit,
     assert res["scored"] == 6
 
 
+def test_train_resume_refuses_a_checkpoint_of_another_network(tmp_path):
+    from saswot_gp.spaces import get_space
+    sp = get_space("realtime")
+    one, other = sp.sample(random.Random(0)), sp.sample(random.Random(1))
+    ck = tmp_path / "c.pt"
+    args = ["--steps", "2", "--batch-size", "2", "--checkpoint", str(ck)]
+    assert CliRunner().invoke(main, ["train", one, *args]).exit_code == 0
+    before = _hashes(tmp_path)
+    res = CliRunner().invoke(main, ["train", other, *args, "--resume"])
+    _one_line_error(res, "cannot resume from checkpoint", "holds another network", "Missing key(s)")
+    assert _hashes(tmp_path) == before
+
+
 # ------------------------------------------------------------------- case 9: proxies into a folder with results
 
 def test_proxies_refuses_a_folder_that_holds_results_unless_overwrite(tmp_path):

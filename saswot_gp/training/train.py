@@ -188,7 +188,13 @@ def _resume(run: _Run, checkpoint: Optional[str]) -> int:
     state = load_checkpoint(checkpoint)
     saved = state.get("config", {})
     check_same_settings(saved, run.config, _CONFIG_KEYS, f"from checkpoint {checkpoint!r}")
-    run.model.load_state_dict(state["model"])
+    try:
+        run.model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:  # another network's checkpoint
+        why = " ".join(str(exc).split())
+        raise SaswotError(f"cannot resume from checkpoint {checkpoint!r}: it holds another network than this one "
+                          f"({why[:200]}{'...' if len(why) > 200 else ''}); give the architecture it was trained "
+                          f"with, or drop --resume") from None
     run.opt.load_state_dict(state["optimizer"])
     run.losses = [float(v) for v in state["losses"]]
     run.elapsed_before = float(state.get("train_time_s", 0.0))
