@@ -169,8 +169,8 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
     spread statistics (one task per architecture) and fitness (batches of candidates) over workers; results
     equal the serial run's. ``device``: where statistics are computed ('cpu', 'cuda', 'cuda:N'). ``explicit``:
     on ``resume``, the settings the caller set on purpose; each must equal the checkpoint's. Resuming a finished
-    run whose report is written returns that report. A folder whose files belong to another run than its
-    checkpoint is refused.
+    run whose report is written writes nothing and returns that report, marked ``already_finished``. A folder
+    whose files belong to another run than its checkpoint is refused.
     """
     from ..execution import executor
     from ..io import check_output_path, prepare_run_dir

@@ -164,11 +164,11 @@ def run_proxies(benchmark: Union[str, Benchmark], metric: Optional[str] = None, 
     names = measure_names() if measures is None else list(measures)
     for m in names:
         get_measure(m)
+    out = prepare_run_dir(out_dir, RUN_FILES, False, overwrite, None)  # before any work
     loaded = _load_benchmark(benchmark, metric)
     for note in loaded.notes:
         say(f"note: {note}")
     bench = _select(loaded, n, split, seed, say)
-    out = prepare_run_dir(out_dir, RUN_FILES, False, overwrite, None)
     from ..batches import default_batch, describe_batch
     images, _ = default_batch(bench, n=batch_size, seed=seed, resolution=resolution)
     say(f"benchmark {bench.name}: {len(bench)} architectures of space {bench.space!r}, target {bench.metric}; "
