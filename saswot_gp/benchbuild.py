@@ -123,7 +123,9 @@ def build(out: str, space: str = "realtime", data: str = "digits", n: int = 200,
     is one ``log`` line.
     """
     from .datasets import DATASETS
+    from .io import check_output_path
     from .spaces import get_space
+    check_output_path(out, what="benchmark file")  # before any training
     if data not in DATASETS:
         raise SaswotError(f"data set {data!r}; expected one of {', '.join(DATASETS)}")
     if data != "digits" and not data_root:

@@ -166,8 +166,9 @@ def export_onnx(space, arch: str, path: Union[str, Path], resolution: Optional[S
     one-line SaswotError when the difference is above the limit (the file is kept for inspection).
     """
     import math
-    from .io import atomic_write
+    from .io import atomic_write, check_output_path
     from .spaces.base import count_params
+    check_output_path(path, what="ONNX file")  # before any export work
     sp, (h, w) = _space(space, resolution, space_kwargs)
     arch = sp.validate(arch)
     model = build_network(sp, arch, checkpoint, seed)

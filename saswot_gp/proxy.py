@@ -179,7 +179,8 @@ class Proxy:
 
     @classmethod
     def from_json(cls, doc, where: str = "proxy document") -> "Proxy":
-        """Validate a JSON document (dict) and build the proxy; SaswotError on anything unexpected."""
+        """Validate a JSON document (dict) and build the proxy; SaswotError on anything unexpected, an
+        ``expression`` that is not its tokens' functional notation included."""
         if not isinstance(doc, dict):
             raise SaswotError(f"{where}: expected a JSON object with 'format', 'version' and 'tokens'")
         if doc.get("format") != FORMAT:
@@ -194,7 +195,14 @@ class Proxy:
         meta = doc.get("meta") or {}
         if not isinstance(meta, dict):
             raise SaswotError(f"{where}: meta must be an object")
-        return cls(check_tokens(doc["tokens"], where=where), name=name, meta=meta)
+        proxy = cls(check_tokens(doc["tokens"], where=where), name=name, meta=meta)
+        text = doc.get("expression")
+        if text is not None:  # informational, but it must agree: compared as text, never parsed
+            rendered = proxy.expression()
+            if not isinstance(text, str) or "".join(text.split()) != "".join(rendered.split()):
+                raise SaswotError(f"{where}: 'expression' {text!r} disagrees with its 'tokens', which read "
+                                  f"{rendered!r}; expected both to name the same proxy (fix or drop 'expression')")
+        return proxy
 
     def save(self, path) -> None:
         """Write the JSON document atomically."""

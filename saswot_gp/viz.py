@@ -8,7 +8,7 @@ from typing import List, Sequence
 import networkx as nx
 
 from .errors import SaswotError
-from .io import atomic_save_figure, atomic_write_text
+from .io import atomic_save_figure, atomic_write_text, check_output_path
 from .primitives import get_operator
 
 TYPE_COLOURS = {"W": "#6baed6", "A": "#74c476", "L": "#fd8d3c", "S": "#e6550d"}
@@ -190,7 +190,7 @@ def proxy_figure(tokens: Sequence[str], title: str = ""):
 
 def draw_proxy(tokens: Sequence[str], path, title: str = "") -> None:
     """Draw the tree to ``path`` (.png, .svg or .dot); the picture is :func:`proxy_figure`."""
-    path = Path(path)
+    path = check_output_path(path, what="drawing file")
     ext = path.suffix.lower()
     if ext == ".dot":
         atomic_write_text(path, to_dot(tokens))
@@ -237,12 +237,13 @@ def plot_evolution(history: Sequence[dict], path, title: str = "") -> None:
 
 
 def check_plot_path(path) -> Path:
-    """``path`` as a Path if it ends in .png or .svg, else a one-line SaswotError (call it before long work)."""
+    """``path`` as a Path if it ends in .png or .svg and can be written (:func:`saswot_gp.io.check_output_path`),
+    else a one-line SaswotError (call it before long work)."""
     path = Path(path)
     if path.suffix.lower() not in PLOT_EXTENSIONS:
         raise SaswotError(f"plot file {str(path)!r}: unsupported extension {path.suffix!r}; expected "
                           f"{' or '.join(PLOT_EXTENSIONS)}")
-    return path
+    return check_output_path(path, what="plot file")
 
 
 def latency_check_figure(res: dict, title: str = ""):

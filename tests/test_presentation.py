@@ -166,7 +166,7 @@ def test_swap_saturation_is_explained_by_proxies(tiny_bench_csv, tmp_path):
         rows = {r["proxy"]: r for r in csv.DictReader(fh)}
     assert rows["swap"]["kendall"] == "" and rows["swap"]["note"].startswith("nan (saturated:")
     assert rows["params"]["note"] == ""
-    again = CliRunner().invoke(cli, args)                 # from the score cache: the same explanation
+    again = CliRunner().invoke(cli, args + ["--overwrite"])  # from the score cache: the same explanation
     assert again.exit_code == 0 and note[0] in again.output
 
 

@@ -67,21 +67,22 @@ def test_table_csv_plots_and_resume(bench_csv, tmp_path):
     assert len(cache) == len(ARCHS)
 
     # same settings: everything from the cache, nothing appended, same table
-    again = _invoke(["--benchmark", bench_csv, "--measures", "params,snip,nwot", "--out", out] + BASE)
+    again = _invoke(["--benchmark", bench_csv, "--measures", "params,snip,nwot", "--out", out, "--overwrite"] + BASE)
     assert again.exit_code == 0, again.output
     assert (out / "score_cache.jsonl").read_text().splitlines() == cache
     assert _rows(out / "proxies.csv") == rows
 
     # an interrupted run (3 lines kept, a 4th cut short) continues and gives the same scores
     (out / "score_cache.jsonl").write_text("\n".join(cache[:3]) + "\n" + cache[3][:25])
-    resumed = _invoke(["--benchmark", bench_csv, "--measures", "params,snip,nwot", "--out", out] + BASE)
+    resumed = _invoke(["--benchmark", bench_csv, "--measures", "params,snip,nwot", "--out", out, "--overwrite"] + BASE)
     assert resumed.exit_code == 0, resumed.output
     with open(out / "scores.csv", newline="") as fh:
         assert list(csv.DictReader(fh)) == scores
 
     # one more measure: only it is computed for each architecture
     n_before = len((out / "score_cache.jsonl").read_text().splitlines())
-    more = _invoke(["--benchmark", bench_csv, "--measures", "params,snip,nwot,l2_norm", "--out", out] + BASE)
+    more = _invoke(["--benchmark", bench_csv, "--measures", "params,snip,nwot,l2_norm", "--out", out, "--overwrite"]
+                   + BASE)
     assert more.exit_code == 0, more.output
     new = (out / "score_cache.jsonl").read_text().splitlines()[n_before:]
     assert len(new) == len(ARCHS) and all(set(json.loads(line)["scores"]) == {"l2_norm"} for line in new)

@@ -55,4 +55,11 @@ def build(space: str, data: str, root: Optional[str], name: Optional[str], n: in
                         space_kwargs=skw, name=name, data_root=root, log=say, executor=ex, device=device,
                         progress=Progress("  training", unit="job"))
     nc = noise_ceiling(out)
-    click.echo(f"seed-to-seed agreement over {nc['n']} architectures: Kendall {nc['kendall']:.3f}, Spearman {nc['spearman']:.3f}")
+    if seeds < 2 or repeat < 3:
+        click.echo("no seed-to-seed agreement: it needs architectures trained with two seeds (--seeds 2 or more, "
+                   "--repeat 3 or more)")
+    elif nc["n"] < 3:
+        click.echo(f"no seed-to-seed agreement yet: {nc['n']} architecture(s) trained with two seeds; it needs 3")
+    else:
+        click.echo(f"seed-to-seed agreement over {nc['n']} architectures: Kendall {nc['kendall']:.3f}, "
+                   f"Spearman {nc['spearman']:.3f}")

@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import click
+from click.core import ParameterSource
 
 from ..spaces.base import parse_resolution
 from . import dask_options, device_option, resume_hint
+
+
+# the options that are run settings (EvolveSettings fields): given with --resume, each must equal the checkpoint's
+SETTINGS = ("benchmarks", "metric", "fitness", "terminals", "select", "val_frac", "batch", "population", "seed",
+            "data_seed", "k", "train_size", "heldout_size", "batch_size", "resolution", "split", "resample", "parsimony")
 
 
 def _k_option(value: str) -> Optional[int]:
@@ -77,8 +83,15 @@ def evolve(benchmarks: Tuple[str, ...], metric: Optional[str], fitness: str, ter
            workers: int, scheduler: Optional[str], device: str, threads: int) -> None:
     """Evolve a proxy on one or several benchmarks and report it beside the hand-designed proxies."""
     import torch
-    from ..evolution.job import format_table, run_evolve
+    from ..errors import SaswotError
+    from ..evolution.job import RUN_FILES, format_table, run_evolve
     from ..execution import check_device
+    ctx = click.get_current_context()
+    typed = [p for p in SETTINGS if ctx.get_parameter_source(p) not in (ParameterSource.DEFAULT,
+                                                                        ParameterSource.DEFAULT_MAP)]
+    if resume_dir and ctx.get_parameter_source("out_dir") == ParameterSource.COMMANDLINE and out_dir != resume_dir:
+        raise SaswotError(f"--out {out_dir} and --resume {resume_dir} name two folders; a resumed run stays in its "
+                          f"own folder: give only --resume")
     torch.set_num_threads(threads)
     check_device(device)
     resume_hint(f"continue with: saswot-gp evolve --resume {resume_dir or out_dir} (from the last finished generation)")
@@ -88,9 +101,13 @@ def evolve(benchmarks: Tuple[str, ...], metric: Optional[str], fitness: str, ter
                          resolution=parse_resolution(resolution), fitness=fitness, terminals=terminals, select=select,
                          val_frac=val_frac, batch=batch, data_seed=data_seed, cache_dir=cache_dir,
                          overwrite=overwrite, scheduler=scheduler, device=device, split=split, resample=resample,
-                         parsimony=parsimony, log=lambda m: click.echo(m, err=True))
+                         parsimony=parsimony, log=lambda m: click.echo(m, err=True), explicit=typed)
     click.echo(f"\n{summary['benchmark']} ({summary['metric']}): {summary['n_train']} train / "
                f"{summary['n_heldout']} held-out architectures; Kendall tau and Spearman rho")
     click.echo(format_table(summary))
     out = resume_dir or out_dir
-    click.echo(f"\nwrote {out}/best_proxy.json, hall_of_fame.json, log.jsonl, proxy.png, evolution.png, summary.json")
+    if summary.get("already_finished"):
+        click.echo(f"\nnothing written: the report of {out} is in {out}/summary.json")
+        return
+    written = list(RUN_FILES) + ([] if cache_dir else ["stats_cache/"])
+    click.echo(f"\nwrote {out}/{written[0]}, {', '.join(written[1:])}")

@@ -90,7 +90,9 @@ def build(space_name: str, resolution: str, threads: int, repeats: int, warmup: 
     calibration that predictions use instead of the plain sum of entries."""
     from ..execution import check_device
     from ..latency import build_lut, check_runtime
+    from ..io import check_output_path
     from ..spaces import get_space
+    check_output_path(out_path, what="latency table")  # before timing anything
     check_runtime(runtime, check_device(device))
     res = parse_resolution(resolution)
     space = get_space(space_name, input_size=res)
@@ -126,7 +128,9 @@ def calibrate(lut_path: str, n: int, repeats: Optional[int], warmup: Optional[in
 
     The networks come from --calibrate-seed (1000 and up), so `latency check` (seed 0 by default) measures other
     networks; its output says how many of its networks were calibrated on. An existing calibration is replaced."""
+    from ..io import check_output_path
     from ..latency import LatencyTable
+    check_output_path(out_path, what="latency table")  # before measuring anything
     table = LatencyTable.load(lut_path)
     warmup, repeats, rounds = _table_timing(table, warmup, repeats, rounds)
     table = _calibrated(table, n, calibrate_seed, warmup, repeats, rounds, model, sampler)
@@ -160,12 +164,14 @@ def check(lut_path: str, n: int, seed: int, repeats: Optional[int], warmup: Opti
 
     The same procedure as benchmarks/latency_lut.py (both call saswot_gp.latency.check_lut): the same table,
     seed and settings give the same networks, weights and timing loop."""
-    from ..io import atomic_write_json
+    from ..io import atomic_write_json, check_output_path
     from ..latency import LatencyTable, check_lut
     from ..execution import check_device
     from ..viz import check_plot_path, plot_latency_check
+    if out_path:
+        check_output_path(out_path, what="results file")  # before measuring anything
     if plot_path:
-        check_plot_path(plot_path)          # before measuring anything
+        check_plot_path(plot_path)
     table = LatencyTable.load(lut_path)
     device = check_device(device or table.meta.get("device", "cpu"))
     warmup, repeats, rounds = _table_timing(table, warmup, repeats, rounds)

@@ -42,18 +42,21 @@ def _measure_list(measures: Optional[str]) -> Optional[List[str]]:
 @click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(0),
               help="bootstrap resamples for the 95% intervals")
 @click.option("--out", "out_dir", default="runs/proxies", show_default=True, type=click.Path(file_okay=False))
+@click.option("--overwrite", is_flag=True, help="replace the results already in --out (default: refuse them; the "
+                                                 "score cache is kept and reused)")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
               help="torch threads (1 is fastest for these small networks)")
 @dask_options
 @device_option
 def proxies(benchmark: str, metric: Optional[str], proxy_files: Tuple[str, ...], measures: Optional[str],
             n_archs: Optional[int], split_train: Optional[int], split_heldout: Optional[int], split_seed: int,
-            committed_split: bool, resolution: Optional[str], batch_size: int, seed: int, n_boot: int, out_dir: str, threads: int,
-            workers: int, scheduler: Optional[str], device: str) -> None:
+            committed_split: bool, resolution: Optional[str], batch_size: int, seed: int, n_boot: int, out_dir: str,
+            overwrite: bool, threads: int, workers: int, scheduler: Optional[str], device: str) -> None:
     """Score a benchmark's architectures with zero-cost proxies; print and save rank correlations.
 
     Writes OUT/proxies.csv (one row per proxy), OUT/scores.csv (one row per architecture),
-    OUT/scatter_<proxy>.png and OUT/score_cache.jsonl (a rerun with the same settings resumes from it).
+    OUT/scatter_<proxy>.png and OUT/score_cache.jsonl (an interrupted run, run again, resumes from it). A folder
+    that already holds results is refused unless --overwrite.
     """
     import torch
     from ..execution import check_device
@@ -82,9 +85,11 @@ def proxies(benchmark: str, metric: Optional[str], proxy_files: Tuple[str, ...],
                        (split_train, split_heldout, split_seed) if split_train is not None else None,
                        resolution=parse_resolution(resolution), batch_size=batch_size, seed=seed, n_boot=n_boot,
                        out_dir=out_dir, progress=progress, log=say, workers=workers, scheduler=scheduler,
-                       device=device)
+                       device=device, overwrite=overwrite)
     bench, rows = done["benchmark"], done["rows"]
     click.echo(f"\n{bench.name} ({bench.metric}), {len(bench)} architectures: Kendall tau-b and Spearman rho "
                f"with 95% bootstrap intervals ({n_boot} resamples, seed {seed})")
     click.echo(format_table(rows))
-    click.echo(f"\nwrote {done['out_dir']}/proxies.csv, scores.csv and {len(rows)} scatter_<proxy>.png")
+    paths = done["paths"]
+    click.echo(f"\nwrote {done['out_dir']}/{paths['table'].name}, {paths['scores'].name}, {paths['cache'].name} and "
+               f"{len(paths['scatter'])} scatter_<proxy>.png")

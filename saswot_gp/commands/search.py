@@ -97,4 +97,5 @@ def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_f
         c = summary["search_cost"]
         click.echo(f"training every scored candidate would take {c['train_all_h']:.2f} h "
                    f"({c['scored']} x {train_time:g} s) vs {c['search_wall_s']:.1f} s of search")
-    click.echo(f"wrote {out}/top.csv, top.json, checkpoint.json")
+    written = list(RUN_FILES) + ([] if lut_path else ["latency_lut.json"])  # resolve_lut's table without --lut
+    click.echo(f"wrote {out}/{written[0]}, {', '.join(written[1:])}")

@@ -98,6 +98,8 @@ def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, tr
     from ..groundtruth.loaders import resolve_benchmark
     from ..stats.cache import stats_and_targets
     bench = resolve_benchmark(spec, metric, cache_dir=cache_dir)
+    for note in bench.notes:
+        log(f"  note: {note}")
     train, val, test, how = split_benchmark(bench, split, train_size, seed, heldout_size, val_frac)
     images, labels = default_batch(bench, n=batch_size, seed=seed, resolution=resolution, kind=batch)
     desc = describe_batch(bench, images, seed, kind=batch)

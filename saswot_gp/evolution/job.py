@@ -9,10 +9,12 @@ and, for each benchmark, the best hand-designed proxy on the same held-out archi
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from ..errors import SaswotError
 from .data import BenchmarkData, prepare_benchmark
@@ -47,9 +49,10 @@ class EvolveSettings:
     split: str = "committed"
     resample: float = 0.0
     parsimony: float = 0.0
+    run_id: Optional[str] = None  # names the run in its checkpoint, log lines and summary (None: an older run)
 
     RUN_KEYS = ("benchmarks", "metric", "k", "train_size", "batch_size", "resolution", "heldout_size", "fitness",
-                "select", "val_frac", "batch", "data_seed", "split")
+                "select", "val_frac", "batch", "data_seed", "split", "run_id")
     # what a checkpoint written before a setting existed ran with
     OLD_RUN_DEFAULTS = {"split": "random"}
 
@@ -95,25 +98,62 @@ def _read_checkpoint_run(out: Path) -> dict:
     return ck
 
 
-def resumed_settings(out: Path, given: EvolveSettings, generations: Optional[int],
-                     log: Callable[[str], None]) -> EvolveSettings:
+def resumed_settings(out: Path, given: EvolveSettings, generations: Optional[int], log: Callable[[str], None],
+                     explicit: Sequence[str] = ()) -> EvolveSettings:
     """The settings of the run checkpointed in ``out``: its own, except ``generations``, which may only grow.
-    Settings an older checkpoint lacks take the ``given`` value."""
+    Settings an older checkpoint lacks take the ``given`` value; a setting named in ``explicit`` (the caller
+    set it on purpose) that differs from the checkpoint's is a one-line SaswotError naming each such setting, and
+    so is a folder whose files belong to another run (:func:`check_same_run`)."""
+    from ..io import check_same_settings
     saved = _read_checkpoint_run(out)
     old, cfg = dict(saved["run"]), saved["config"]
     if "benchmarks" not in old and "benchmark" in old:  # checkpoints written before multi-benchmark runs
         old["benchmarks"] = [old.pop("benchmark")]
     run = {k: old.get(k, EvolveSettings.OLD_RUN_DEFAULTS.get(k, getattr(given, k))) for k in EvolveSettings.RUN_KEYS}
     run["resolution"] = tuple(run["resolution"]) if run["resolution"] else None
+    run["run_id"] = old.get("run_id")  # an older checkpoint's run has none
     done, was = saved["generation"], cfg.get("generations", saved["generation"])
+    st = EvolveSettings(**run, population=cfg["population"], seed=cfg["seed"], generations=was,
+                        terminals=cfg.get("terminals", "all"),  # earlier checkpoints: all terminals
+                        resample=cfg.get("resample", 0.0), parsimony=cfg.get("parsimony", 0.0))
+    check_same_settings(asdict(st), asdict(given), [k for k in explicit if k not in ("generations", "run_id")],
+                        repr(str(out)))
+    check_same_run(out, st.run_id)
     if generations is not None and generations < done:
         raise SaswotError(f"cannot resume {str(out)!r} with --generations {generations}: the checkpoint has finished "
                           f"generation {done}; expected at least {done}")
-    total = was if generations is None else generations
-    log(f"resuming {str(out)!r} at generation {done + 1} of {total}" + ("" if total == was else f" (extended from {was})"))
-    return EvolveSettings(**run, population=cfg["population"], seed=cfg["seed"], generations=total,
-                          terminals=cfg.get("terminals", "all"),  # earlier checkpoints: all terminals
-                          resample=cfg.get("resample", 0.0), parsimony=cfg.get("parsimony", 0.0))
+    st.generations = was if generations is None else generations
+    if done >= st.generations:
+        log(f"{str(out)!r} is finished (generation {done} of {st.generations} done): nothing left to evolve; a "
+            f"larger --generations extends it")
+    else:
+        log(f"resuming {str(out)!r} at generation {done + 1} of {st.generations}"
+            + ("" if st.generations == was else f" (extended from {was})"))
+    return st
+
+
+def check_same_run(out: Path, run_id: Optional[str]) -> None:
+    """Refuse (one-line SaswotError, nothing changed) a run folder whose ``log.jsonl`` or ``summary.json`` names
+    another run than its checkpoint (``run_id``): resuming would mix two runs' files."""
+    from .loop import LOG
+    ids = []
+    if (out / LOG).is_file():
+        for line in (out / LOG).read_text(encoding="utf-8").splitlines():
+            try:
+                ids.append((LOG, json.loads(line).get("run_id")))
+            except (ValueError, AttributeError):
+                continue  # a line cut short by a kill (the resume drops it)
+    if (out / "summary.json").is_file():
+        try:
+            doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+            ids.append(("summary.json", doc.get("run_id") if isinstance(doc, dict) else None))
+        except ValueError:
+            ids.append(("summary.json", "(unreadable)"))
+    for name, other in ids:
+        if other != run_id:
+            raise SaswotError(f"cannot resume {str(out)!r}: checkpoint.json belongs to run {run_id} but {name} to "
+                              f"run {other}; the folder mixes two runs (nothing was changed): resume the folder the "
+                              f"checkpoint came from, or start a new run")
 
 
 def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_dir: str = "runs/evolve",
@@ -124,7 +164,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
                batch: str = "auto", data_seed: Optional[int] = None, cache_dir: Optional[str] = None,
                overwrite: bool = False, scheduler: Optional[str] = None, device: str = "cpu",
                split: str = "committed", resample: float = 0.0, parsimony: float = 0.0,
-               log: Callable[[str], None] = print) -> dict:
+               log: Callable[[str], None] = print, explicit: Sequence[str] = ()) -> dict:
     """Evolve proxies on the training splits of one or several benchmarks and report every split.
 
     ``benchmark``: a name or path, or a list of them. ``fitness``: 'mean' or 'min' of the per-benchmark
@@ -142,10 +182,13 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
     ``checkpoint.json``, ``proxy.png``, ``evolution.png`` and ``summary.json`` into ``out_dir``; returns the summary.
     ``workers`` (a local Dask cluster of that many single-thread processes) or ``scheduler`` (an existing one)
     spread statistics (one task per architecture) and fitness (batches of candidates) over workers; results
-    equal the serial run's. ``device``: where statistics are computed ('cpu', 'cuda', 'cuda:N').
+    equal the serial run's. ``device``: where statistics are computed ('cpu', 'cuda', 'cuda:N'). ``explicit``:
+    on ``resume``, the settings the caller set on purpose; each must equal the checkpoint's. Resuming a finished
+    run whose report is written writes nothing and returns that report, marked ``already_finished``. A folder
+    whose files belong to another run than its checkpoint is refused.
     """
     from ..execution import executor
-    from ..io import prepare_run_dir
+    from ..io import check_output_path, prepare_run_dir
 
     out = Path(out_dir)
     given = EvolveSettings(
@@ -154,12 +197,32 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
         heldout_size=heldout_size, fitness=fitness, select=select,
         val_frac=(0.25 if select == "val" else 0.0) if val_frac is None else val_frac, batch=batch,
         data_seed=data_seed, population=population, generations=20 if generations is None else generations,
-        seed=seed, terminals=terminals, split=split, resample=resample, parsimony=parsimony)
-    st = resumed_settings(out, given, generations, log) if resume else given
+        seed=seed, terminals=terminals, split=split, resample=resample, parsimony=parsimony,
+        run_id=None if resume else uuid.uuid4().hex)
+    if resume and overwrite:  # refused (by the folder check) before the checkpoint is read
+        prepare_run_dir(out, RUN_FILES, resume, overwrite, f"--resume {out}")
+    st = resumed_settings(out, given, generations, log, explicit) if resume else given
     st.check()
+    if resume:
+        done = _finished_summary(out, st)
+        if done is not None:
+            return {**done, "already_finished": True}
+    if cache_dir:
+        check_output_path(cache_dir, folder=True, what="statistics cache folder")
     prepare_run_dir(out, RUN_FILES, resume, overwrite, f"--resume {out}")
     with executor(workers, scheduler, log) as ex:
         return _evolve_on(ex, out, st, resume, cache_dir, top, device, log)
+
+
+def _finished_summary(out: Path, st: EvolveSettings) -> Optional[dict]:
+    """The report of the run in ``out`` when its checkpoint has all ``st.generations`` and its summary is written
+    (returned marked ``already_finished``)."""
+    from .loop import CHECKPOINT
+    done = json.loads((out / CHECKPOINT).read_text(encoding="utf-8"))["generation"]
+    if done < st.generations or not (out / "summary.json").is_file():
+        return None
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    return summary if isinstance(summary, dict) and summary.get("generations") == st.generations else None
 
 
 def _evolve_on(ex, out: Path, st: EvolveSettings, resume: bool, cache_dir: Optional[str], top: int, device: str,

@@ -293,7 +293,7 @@ def evolve(evaluator: Callable, cfg: EvolutionConfig, seeds: Sequence[Proxy] = (
         rec = _record(gen, state, before, t0)
         state.history.append(rec)
         if out is not None:
-            append_jsonl(out / LOG, rec)
+            append_jsonl(out / LOG, {**rec, "run_id": run_info["run_id"]} if (run_info or {}).get("run_id") else rec)
             atomic_write_json(out / CHECKPOINT, state.to_json(cfg, gen, run_info))
         if progress:
             progress(rec)

@@ -306,5 +306,7 @@ def write_report(out: Path, res, data: Sequence[BenchmarkData], settings: dict, 
                "evolved": rows[:top], "handcrafted": hand, "reference": [r for d in data for r in reference_figures(d)],
                "best_handcrafted": {n: {"best": v["best"], "heldout_kendall": v["best_heldout_kendall"]}
                                     for n, v in best_hand.items()}}
+    if s.get("run_id"):
+        summary["run_id"] = s["run_id"]
     atomic_write_json(out / "summary.json", summary)
     return summary

@@ -26,6 +26,7 @@ class Benchmark:
     description: str = ""
     space_kwargs: Dict[str, object] = field(default_factory=dict)
     data: Optional[str] = None  # the data set the targets were trained on, as the benchmark file declares it
+    notes: List[str] = field(default_factory=list)  # what loading left out and why, for the commands to say
 
     def __post_init__(self):
         self.target = np.asarray(self.target, dtype=np.float64)
@@ -40,7 +41,7 @@ class Benchmark:
         idx = np.asarray(idx, dtype=int)
         return Benchmark(self.name, self.space, [self.archs[i] for i in idx], self.target[idx], self.metric,
                          {k: v[idx] for k, v in self.reference.items()}, self.description, dict(self.space_kwargs),
-                         self.data)
+                         self.data, list(self.notes))
 
     def split(self, n_train: int, seed: int = 0, max_eval: Optional[int] = None):
         """Seeded random split into (train, held-out): ``n_train`` training archs, at most half when small."""

@@ -141,13 +141,13 @@ def _reference_columns(path: str, header: List[str], col: Dict[str, int], metric
 
 def _csv_rows(path: str, body: List[Row], col: Dict[str, int], metric: str, ref_cols: List[str], sp):
     """Archs (checked by space ``sp`` unless None), target and reference values of the rows with a
-    target value, and how many rows had none: ``(archs, target, reference, skipped)``."""
+    target value, and the arch cells of the rows without one: ``(archs, target, reference, skipped)``."""
     archs, target, reference = [], [], {h: [] for h in ref_cols}
-    skipped = 0
+    skipped: List[str] = []
     for line, r in body:
         t = _float_cell(r[col[metric]], path, line, metric)
         if math.isnan(t):
-            skipped += 1
+            skipped.append(r[col["arch"]].strip())
             continue
         arch = r[col["arch"]].strip()
         if sp is not None:
@@ -183,10 +183,26 @@ def load_csv(path: PathLike, metric: Optional[str] = None) -> Benchmark:
     desc = settings.get("description") or f"{metric} of {len(archs)} architectures of {space}, from {path}"
     if counts.max() > 1:
         desc += f" (rows of one arch averaged: up to {int(counts.max())} per arch)"
+    notes = [_skipped_note(path, metric, skipped, archs, sp)] if skipped else []
     if skipped:
-        desc += f" ({skipped} rows without {metric} skipped)"
+        desc += f" ({len(skipped)} rows without {metric} skipped)"
     return Benchmark(name=settings.get("name") or Path(path).stem, space=space, archs=archs, target=t_avg, metric=metric,
-                     reference=refs, description=desc, space_kwargs=space_kwargs, data=_declared_data(settings))
+                     reference=refs, description=desc, space_kwargs=space_kwargs, data=_declared_data(settings),
+                     notes=notes)
+
+
+def _skipped_note(path: str, metric: str, skipped: List[str], kept: List[str], sp) -> str:
+    """What the rows without a target cost: how many rows, and which architectures have no value left."""
+    def canon(a: str) -> str:
+        try:
+            return sp.validate(a) if sp is not None else a
+        except SaswotError:
+            return a
+    lost = sorted({canon(a) for a in skipped} - set(kept))
+    shown = ", ".join(lost[:3]) + (", ..." if len(lost) > 3 else "")
+    return (f"{path}: {len(skipped)} row(s) without a {metric!r} value (empty or NaN) skipped; "
+            + (f"{len(lost)} architecture(s) have no value and are left out ({shown})" if lost else
+               "every architecture still has a value"))
 
 
 def _declared_data(settings: Dict[str, str]) -> Optional[str]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -33,6 +35,22 @@ def search_cost(scored: int, train_seconds: float, search_wall_s: float) -> Dict
     return {"scored": int(scored), "train_seconds_per_network": float(train_seconds),
             "train_all_s": train_all, "train_all_h": train_all / 3600.0, "search_wall_s": float(search_wall_s),
             "speedup": train_all / search_wall_s if search_wall_s > 0 else math.inf}
+
+
+def _check_same_search(out: Path, run_id: Optional[str]) -> None:
+    """Refuse (one-line SaswotError, nothing changed) a folder whose top.json belongs to another search than its
+    checkpoint: resuming would mix two searches' files."""
+    if not (out / "top.json").is_file():
+        return
+    try:
+        doc = json.loads((out / "top.json").read_text(encoding="utf-8"))
+        other = doc["settings"].get("run_id")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        other = "(unreadable)"
+    if other != run_id:
+        raise SaswotError(f"cannot resume the search in {str(out)!r}: checkpoint.json belongs to run {run_id} but "
+                          f"top.json to run {other}; the folder mixes two searches (nothing was changed): resume "
+                          f"the folder the checkpoint came from, or start a new search")
 
 
 def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_latency_ms: float, budget: int,
@@ -80,11 +98,14 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
                 "population": int(population), "sample_size": int(sample_size), "batch": batch,
                 "batch_size": int(batch_size), "k": k, "lut_digest": lut.digest()}
     prepare_run_dir(out, RUN_FILES, resume, overwrite, "--resume")
+    settings["run_id"] = uuid.uuid4().hex  # names the search in its checkpoint and top.json
     state = _State(seed)
     if resume:
         doc = read_checkpoint(out / CHECKPOINT, CHECKPOINT_FORMAT, ("settings", "rng", "population", "history", "steps"))
         old = doc["settings"] if isinstance(doc["settings"], dict) else {}
         check_same_settings(old, settings, RESUME_KEYS, f"the search in {str(out)!r}")
+        settings["run_id"] = old.get("run_id")  # an older checkpoint's search has none
+        _check_same_search(out, settings["run_id"])
         state = _State.from_json(doc)
         say(f"resuming {out}: {len(state.history)} architectures already scored")
     images, labels, batch_text = search_batch(space, batch, batch_size)

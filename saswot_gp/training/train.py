@@ -188,7 +188,13 @@ def _resume(run: _Run, checkpoint: Optional[str]) -> int:
     state = load_checkpoint(checkpoint)
     saved = state.get("config", {})
     check_same_settings(saved, run.config, _CONFIG_KEYS, f"from checkpoint {checkpoint!r}")
-    run.model.load_state_dict(state["model"])
+    try:
+        run.model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:  # another network's checkpoint
+        why = " ".join(str(exc).split())
+        raise SaswotError(f"cannot resume from checkpoint {checkpoint!r}: it holds another network than this one "
+                          f"({why[:200]}{'...' if len(why) > 200 else ''}); give the architecture it was trained "
+                          f"with, or drop --resume") from None
     run.opt.load_state_dict(state["optimizer"])
     run.losses = [float(v) for v in state["losses"]]
     run.elapsed_before = float(state.get("train_time_s", 0.0))
@@ -303,10 +309,13 @@ def train_arch(arch: str, space: Any = "realtime", data: str = "digits", *, spac
     default digits set at 64x64, about 1000 steps (~1 min on one CPU thread) are needed before the
     11-class mIoU rises above the background-only level (~0.08).
     """
+    from ..io import check_output_path
     from ..spaces import get_space
     from ..spaces.base import SearchSpace, count_flops, count_params
     from .speed import measure_latency
 
+    if checkpoint:
+        check_output_path(checkpoint, what="checkpoint")  # before any training
     sp = space if isinstance(space, SearchSpace) else get_space(space, **(space_kwargs or {}))
     arch = sp.validate(arch)
     h, w = sp.input_size

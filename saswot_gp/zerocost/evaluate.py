@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import SaswotError
 from ..groundtruth.base import Benchmark
+from ..io import prepare_run_dir
 from ..ranking import rank_correlations
 from .measures import get_measure, measure_names, swap_saturation
 from .report import (CSV_COLUMNS, format_table, plot_scatter, scatter_figure, scatter_name, write_csv,
@@ -105,6 +106,9 @@ def proxy_table(bench: Benchmark, names: Optional[Sequence[str]] = None, proxy_f
 
 # ------------------------------------------------------------------------------------ the job
 
+# the finished results that mark a folder as holding a proxies run (the score cache is not one: a rerun resumes it)
+RUN_FILES = ("proxies.csv", "scores.csv", "scatter_*.png")
+
 def _load_benchmark(benchmark: Union[str, Benchmark], metric: Optional[str]) -> Benchmark:
     """A Benchmark as given, the planted 'synthetic' stand-in, or a registered name or file (``load_benchmark``)."""
     from ..groundtruth.loaders import load_benchmark, resolve_benchmark
@@ -146,7 +150,7 @@ def run_proxies(benchmark: Union[str, Benchmark], metric: Optional[str] = None, 
                 resolution: Optional[Tuple[int, int]] = None, batch_size: int = 8, seed: int = 0,
                 n_boot: int = 1000, out_dir: PathLike = "runs/proxies", progress: Optional[ProgressFn] = None,
                 log: Optional[Callable[[str], None]] = None, workers: int = 0, scheduler: Optional[str] = None,
-                device: str = "cpu") -> dict:
+                device: str = "cpu", overwrite: bool = False) -> dict:
     """Score a benchmark's architectures with zero-cost proxies and write the table, scores and scatter plots.
 
     ``benchmark`` is a registered name, a benchmark file, 'synthetic' or a :class:`Benchmark`; ``metric``
@@ -156,7 +160,8 @@ def run_proxies(benchmark: Union[str, Benchmark], metric: Optional[str] = None, 
     split seed) scores only the held-out part of the split ``evolve`` makes instead. ``seed`` also seeds
     the weights, the batch and the bootstrap (``n_boot`` resamples). ``progress(i, n, arch, seconds)``
     follows the scoring and ``log`` receives progress lines. Scores are cached in
-    ``out_dir/score_cache.jsonl``, so a rerun with the same settings resumes. ``workers``/``scheduler``: score
+    ``out_dir/score_cache.jsonl``, so a rerun with the same settings resumes. A folder that holds finished results
+    (:data:`RUN_FILES`) is refused unless ``overwrite`` (they are deleted first; the score cache is kept). ``workers``/``scheduler``: score
     architectures on a Dask cluster (:func:`saswot_gp.execution.executor`; same scores as serial); ``device``:
     where the networks run.
 
@@ -169,9 +174,11 @@ def run_proxies(benchmark: Union[str, Benchmark], metric: Optional[str] = None, 
     names = measure_names() if measures is None else list(measures)
     for m in names:
         get_measure(m)
-    bench = _select(_load_benchmark(benchmark, metric), n, split, seed, say)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run_dir(out_dir, RUN_FILES, False, overwrite, None)  # before any work
+    loaded = _load_benchmark(benchmark, metric)
+    for note in loaded.notes:
+        say(f"note: {note}")
+    bench = _select(loaded, n, split, seed, say)
     from ..batches import default_batch, describe_batch
     images, _ = default_batch(bench, n=batch_size, seed=seed, resolution=resolution)
     say(f"benchmark {bench.name}: {len(bench)} architectures of space {bench.space!r}, target {bench.metric}; "
