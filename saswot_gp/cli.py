@@ -32,7 +32,10 @@ class _Group(click.Group):
 @click.group(cls=_Group)
 @click.version_option(package_name="saswot-gp")
 def main():
-    """saswot-gp: discover training-free proxies for segmentation NAS with typed genetic programming."""
+    """saswot-gp: discover training-free proxies for segmentation NAS with typed genetic programming.
+
+    A command that builds a batch refuses one whose estimated memory (the batch and the space's largest network
+    on it) is over SASWOT_MAX_MEMORY (such as 32G; default 3/4 of this machine's RAM), saying what fits."""
 
 
 def _register_commands() -> None:
