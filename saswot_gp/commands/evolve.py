@@ -20,7 +20,7 @@ def _k_option(value: str) -> Optional[int]:
     except ValueError:
         k = 0
     if k < 1:
-        raise SaswotError(f"--k {value!r}; expected a positive integer (the sketch size per tensor) or 'full'")
+        raise SaswotError(f"--k {value!r}; expected a positive integer or 'full' (the sketch size per tensor)")
     return k
 
 
