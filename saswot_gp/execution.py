@@ -263,8 +263,12 @@ def scheduler_address(scheduler: str) -> Tuple[str, str, int]:
     import json
     import re
     address = scheduler.strip()
-    if address.endswith(".json") or Path(address).is_file():
-        if not Path(address).is_file():
+    try:
+        is_file = Path(address).is_file()
+    except OSError:  # a name the file system refuses: not a file
+        is_file = False
+    if address.endswith(".json") or is_file:
+        if not is_file:
             raise SaswotError(f"scheduler file {scheduler!r} not found; expected {SCHEDULER_FORMS}")
         try:
             address = str(json.loads(Path(address).read_text(encoding="utf-8"))["address"])

@@ -128,6 +128,8 @@ def test_every_reader_of_proxy_specs_takes_long_notation(tmp_path, monkeypatch):
     assert len(resolve_proxy(LONG).tree().tokens) == 43 and len(Proxy.load(LONG).tokens) == 43
     assert ProxyScorer(LONG).proxy.tokens[:2] == ["layers_sum", "l2_a"]
     assert list(load_proxy_files([LONG])) == [LONG]
+    with pytest.raises(SaswotError, match="proxy file 'x{300}.json' not found"):
+        resolve_proxy("x" * 300 + ".json")
     with pytest.raises(SaswotError, match="neg_a expects 1 argument, got 2"):
         resolve_proxy(LONG.replace("(A)", "(A, A)"))
     res = CliRunner().invoke(main, ["proxies", "--benchmark", "nope", "--proxy", LONG, "--out", "o"])
@@ -201,7 +203,7 @@ def test_evolve_recomputes_a_damaged_cache_entry(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- case 5: scheduler addresses
 
 
-@pytest.mark.parametrize("value", ["not a url", "localhost", "tcp://127.0.0.1:99999", "127.0.0.1:"])
+@pytest.mark.parametrize("value", ["not a url", "localhost", "tcp://127.0.0.1:99999", "127.0.0.1:", "x" * 300])
 def test_malformed_scheduler_is_one_line_naming_the_forms(tmp_path, monkeypatch, value):
     monkeypatch.chdir(tmp_path)
     csv = _tiny_csv(tmp_path / "b.csv")
