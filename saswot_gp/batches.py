@@ -3,6 +3,8 @@ the batch a benchmark's statistics are collected on."""
 
 from __future__ import annotations
 
+import math
+import os
 from typing import TYPE_CHECKING, Optional, Tuple
 
 import torch
@@ -14,6 +16,67 @@ if TYPE_CHECKING:
     from .groundtruth.base import Benchmark
 
 BATCH_KINDS = ("auto", "synthetic", "natural", "digits")
+MEMORY_ENV = "SASWOT_MAX_MEMORY"  # the memory limit of a batch and its network, such as 32G; default 3/4 of the RAM
+_UNITS = {"": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes as a short human size: '512 MB', '23.4 GB' (powers of 1024)."""
+    for unit, scale in (("TB", 2 ** 40), ("GB", 2 ** 30), ("MB", 2 ** 20)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / 2 ** 20:.2f} MB"
+
+
+def memory_limit() -> int:
+    """Bytes a batch and its network may take: ``$SASWOT_MAX_MEMORY`` (such as '32G', '512M' or bytes), or 3/4
+    of this machine's physical memory; SaswotError if the variable is malformed."""
+    text = os.environ.get(MEMORY_ENV, "").strip()
+    if not text:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 // 4
+    num, unit = text.rstrip("bBiI"), ""
+    if num and num[-1].lower() in _UNITS:
+        num, unit = num[:-1], num[-1].lower()
+    try:
+        value = float(num) * _UNITS[unit]
+    except ValueError:
+        value = -1.0
+    if not value > 0 or math.isinf(value):
+        raise SaswotError(f"{MEMORY_ENV}={text!r}; expected a positive size such as 32G, 512M or a number of bytes")
+    return int(value)
+
+
+def batch_bytes(n: int, size: Tuple[int, int], num_classes: int, kind: str = "synthetic") -> int:
+    """Estimated peak bytes of building a batch of ``n`` images of ``size`` (float images, their working copies,
+    one smooth field per class or, for 'natural', a distance per class and colour channel, int64 labels)."""
+    per_pixel = 24 + 8 + 4 * num_classes + (12 * num_classes if kind == "natural" else 0)
+    return int(n * size[0] * size[1] * per_pixel)
+
+
+def check_memory(space, size: Tuple[int, int], n: int, kind: str = "synthetic", backward: bool = True,
+                 what: str = "statistics batch") -> None:
+    """Refuse (SaswotError) a batch of ``n`` images of ``size`` whose estimated memory, the batch itself
+    (:func:`batch_bytes`) and the layer outputs of ``space``'s largest network on it
+    (:meth:`~saswot_gp.spaces.base.SearchSpace.activation_bytes`), exceeds :func:`memory_limit`; the message
+    says what fits. Pure arithmetic: nothing is allocated."""
+    limit = memory_limit()
+    data = batch_bytes(n, size, space.num_classes, kind)
+    net = space.activation_bytes(size, n, backward)
+    if data + net <= limit:
+        return
+    h, w = size
+    m = max(1, space.resolution_multiple)
+    scale = math.sqrt(limit / (data + net))
+    fit_h, fit_w = int(h * scale) // m * m, int(w * scale) // m * m
+    fit_n = int(limit // ((data + net) / n))
+    fits = [f"{n} image{'s' * (n != 1)} at up to {fit_h}x{fit_w}"] if min(fit_h, fit_w) >= 8 else []
+    fits += [f"{fit_n} image{'s' * (fit_n != 1)} at {h}x{w}"] if fit_n >= 1 else []
+    raise SaswotError(
+        f"a {what} of {n} image{'s' * (n != 1)} at {h}x{w} for space {space.name!r} needs about "
+        f"{format_bytes(data + net)} (batch {format_bytes(data)}, layer outputs of the largest network "
+        f"{format_bytes(net)}), over the memory limit of {format_bytes(limit)}; expected at most "
+        + (" or ".join(fits) if fits else "a smaller resolution")
+        + f" (raise the limit with {MEMORY_ENV}, such as {MEMORY_ENV}={math.ceil((data + net) / 2 ** 30)}G)")
 
 
 def digits_batch(n: int = 8, size: Tuple[int, int] = (64, 64), seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -112,6 +175,7 @@ def default_batch(bench: "Benchmark", n: int = 8, seed: int = 0, resolution: Opt
     sp = get_space(bench.space, **bench.space_kwargs)
     size = sp.check_resolution(resolution)
     src = batch_source(bench, kind)
+    check_memory(sp, size, n, src)
     if src == "digits":
         if sp.num_classes < 11:
             raise SaswotError(f"digit scenes have 11 classes but space {bench.space!r} has {sp.num_classes}; "

@@ -34,7 +34,10 @@ class _Group(click.Group):
 programming.
 
 Long steps report progress on stderr: on a terminal a bar with rate and ETA, and when stderr is piped or
-redirected a plain line every {LINE_INTERVAL_S:g} s and a final line (items taken from a cache counted apart).""")
+redirected a plain line every {LINE_INTERVAL_S:g} s and a final line (items taken from a cache counted apart).
+
+A command that builds a batch refuses one whose estimated memory (the batch and the space's largest network
+on it) is over SASWOT_MAX_MEMORY (such as 32G; default 3/4 of this machine's RAM), saying what fits.""")
 @click.version_option(package_name="saswot-gp")
 def main():
     """The ``saswot-gp`` command group (its help text is the group's ``help``)."""

@@ -251,6 +251,47 @@ class Executor:
         self.close()
 
 
+SCHEDULER_FORMS = ("an address such as tcp://127.0.0.1:8786 or 127.0.0.1:8786, or the JSON file "
+                   "`dask scheduler --scheduler-file` wrote")
+CONNECT_TIMEOUT_S = 3.0  # a scheduler that does not accept a connection in this time is reported unreachable
+
+
+def scheduler_address(scheduler: str) -> Tuple[str, str, int]:
+    """The address a Dask scheduler spec points at, (address, host, port): the spec itself, or the ``address``
+    in a scheduler file (a name ending in .json, or an existing file); a one-line SaswotError naming the spec
+    and the accepted forms when it is neither."""
+    import json
+    import re
+    address = scheduler.strip()
+    try:
+        is_file = Path(address).is_file()
+    except OSError:  # a name the file system refuses: not a file
+        is_file = False
+    if address.endswith(".json") or is_file:
+        if not is_file:
+            raise SaswotError(f"scheduler file {scheduler!r} not found; expected {SCHEDULER_FORMS}")
+        try:
+            address = str(json.loads(Path(address).read_text(encoding="utf-8"))["address"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise SaswotError(f"scheduler file {scheduler!r} has no scheduler address; expected {SCHEDULER_FORMS}") \
+                from None
+    m = re.fullmatch(r"(?:(?:tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})", address)
+    if not m or not 0 < int(m[2]) < 65536:
+        raise SaswotError(f"scheduler {scheduler!r}; expected {SCHEDULER_FORMS}")
+    return address, m[1].strip("[]"), int(m[2])
+
+
+def _check_reachable(scheduler: str, host: str, port: int) -> None:
+    """A one-line SaswotError unless ``host:port`` accepts a TCP connection within :data:`CONNECT_TIMEOUT_S`."""
+    import socket
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, socket.timeout) else (exc.strerror or type(exc).__name__).lower()
+        raise SaswotError(f"cannot reach the Dask scheduler {scheduler!r} at {host}:{port} ({why}); expected a running "
+                          f"`dask scheduler`, {SCHEDULER_FORMS}") from None
+
+
 def executor(workers: int = 0, scheduler: Optional[str] = None,
              log: Optional[Callable[[str], None]] = None) -> Executor:
     """The executor for ``--workers N`` (a local cluster of N single-thread worker processes; 0: serial,
@@ -268,13 +309,10 @@ def executor(workers: int = 0, scheduler: Optional[str] = None,
     except ImportError:  # pragma: no cover - dask is a dependency
         raise SaswotError("--workers/--scheduler need dask.distributed: pip install 'dask[distributed]'") from None
     if scheduler:
+        address, host, port = scheduler_address(scheduler)
+        _check_reachable(scheduler, host, port)
         try:
-            if scheduler.endswith(".json") or Path(scheduler).is_file():
-                if not Path(scheduler).is_file():
-                    raise SaswotError(f"scheduler file {scheduler!r} not found")
-                client = Client(scheduler_file=scheduler, timeout="20s")
-            else:
-                client = Client(scheduler, timeout="20s")
+            client = Client(address, timeout="10s")
         except (OSError, TimeoutError) as exc:
             raise SaswotError(f"cannot reach the Dask scheduler {scheduler!r} ({type(exc).__name__}); "
                               f"expected a running `dask scheduler` address or scheduler file") from None

@@ -169,7 +169,9 @@ def export_onnx(space, arch: str, path: Union[str, Path], resolution: Optional[S
     from .io import atomic_write, check_output_path
     from .spaces.base import count_params
     check_output_path(path, what="ONNX file")  # before any export work
+    from .batches import check_memory
     sp, (h, w) = _space(space, resolution, space_kwargs)
+    check_memory(sp, (h, w), 1, backward=False, what="network input")
     arch = sp.validate(arch)
     model = build_network(sp, arch, checkpoint, seed)
     x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(int(seed)))

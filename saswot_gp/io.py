@@ -65,7 +65,11 @@ def read_json(path: PathLike, where: str, missing_hint: str) -> Any:
     """Parse the JSON file ``path``; a missing or unparsable file is a one-line SaswotError naming ``where``."""
     from .errors import SaswotError
     p = Path(path)
-    if not p.is_file():
+    try:
+        found = p.is_file()
+    except OSError:  # a name the file system refuses, such as one over 255 bytes
+        found = False
+    if not found:
         raise SaswotError(f"{where} not found; {missing_hint}")
     try:
         return json.loads(p.read_text(encoding="utf-8"))

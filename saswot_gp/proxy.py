@@ -8,6 +8,7 @@ live model on a batch (:meth:`Proxy.score`).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -77,37 +78,70 @@ def shipped_proxy_path(name: str) -> Optional[Path]:
     return Path(__file__).resolve().parent / "resources" / SHIPPED_PROXIES[name]
 
 
+def proxy_file(spec) -> Optional[Path]:
+    """The existing file a proxy spec names, or None. A spec that cannot be a path (a NUL byte, a part longer
+    than 255 bytes, 4096 bytes in all: long functional notation) is never looked up as one."""
+    text = str(spec)
+    raw = os.fsencode(text) if "\0" not in text else b""
+    if not raw or len(raw) >= 4096 or any(len(part) > 255 for part in raw.split(b"/")):
+        return None
+    try:
+        return Path(text) if Path(text).is_file() else None
+    except OSError:  # a name the file system refuses
+        return None
+
+
 _TOKEN_RE = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(\()|(\))|(,))")
 
 
+def _check_arity(text: str, name: str, got: int) -> None:
+    """A one-line SaswotError when the registered operator ``name`` takes another number of arguments than ``got``
+    (an unknown name is left to :func:`check_tokens`)."""
+    try:
+        want = len(get_operator(name).in_types)
+    except SaswotError:
+        return
+    if want != got:
+        expects = f"expects {want} argument{'s' * (want != 1)}" if want else "is a terminal and takes no arguments"
+        raise SaswotError(f"proxy expression {text!r}: {name} {expects}, got {got}")
+
+
 def parse_expression(text: str) -> List[str]:
-    """Parse the functional notation ``layers_sum(l2_w(G))`` into prefix tokens (no eval involved)."""
-    tokens, depth_args, pos = [], [], 0
+    """Parse the functional notation ``layers_sum(l2_w(G))`` into prefix tokens (no eval involved); a call with
+    too few or too many arguments is a one-line SaswotError saying how many its operator expects."""
+    tokens, depth_args, pos = [], [], 0  # depth_args: [name, arguments so far] of each open call
     text = text.strip()
-    expect_name = True
+    expect_name, bare = True, None  # bare: the last name, until a '(' follows it
     while pos < len(text):
         m = _TOKEN_RE.match(text, pos)
         if not m or m.end() == pos:
             raise SaswotError(f"proxy expression {text!r}: unexpected character at position {pos}; expected name(arg, ...)")
         pos = m.end()
         name, lp, rp, comma = m.groups()
+        if bare is not None and not lp:
+            _check_arity(text, bare, 0)
         if name:
             if not expect_name:
                 raise SaswotError(f"proxy expression {text!r}: unexpected name {name!r} at position {m.start(1)}")
             tokens.append(name)
-            expect_name = False
+            if depth_args:
+                depth_args[-1][1] += 1
+            expect_name, bare = False, name
         elif lp:
             if expect_name or not tokens:
                 raise SaswotError(f"proxy expression {text!r}: '(' without a function name at position {pos - 1}")
-            depth_args.append(None)
-            expect_name = True
+            depth_args.append([tokens[-1], 0])
+            expect_name, bare = True, None
         elif rp or comma:
             if not depth_args or expect_name:
                 raise SaswotError(f"proxy expression {text!r}: unexpected {'`)`' if rp else '`,`'} at position {pos - 1}")
+            bare = None
             if rp:
-                depth_args.pop()
+                _check_arity(text, *depth_args.pop())
             else:
                 expect_name = True
+    if bare is not None:
+        _check_arity(text, bare, 0)
     if depth_args:
         raise SaswotError(f"proxy expression {text!r}: unbalanced parentheses")
     return check_tokens(tokens, where=f"proxy expression {text!r}")
@@ -216,7 +250,7 @@ class Proxy:
         proxy-language approximation. (:func:`saswot_gp.proxyspec.resolve_proxy` also accepts live measures.)"""
         from .io import read_json
         spec = str(path)
-        if not Path(path).is_file():
+        if proxy_file(spec) is None:
             shipped = shipped_proxy_path(spec)
             if shipped is not None:
                 path = shipped

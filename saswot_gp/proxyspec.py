@@ -20,7 +20,7 @@ from typing import Callable, Optional
 import torch
 
 from .errors import NUMERICAL_ERRORS
-from .proxy import HANDCRAFTED, Proxy
+from .proxy import HANDCRAFTED, Proxy, proxy_file
 
 
 
@@ -54,9 +54,10 @@ def resolve_proxy(spec: str) -> ResolvedProxy:
     """Resolve a proxy spec (file, registered measure, shipped name, proxy-language name, functional notation)."""
     from .zerocost import get_measure, measure_names
     spec = str(spec)
-    if not Path(spec).is_file() and spec in measure_names():
+    file = proxy_file(spec)
+    if file is None and spec in measure_names():
         tree = Proxy.load(spec) if spec in HANDCRAFTED else None
         return ResolvedProxy(spec, "measure", tree, get_measure(spec), spec)
     p = Proxy.load(spec)
-    name = Path(spec).name if Path(spec).is_file() else spec
+    name = file.name if file is not None else spec
     return ResolvedProxy(spec, "tree", p, None, p.expression() if "(" in spec else f"{name} ({p.expression()})")

@@ -7,6 +7,7 @@ from typing import Optional, Tuple
 import click
 from click.core import ParameterSource
 
+from ..errors import SaswotError
 from ..spaces.base import parse_resolution
 from . import dask_options, device_option, resume_hint
 
@@ -23,9 +24,9 @@ def _k_option(value: str) -> Optional[int]:
     try:
         k = int(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r}; expected a positive integer or 'full'") from None
+        k = 0
     if k < 1:
-        raise click.BadParameter(f"{value!r}; expected a positive integer or 'full'")
+        raise SaswotError(f"--k {value!r}; expected a positive integer or 'full' (the sketch size per tensor)")
     return k
 
 
@@ -70,7 +71,9 @@ def _k_option(value: str) -> Optional[int]:
 @click.option("--parsimony", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="selection fitness = training Kendall tau - parsimony x tree size")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(2))
-@click.option("--resolution", default=None, help="HxW of the statistics batch (default: the space's input size)")
+@click.option("--resolution", default=None,
+              help="HxW of the statistics batch (default: the space's input size); refused when the batch and its "
+                   "largest network would need more memory than $SASWOT_MAX_MEMORY (default 3/4 of the RAM)")
 @dask_options
 @device_option
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1),

@@ -7,6 +7,7 @@ from typing import Optional
 
 import click
 
+from ..errors import SaswotError
 from ..progress import Progress
 from ..spaces.base import parse_resolution
 from . import device_option, runtime_option
@@ -37,6 +38,14 @@ def _calibration_options(f):
                         type=click.IntRange(MIN_SEED),
                         help=f"seeds the calibration networks and weights (>= {MIN_SEED}: never a `latency check` "
                              f"sample)")(f)
+
+
+def _check_calibration_n(flag: str, n: int, model: str) -> None:
+    """A one-line error, before any work, when ``n`` networks are too few to fit the calibration ``model``."""
+    from ..latency import min_calibration_n
+    if n < min_calibration_n(model):
+        raise SaswotError(f"{flag} {n}: calibration model {model!r} needs at least {min_calibration_n(model)} "
+                          f"networks; expected {flag} {min_calibration_n(model)} or more")
 
 
 def _calibrated(table, n: int, seed: int, warmup: int, repeats: int, rounds: int, model: str, sampler: str):
@@ -94,6 +103,8 @@ def build(space_name: str, resolution: str, threads: int, repeats: int, warmup: 
     from ..spaces import get_space
     check_output_path(out_path, what="latency table")  # before timing anything
     check_runtime(runtime, check_device(device))
+    if calibrate:
+        _check_calibration_n("--calibrate", calibrate, model)
     res = parse_resolution(resolution)
     space = get_space(space_name, input_size=res)
     bar = Progress("  timing", unit="entry")
@@ -131,6 +142,7 @@ def calibrate(lut_path: str, n: int, repeats: Optional[int], warmup: Optional[in
     from ..io import check_output_path
     from ..latency import LatencyTable
     check_output_path(out_path, what="latency table")  # before measuring anything
+    _check_calibration_n("--n", n, model)
     table = LatencyTable.load(lut_path)
     warmup, repeats, rounds = _table_timing(table, warmup, repeats, rounds)
     table = _calibrated(table, n, calibrate_seed, warmup, repeats, rounds, model, sampler)

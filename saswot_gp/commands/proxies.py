@@ -36,7 +36,9 @@ def _measure_list(measures: Optional[str]) -> Optional[List[str]]:
 @click.option("--split-seed", default=0, show_default=True, type=int, help="with --train-size: the split seed (evolve's --seed)")
 @click.option("--committed-split", is_flag=True,
               help="score only the held-out part of the benchmark's committed split (what evolve reports on by default)")
-@click.option("--resolution", default=None, help="HxW of the batch (default: the space's input size)")
+@click.option("--resolution", default=None,
+              help="HxW of the batch (default: the space's input size); refused when the batch and its largest "
+                   "network would need more memory than $SASWOT_MAX_MEMORY (default 3/4 of the RAM)")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(2))
 @click.option("--seed", default=0, show_default=True, type=int, help="seeds the sample, the weights and the batch")
 @click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(0),

@@ -18,7 +18,8 @@ from . import dask_options, device_option, resume_hint, runtime_option
 @click.option("--max-latency", "max_latency", default=None, type=float, help="latency budget in ms (LUT-predicted)")
 @click.option("--min-fps", "min_fps", default=None, type=float, help="or: FPS budget (max latency = 1000 / F ms)")
 @click.option("--resolution", default=None,
-              help="input HxW (default: the LUT's, else 64x64); sides divisible by 32")
+              help="input HxW (default: the LUT's, else 64x64); sides divisible by 32; refused when the "
+                   "batch and its largest network would need more than $SASWOT_MAX_MEMORY (default 3/4 of the RAM)")
 @click.option("--lut", "lut_path", default=None, type=click.Path(dir_okay=False),
               help="latency table from `saswot-gp latency build` (default: build one into OUT/latency_lut.json)")
 @click.option("--budget", default=500, show_default=True, type=click.IntRange(1), help="architectures to score")
@@ -72,6 +73,10 @@ def search(proxy_spec: str, space_name: str, max_latency: Optional[float], min_f
     if scheduler and workers > 1:  # refused before --overwrite deletes anything (the executor says the same)
         raise SaswotError("give --workers or --scheduler, not both")
     res = parse_resolution(resolution)
+    if res:  # the scoring batch is refused before a latency table is built for it (search_batch checks it again)
+        from ..batches import check_memory
+        from ..spaces import get_space
+        check_memory(get_space(space_name, input_size=res), res, batch_size, batch_kind)
     from ..execution import check_device
     scorer = ProxyScorer(proxy_spec, seed=seed, device=check_device(device))
     torch.set_num_threads(threads)

@@ -118,7 +118,7 @@ def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, tr
         key = (part.space, json.dumps(part.space_kwargs, sort_keys=True), tuple(part.archs), digest, k, seed)
         if shared is not None and key in shared:
             return shared[key]
-        p = stats_and_targets(part, images, labels, k=k, seed=seed, cache_dir=cache_dir, progress=bar(label),
+        p = stats_and_targets(part, images, labels, k=k, seed=seed, cache_dir=cache_dir, progress=bar(label), log=log,
                               executor=executor, device=device)[0]
         if shared is not None:
             shared[key] = p

@@ -46,7 +46,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 from ..errors import SaswotError
 from .base import Benchmark
@@ -66,10 +66,17 @@ ENV_DATA = "SASWOT_BENCHDATA"
 
 __all__ = ["ENV_DATA", "FAILED_SCORE", "KNOWN_NAMES", "NBMR_METRICS", "NBMR_REFERENCE", "PathLike", "TASK_METRICS",
            "format_csv_header", "load_benchmark", "load_csv", "load_naslib_zc", "load_nbmr_pickle", "load_zen",
-           "parse_csv_header", "resolve_benchmark", "save_csv"]
+           "benchmark_names", "parse_csv_header", "resolve_benchmark", "save_csv"]
 
 
 # --------------------------------------------------------------------------------- dispatch
+
+def benchmark_names() -> List[str]:
+    """Every benchmark name a command accepts besides a path: shipped with the package (``realtime-digits``),
+    found under $SASWOT_BENCHDATA (:data:`KNOWN_NAMES`), and ``synthetic`` (the planted stand-in)."""
+    shipped = [p.stem for p in (Path(__file__).resolve().parent.parent / "resources").glob("*.csv")]
+    return sorted(shipped) + sorted(KNOWN_NAMES) + ["synthetic"]
+
 
 def _resolve(path_or_name: PathLike) -> str:
     """An existing path, or a known benchmark name resolved under $SASWOT_BENCHDATA or the package resources."""
@@ -86,7 +93,7 @@ def _resolve(path_or_name: PathLike) -> str:
         return str(res)
     hint = (f"; set ${ENV_DATA} to the folder holding the benchmark files" if name in KNOWN_NAMES else
             f"; expected a .json (NASLib zero-cost or Zen lists), .pkl (NAS-Bench-MR), .csv file or folder, "
-            f"or one of the names {sorted(KNOWN_NAMES)}")
+            f"or one of the names {', '.join(benchmark_names())}")
     raise SaswotError(f"benchmark {name!r} not found{hint}")
 
 
@@ -102,6 +109,8 @@ def _json_kind(path: str) -> str:
 
 def load_benchmark(path_or_name: PathLike, metric: Optional[str] = None, task: str = "segmentsemantic") -> Benchmark:
     """Load a benchmark from a path (JSON, folder of JSON, pickle, CSV) or a known name; SaswotError if missing or unknown."""
+    if path_or_name == "synthetic" and not os.path.exists("synthetic"):
+        return resolve_benchmark("synthetic", metric)
     path = _resolve(path_or_name)
     if os.path.isdir(path):
         if not any(Path(path).glob("*.json")):

@@ -40,7 +40,7 @@ from ..training.speed import STATISTICS
 from .build import Progress, build_lut, config_module, time_module
 from .calibrate import MIN_SEED as CALIBRATION_MIN_SEED
 from .calibrate import (DRIFT_WARN, RECOMMENDED_CALIBRATION_N, RECOMMENDED_TIMING, calibrate_lut,
-                        calibration_drift, drifted, fit_calibration, sample_archs)
+                        calibration_drift, drifted, fit_calibration, min_calibration_n, sample_archs)
 from .check import agreement, check_lut, kendall_tau, measure_archs
 from .keys import (SPACE_KWARGS, arch_keys, enumerate_configs, head_key, layer_key, part_key, require_realtime,
                    space_kwargs, stem_key)
@@ -53,5 +53,5 @@ __all__ = ["CALIBRATION_MIN_SEED", "Calibration", "DEFAULT_FEATURES", "DRIFT_WAR
            "RECOMMENDED_TIMING", "RUNTIMES", "SPACE_KWARGS", "STATISTICS",
            "agreement", "arch_keys", "build_lut", "calibrate_lut", "calibration_drift", "check_lut", "check_runtime",
            "config_module", "drifted", "enumerate_configs", "fit_calibration", "head_key", "kendall_tau", "layer_key", "measure_archs",
-           "part_group", "part_key", "require_realtime", "runtime_version", "sample_archs", "space_kwargs",
+           "min_calibration_n", "part_group", "part_key", "require_realtime", "runtime_version", "sample_archs", "space_kwargs",
            "stem_key", "time_module"]

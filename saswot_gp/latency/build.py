@@ -9,6 +9,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..batches import check_memory
 from ..errors import SaswotError
 from ..training import speed
 from .keys import enumerate_configs, require_realtime, space_kwargs
@@ -100,6 +101,7 @@ def part_timers(space, resolution: Optional[Sequence[int]] = None, threads: int 
     _check_timing(repeats, warmup, threads, rounds, statistic)
     check_runtime(runtime, device)
     space = _space_at(space, resolution)
+    check_memory(space, space.input_size, 1, backward=False, what="network input")
     meta = _meta(space, runtime, threads, repeats, warmup, rounds, statistic, device)  # fails early without ORT
     parts, entries = _timers(space, enumerate_configs(space), runtime, threads, seed)
     timers: Dict[str, Callable[[], float]] = {}

@@ -61,6 +61,11 @@ def fit_calibration(table: LatencyTable, archs: Sequence[str], measured: Sequenc
     return table.with_calibration(cal)
 
 
+def min_calibration_n(features: str = DEFAULT_FEATURES) -> int:
+    """The fewest networks the calibration model ``features`` can be fitted on (its coefficients plus two)."""
+    return len(feature_set(features)) + 2
+
+
 def calibrate_lut(table: LatencyTable, n: int = 60, seed: int = MIN_SEED, warmup: int = 5, repeats: int = 20,
                   rounds: int = 1, features: str = DEFAULT_FEATURES, sampler: str = "mixed",
                   progress: Optional[Callable[[int, int], None]] = None,
@@ -77,8 +82,8 @@ def calibrate_lut(table: LatencyTable, n: int = 60, seed: int = MIN_SEED, warmup
     feature_set(features)                     # fail before measuring
     given = archs is not None
     archs = list(archs) if given else sample_archs(table.space(), n, seed, sampler)
-    if len(archs) < len(feature_set(features)) + 2:
-        raise SaswotError(f"calibration model {features!r} needs at least {len(feature_set(features)) + 2} networks, "
+    if len(archs) < min_calibration_n(features):
+        raise SaswotError(f"calibration model {features!r} needs at least {min_calibration_n(features)} networks, "
                           f"got {len(archs)}")
     t0 = time.perf_counter()
     measured = measure_archs(table, archs, seed=int(seed), warmup=warmup, repeats=repeats, rounds=rounds,

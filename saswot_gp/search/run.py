@@ -109,7 +109,7 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
         state = _State.from_json(doc)
         say(f"resuming {out}: {len(state.history)} architectures already scored")
     images, labels, batch_text = search_batch(space, batch, batch_size)
-    say(f"batch: {batch_text}; proxy: {scorer.label}; latency budget {max_latency_ms:.3f} ms "
+    say(f"batch: {batch_text}; proxy: {scorer.label}; latency budget {budget_text(max_latency_ms)} "
         f"(predicted{' by the calibrated table' if lut.calibration is not None else ''}, {lut.threads} thread(s))")
     if executor is not None and executor.distributed:
         flight = int(in_flight) if in_flight is not None else 2 * executor.n_workers
@@ -218,6 +218,13 @@ def finish(space, lut: LatencyTable, state: _State, settings: Dict[str, object],
     return summary
 
 
+def budget_text(ms: float) -> str:
+    """A latency budget and the frame rate it allows, as people write them: '5 ms (200 FPS)', '12.35 ms (81 FPS)',
+    '100000 ms (0.01 FPS)'."""
+    fps = 1000.0 / ms
+    return f"{ms:.6g} ms ({fps:.0f} FPS)" if fps >= 100 else f"{ms:.6g} ms ({fps:.3g} FPS)"
+
+
 def format_top(summary: Dict[str, object]) -> str:
     """A plain-text table of the summary's top architectures (predicted and, when re-measured, measured latency;
     rows that miss the budget when measured are marked and listed last) and its cost line."""
@@ -236,11 +243,13 @@ def format_top(summary: Dict[str, object]) -> str:
                      + (f"; {how['over_budget']} over the budget when measured (!): listed last"  # type: ignore
                         if how["over_budget"] else "")  # type: ignore[index]
                      + (f"; measured/predicted median {ratio:.3f}" if ratio is not None else "")
-                     + (" (the table's calibration no longer fits this machine: `latency calibrate` it again)"
+                     + ((" (the table's calibration no longer fits this machine: `latency calibrate` it again)"
+                         if summary["lut"]["calibration"] else  # type: ignore[index]
+                         " (the table is not calibrated: `latency calibrate` fits its predictions to this machine)")
                         if ratio is not None and drifted(ratio) else ""))
     lines.append(f"scored {summary['scored']} architectures in {summary['wall_s']:.1f} s "
                  f"({summary['archs_per_s']:.2f}/s); proxy {summary['proxy']}; latency budget "
-                 f"{summary['max_latency_ms']:.3f} ms ({summary['min_fps']:.1f} FPS)")
+                 f"{budget_text(float(summary['max_latency_ms']))}")  # type: ignore[arg-type]
     return "\n".join(lines)
 
 
@@ -266,6 +275,7 @@ def resolve_lut(space_name: str, resolution: Optional[Sequence[int]], lut_path: 
 
     A loaded table measured with another ``runtime`` (tables without the field are eager) or at another
     ``resolution`` than the search asks for is refused with a one-line SaswotError naming both."""
+    from ..batches import check_memory
     from ..latency import RECOMMENDED_CALIBRATION_N, RECOMMENDED_TIMING, build_lut, calibrate_lut
     from ..progress import Progress
     from ..spaces import get_space
@@ -282,6 +292,7 @@ def resolve_lut(space_name: str, resolution: Optional[Sequence[int]], lut_path: 
             f"{lut.runtime}, {lut.threads} thread(s)" + (f", calibrated: {cal})" if cal else ")"))
         return lut.space(), lut
     space = get_space(space_name, **({"input_size": tuple(resolution)} if resolution else {}))
+    check_memory(space, space.input_size, 1, backward=False, what="network input")
     say(f"no --lut: building a latency table of {space_name} at {space.input_size[0]}x{space.input_size[1]} "
         f"({runtime}) with {threads} thread(s), calibrated on {RECOMMENDED_CALIBRATION_N} networks -> {saved}")
     quiet = True if log is None else None  # Progress's own rule (bar or lines) when there is a log

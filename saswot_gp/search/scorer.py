@@ -55,8 +55,12 @@ class ProxyScorer:
 
 def search_batch(space, kind: str = "digits", n: int = 8) -> Tuple[torch.Tensor, torch.Tensor, str]:
     """The fixed scoring batch and its description: ``n`` digit scenes (train split, data seed 0) or the
-    seeded synthetic batch (``synthetic_batch(seed=0)``), at the space's input size."""
+    seeded synthetic batch (``synthetic_batch(seed=0)``), at the space's input size; refused (SaswotError) when
+    it and the space's largest network would not fit in memory (:func:`saswot_gp.batches.check_memory`)."""
+    from ..batches import check_memory
     h, w = space.input_size
+    if kind in BATCH_KINDS:
+        check_memory(space, (h, w), n, kind)
     if kind == "digits":
         from ..batches import digits_batch
         if space.num_classes < 11:

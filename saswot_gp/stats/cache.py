@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+import zipfile
+import zlib
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -56,21 +59,25 @@ def collect_arch(arch: str, space, images: torch.Tensor, labels: torch.Tensor, k
     return collect_stats(model, images, labels, k=k, seed=seed)
 
 
-def _load_cached(path: Optional[Path]) -> Optional[ArchStats]:
+def _load_cached(path: Optional[Path]) -> Tuple[Optional[ArchStats], Optional[str]]:
+    """The cached statistics at ``path`` (None if absent), and why an entry that exists is unreadable (or None)."""
     if path is None or not path.exists():
-        return None
+        return None, None
     try:
         with np.load(path, allow_pickle=False) as d:
-            return ArchStats.from_arrays(d)
-    except (OSError, ValueError, KeyError):
-        return None  # unreadable cache entry: recompute
+            return ArchStats.from_arrays(d), None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'empty'}"
 
 
 def stats_for_archs(space, archs: Sequence[str], images: torch.Tensor, labels: torch.Tensor,
                     k: Optional[int] = 256, seed: int = 0, cache_dir: Optional[str] = None,
                     progress: Optional[Callable[..., None]] = None, space_id: Optional[str] = None,
-                    executor=None, device: str = "cpu") -> List[ArchStats]:
+                    executor=None, device: str = "cpu", log: Optional[Callable[[str], None]] = None) -> List[ArchStats]:
     """Collect (or load from ``cache_dir``) statistics for every architecture, in order.
+
+    A damaged cache entry (empty, truncated, not an ``.npz``) is recomputed and replaced, and one line to ``log``
+    (default: standard error) says how many and why.
 
     Missing ones are computed one task per architecture on ``executor`` (:mod:`saswot_gp.execution`; default
     serial in-process) and written to the cache by this process as each finishes, so a restarted run keeps
@@ -83,7 +90,13 @@ def stats_for_archs(space, archs: Sequence[str], images: torch.Tensor, labels: t
     sid = space_id or getattr(space, "cache_id", None) or getattr(space, "name", type(space).__name__)
     cdir = Path(cache_dir) if cache_dir else None
     paths = [cdir / f"{cache_key(sid, arch, digest, k, seed)}.npz" if cdir else None for arch in archs]
-    out: List[Optional[ArchStats]] = [_load_cached(p) for p in paths]
+    loaded = [_load_cached(p) for p in paths]
+    out: List[Optional[ArchStats]] = [st for st, _ in loaded]
+    damaged = [(p, why) for p, (_, why) in zip(paths, loaded) if why]
+    if damaged:
+        say = log or (lambda msg: print(msg, file=sys.stderr))
+        say(f"statistics cache {str(cdir)!r}: {len(damaged)} damaged entr{'y' if len(damaged) == 1 else 'ies'} "
+            f"recomputed ({damaged[0][0].name}: {damaged[0][1]})")
     missing = [i for i, st in enumerate(out) if st is None]
     done = cached = len(archs) - len(missing)
     if progress and done:
@@ -104,13 +117,13 @@ def stats_for_archs(space, archs: Sequence[str], images: torch.Tensor, labels: t
 
 def stats_and_targets(bench, images: torch.Tensor, labels: torch.Tensor, k: Optional[int] = 256, seed: int = 0,
                       cache_dir: Optional[str] = None, progress: Optional[Callable[..., None]] = None,
-                      executor=None, device: str = "cpu"):
+                      executor=None, device: str = "cpu", log: Optional[Callable[[str], None]] = None):
     """Packed statistics of every architecture of the benchmark ``bench`` and its aligned targets
-    (``executor``, ``device``: see :func:`stats_for_archs`)."""
+    (``executor``, ``device``, ``log``: see :func:`stats_for_archs`)."""
     from ..spaces import get_space
     from .pack import pack
     sp = get_space(bench.space, **bench.space_kwargs)
     sid = f"{bench.space}:{sorted(bench.space_kwargs.items())}"
     st = stats_for_archs(sp, bench.archs, images, labels, k=k, seed=seed, cache_dir=cache_dir,
-                         progress=progress, space_id=sid, executor=executor, device=device)
+                         progress=progress, space_id=sid, executor=executor, device=device, log=log)
     return pack(st), bench.target

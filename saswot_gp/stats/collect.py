@@ -8,9 +8,10 @@ per-layer scalars (params, FLOPs, output channels, output resolution) and the fu
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -112,6 +113,14 @@ def layer_macs(mod: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
     return out.numel() // n * mod.in_features
 
 
+@contextlib.contextmanager
+def gradients_on(images: torch.Tensor, labels: torch.Tensor) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """Autograd on inside, even when the caller is in ``torch.no_grad()`` or ``torch.inference_mode()`` (whose
+    tensors are copied to normal ones), so gradients are never silently missing: yields the batch."""
+    with torch.inference_mode(False), torch.enable_grad():
+        yield tuple(t.clone() if isinstance(t, torch.Tensor) and t.is_inference() else t for t in (images, labels))
+
+
 def collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, k: Optional[int] = 256,
                   seed: int = 0, ignore_index: int = 255, train_mode: bool = True) -> ArchStats:
     """Run one forward and one backward of the segmentation loss and return sketched per-layer stats.
@@ -123,7 +132,7 @@ def collect_stats(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
     grads = [(p, p.grad) for p in model.parameters()]
     try:
-        with torch.enable_grad():
+        with gradients_on(images, labels) as (images, labels):
             return _collect_stats(model, images, labels, k, seed, ignore_index, train_mode)
     finally:
         with torch.no_grad():

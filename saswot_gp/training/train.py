@@ -62,11 +62,19 @@ def save_checkpoint(state: Dict[str, Any], path: str) -> None:
 
 
 def load_checkpoint(path: str) -> Dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``, mapped to CPU)."""
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``, mapped to CPU); any other file
+    is a one-line SaswotError naming it and what was expected (never advice to load it unsafely)."""
+    import warnings
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - report any unreadable file as one user-facing line
-        raise SaswotError(f"cannot read checkpoint {path!r}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+        unsafe = "weights only load failed" in str(exc).lower()
+        why = ("it does not load as tensors and plain values alone (a file that needs more is never loaded: that "
+               "could run code from it)") if unsafe else f"it is not a readable PyTorch file ({type(exc).__name__})"
+        raise SaswotError(f"cannot read checkpoint {path!r}: {why}; expected a checkpoint written by "
+                          f"`saswot-gp train --checkpoint`") from None
 
 
 @torch.no_grad()
@@ -309,6 +317,7 @@ def train_arch(arch: str, space: Any = "realtime", data: str = "digits", *, spac
     default digits set at 64x64, about 1000 steps (~1 min on one CPU thread) are needed before the
     11-class mIoU rises above the background-only level (~0.08).
     """
+    from ..batches import check_memory
     from ..io import check_output_path
     from ..spaces import get_space
     from ..spaces.base import SearchSpace, count_flops, count_params
@@ -319,6 +328,7 @@ def train_arch(arch: str, space: Any = "realtime", data: str = "digits", *, spac
     sp = space if isinstance(space, SearchSpace) else get_space(space, **(space_kwargs or {}))
     arch = sp.validate(arch)
     h, w = sp.input_size
+    check_memory(sp, (h, w), batch_size, what="training batch")
     train_set, val_set = _arch_datasets(data, eval_split, (h, w), seed, data_kwargs, data_root, augment)
     num_classes = int(getattr(train_set, "num_classes", sp.num_classes))
     old_threads = torch.get_num_threads()

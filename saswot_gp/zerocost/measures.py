@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import NUMERICAL_ERRORS, SaswotError
+from ..stats.collect import gradients_on
 from .activation import NWOT_LAYERS, SWAP_ADVICE_BATCH, SWAP_LAYERS, swap_saturation
 from .activation import jacov as _jacov, nwot as _nwot, swap as _swap
 from .gradient import (fisher as _fisher, grad_norm as _grad_norm, grasp as _grasp, plain as _plain, snip as _snip,
@@ -83,7 +84,7 @@ def compute_measures(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     _check_batch(images, labels)
     shared: dict = {}
     out: Dict[str, float] = {}
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), gradients_on(images, labels) as (images, labels):
         torch.manual_seed(int(seed))
         for n in names:
             t0 = time.perf_counter()

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import NUMERICAL_ERRORS, SaswotError
+from ..stats.collect import gradients_on
 
 MeasureFn = Callable[..., float]
 _MEASURES: Dict[str, MeasureFn] = {}
@@ -34,7 +35,8 @@ def register_measure(name: str) -> Callable[[MeasureFn], MeasureFn]:
         @functools.wraps(fn)
         def safe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **opts) -> float:
             try:
-                return _finite(fn(model, images, labels, **opts))
+                with gradients_on(images, labels) as (x, y):
+                    return _finite(fn(model, x, y, **opts))
             except SaswotError:
                 raise
             except NUMERICAL_ERRORS:

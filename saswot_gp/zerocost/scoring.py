@@ -58,10 +58,11 @@ def sample_benchmark(bench: Benchmark, n: Optional[int], seed: int = 0) -> Bench
 def load_proxy_files(paths: Sequence[PathLike]) -> Dict[str, object]:
     """Proxy-language trees by display name (a file's stem, made unique; a name as given) from their specs
     (files, 'saswot', proxy-language names such as nwot_gp, functional notation; see ``proxyspec``)."""
+    from ..proxy import proxy_file
     from ..proxyspec import resolve_proxy
     out: Dict[str, object] = {}
     for p in paths:
-        if not Path(p).is_file():
+        if proxy_file(p) is None:
             out[str(p)] = resolve_proxy(str(p)).tree()
             continue
         proxy = resolve_proxy(str(p)).tree()
