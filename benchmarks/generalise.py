@@ -16,7 +16,8 @@ Variants ``r<P>[-p<Q>][-<terminals>]``: fitness on a fresh random P % of the tra
 over the seeds; held-out figures are only reported.
 
 Baselines on the same held-out architectures: every hand-designed proxy of the proxy language (the seeds of
-evolution; ``params`` and ``flops`` among them), the one with the best validation Kendall (what a user without the
+evolution; ``params`` and ``flops`` among them) and every precomputed score of the benchmark file (NASLib's, on
+real images; marked ``(file)``), the one with the best validation Kendall (what a user without the
 held-out ground truth would pick), the best rank-average of two or three of them chosen on validation, and the
 oracle (the best hand-designed proxy on the held-out part itself, chosen with the data it is reported on).
 Intervals: percentile bootstrap over held-out architectures (1000 resamples) of the seed-mean Kendall.
@@ -109,6 +110,9 @@ def report(bench: str, variants, population: int, generations: int, cache: str) 
     tv, th = d.val.target, d.test.target
     hand = {n: (_scores(p.tokens, d.pval, len(tv)), _scores(p.tokens, d.ptest, len(th)))
             for n, p in handcrafted_proxies().items()}
+    for col in sorted(d.test.reference):  # the benchmark file's precomputed scores (NASLib's, on real images)
+        if np.isfinite(d.test.reference[col]).sum() >= 3 and col not in ("params", "flops"):
+            hand[f"{col} (file)"] = (d.val.reference[col], d.test.reference[col])
     hand_val = {n: kendall(v, tv) for n, (v, _) in hand.items()}
     hand_held = {n: kendall(h, th) for n, (_, h) in hand.items()}
     best_val = max(hand_val, key=lambda n: np.nan_to_num(hand_val[n], nan=-9))

@@ -170,3 +170,20 @@ def test_a_seed_that_validates_best_is_returned(tmp_path):
     saved = json.loads((tmp_path / "run" / "best_proxy.json").read_text())
     assert saved["tokens"] == chosen["tokens"] and chosen["origin"] in {"evolved"} | {
         f"seed: {h['name']}" for h in s["handcrafted"]}
+
+
+def test_proxies_scores_the_held_out_part_of_the_committed_split(tmp_path):
+    import csv
+    from click.testing import CliRunner
+    from saswot_gp.cli import main
+    from saswot_gp.groundtruth.loaders import resolve_benchmark
+    out = tmp_path / "zc"
+    res = CliRunner().invoke(main, ["proxies", "--benchmark", "realtime-digits", "--committed-split", "--measures",
+                                    "params", "--bootstrap", "0", "--threads", "1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    with open(out / "scores.csv", newline="") as fh:
+        archs = [row["arch"] for row in csv.DictReader(fh)]
+    assert archs == committed_split(resolve_benchmark("realtime-digits"))["heldout"]
+    res = CliRunner().invoke(main, ["proxies", "--benchmark", "realtime-digits", "--committed-split", "--n", "5",
+                                    "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "not two of them" in res.output

@@ -82,7 +82,7 @@ def test_batch_far_beyond_the_memory_limit_is_refused_at_once_without_allocating
 
 
 @pytest.mark.parametrize("args", [
-    ["evolve", "--benchmark", "{csv}", "--resolution", "10000x10000", *FAST, "--out", "{out}"],
+    ["evolve", "--benchmark", "{csv}", "--resolution", "10000x10000", *FAST, "--select", "train", "--out", "{out}"],
     ["proxies", "--benchmark", "{csv}", "--resolution", "10000x10000", "--measures", "params", "--out", "{out}"],
     ["train", "32k3s2_32k3s2", "--space", "tiny", "--input-size", "10000", "--steps", "1"],
     ["search", "--proxy", "params", "--max-latency", "5", "--resolution", "9984x9984", "--out", "{out}"],
@@ -189,7 +189,7 @@ def test_damaged_statistics_cache_entries_are_recomputed_and_said(tmp_path, caps
 def test_evolve_recomputes_a_damaged_cache_entry(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     csv, cache = _tiny_csv(tmp_path / "b.csv"), tmp_path / "cache"
-    args = ["evolve", "--benchmark", str(csv), "--cache-dir", str(cache), *FAST, "--batch-size", "2"]
+    args = ["evolve", "--benchmark", str(csv), "--cache-dir", str(cache), *FAST, "--batch-size", "2", "--select", "train"]
     assert CliRunner().invoke(main, [*args, "--out", str(tmp_path / "a")]).exit_code == 0
     for i, f in enumerate(sorted(cache.glob("*.npz"))[:2]):
         f.write_bytes(b"" if i else f.read_bytes()[:50])

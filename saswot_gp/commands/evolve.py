@@ -66,8 +66,9 @@ def _k_option(value: str) -> Optional[int]:
 @click.option("--train-size", default=None, type=click.IntRange(2),
               help="at most this many training architectures (default: the committed split's all, or 200 for a random split)")
 @click.option("--heldout-size", default=None, type=click.IntRange(2), help="at most this many held-out architectures (default: all the rest)")
-@click.option("--resample", default=0.0, show_default=True, type=click.FloatRange(0, 1),
-              help="fitness on a fresh random fraction of each training split every generation (0: the whole split)")
+@click.option("--resample", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="fitness on a fresh random fraction of each training split every generation (0: the whole split; "
+                   "0.5 had the best validation Kendall, benchmarks/RESULTS.md)")
 @click.option("--parsimony", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="selection fitness = training Kendall tau - parsimony x tree size")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(2))

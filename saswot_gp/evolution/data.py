@@ -51,7 +51,8 @@ def split_three(bench: Benchmark, train_size: int, seed: int, heldout_size: Opti
         return train, None, test
     if len(train) - n_val < 4 or n_val < 4:
         raise SaswotError(f"benchmark {bench.name!r}: {len(train)} training architectures are too few to keep "
-                          f"{n_val} for validation (need at least 4 on each side)")
+                          f"{n_val} for validation (need at least 4 on each side); expected a larger training split, "
+                          f"or the final choice on training data (select 'train')")
     idx = np.arange(len(train))
     return train.subset(idx[: len(train) - n_val]), train.subset(idx[len(train) - n_val:]), test
 

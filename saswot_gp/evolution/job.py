@@ -47,7 +47,7 @@ class EvolveSettings:
     seed: int = 0
     terminals: str = "all"
     split: str = "committed"
-    resample: float = 0.0
+    resample: float = 0.5
     parsimony: float = 0.0
     run_id: Optional[str] = None  # names the run in its checkpoint, log lines and summary (None: an older run)
 
@@ -163,7 +163,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
                fitness: str = "mean", terminals: str = "all", select: str = "val", val_frac: Optional[float] = None,
                batch: str = "auto", data_seed: Optional[int] = None, cache_dir: Optional[str] = None,
                overwrite: bool = False, scheduler: Optional[str] = None, device: str = "cpu",
-               split: str = "committed", resample: float = 0.0, parsimony: float = 0.0,
+               split: str = "committed", resample: float = 0.5, parsimony: float = 0.0,
                log: Callable[[str], None] = print, explicit: Sequence[str] = ()) -> dict:
     """Evolve proxies on the training splits of one or several benchmarks and report every split.
 
@@ -174,7 +174,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
     200, the last ``val_frac`` of it validation: 0.25 by default with 'val', else 0). ``select``: the final
     proxy is the best by aggregated validation Kendall among the hall of fame and the hand-designed seeds
     ('val'), or the hall of fame's best by training Kendall ('train'). ``resample``: fitness on a fresh random
-    fraction of each training split every generation (0: the whole split); ``parsimony``: Kendall tau charged
+    fraction of each training split every generation (0: the whole split; default 0.5); ``parsimony``: Kendall tau charged
     per tree node in selection. ``data_seed`` (default ``seed``) sets random splits, batches and network
     weights, ``seed`` the evolution. ``generations``: 20 for a new run; on ``resume`` the
     checkpoint's unless given (then it may only extend the run). A folder that holds a run is refused unless
