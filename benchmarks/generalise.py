@@ -54,15 +54,14 @@ def run_dir(bench: str, variant: str, seed: int, population: int, generations: i
     return RUNS / bench / f"pop{population}-gen{generations}" / variant / f"seed{seed}"
 
 
-def evolve_run(bench: str, variant: str, seed: int, population: int, generations: int, cache: str) -> dict:
-    """One evolution run (kept if finished before, resumed if killed)."""
+def evolve_run(benches, out: Path, variant: str, seed: int, population: int, generations: int, cache: str) -> dict:
+    """One evolution run on one benchmark or a list of them (kept if finished before, resumed if killed)."""
     from saswot_gp.evolution.job import run_evolve
-    out = run_dir(bench, variant, seed, population, generations)
     if (out / "summary.json").is_file():
         return json.loads((out / "summary.json").read_text())
     resume = (out / "checkpoint.json").is_file()
     t = time.time()
-    s = run_evolve(benchmark=bench, out_dir=str(out), seed=seed, resume=resume, overwrite=not resume,
+    s = run_evolve(benchmark=benches, out_dir=str(out), seed=seed, resume=resume, overwrite=not resume,
                    cache_dir=cache, population=population, generations=generations, log=lambda m: None,
                    **parse_variant(variant), **SETTINGS)
     e = s["evolved"][0]
@@ -102,17 +101,24 @@ def _boot(score_cols, target, n_boot: int = 1000, seed: int = 0):
     return point, float(lo), float(hi)
 
 
+def _hand_scores(d, files: bool = True) -> dict:
+    """name -> (validation scores, held-out scores) of every hand-designed proxy of the proxy language and, with
+    ``files``, of every precomputed score of the benchmark file (NASLib's, on real images)."""
+    from saswot_gp.handcrafted import handcrafted_proxies
+    hand = {n: (_scores(p.tokens, d.pval, len(d.val)), _scores(p.tokens, d.ptest, len(d.test)))
+            for n, p in handcrafted_proxies().items()}
+    for col in sorted(d.test.reference) if files else ():
+        if np.isfinite(d.test.reference[col]).sum() >= 3 and col not in ("params", "flops"):
+            hand[f"{col} (file)"] = (d.val.reference[col], d.test.reference[col])
+    return hand
+
+
 def report(bench: str, variants, population: int, generations: int, cache: str) -> dict:
     """Tables of every variant's chosen proxies beside the hand-designed baselines; -> results/."""
-    from saswot_gp.handcrafted import handcrafted_proxies
     from saswot_gp.ranking import kendall
     d = _data(bench, cache)
     tv, th = d.val.target, d.test.target
-    hand = {n: (_scores(p.tokens, d.pval, len(tv)), _scores(p.tokens, d.ptest, len(th)))
-            for n, p in handcrafted_proxies().items()}
-    for col in sorted(d.test.reference):  # the benchmark file's precomputed scores (NASLib's, on real images)
-        if np.isfinite(d.test.reference[col]).sum() >= 3 and col not in ("params", "flops"):
-            hand[f"{col} (file)"] = (d.val.reference[col], d.test.reference[col])
+    hand = _hand_scores(d)
     hand_val = {n: kendall(v, tv) for n, (v, _) in hand.items()}
     hand_held = {n: kendall(h, th) for n, (_, h) in hand.items()}
     best_val = max(hand_val, key=lambda n: np.nan_to_num(hand_val[n], nan=-9))
@@ -176,10 +182,71 @@ def _markdown(o: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _lobo_dir(left: str, variant: str, seed: int, population: int, generations: int) -> Path:
+    return RUNS / "lobo" / f"pop{population}-gen{generations}" / variant / f"without-{left}" / f"seed{seed}"
+
+
+def lobo_report(benches, variant: str, population: int, generations: int, cache: str) -> dict:
+    """Leave-one-benchmark-out: each fold's chosen proxies (evolved on the other benchmarks' training parts,
+    chosen on their validation parts) on the left-out benchmark's held-out part, beside the hand-designed proxy
+    and the rank-average of two or three with the best mean validation Kendall on the training benchmarks (what
+    a user without the new ground truth would pick), the oracle (best on the left-out held-out part), params and
+    flops; -> results/generalise_lobo_*.{md,json}."""
+    from saswot_gp.ranking import kendall
+    data = {b: _data(b, cache) for b in benches}
+    lang = {b: _hand_scores(d, files=False) for b, d in data.items()}
+    names = sorted(next(iter(lang.values())))
+    combos = [(n,) for n in names] + [c for r in (2, 3) for c in itertools.combinations(names, r)]
+    rows = []
+    for left in benches:
+        train = [b for b in benches if b != left]
+        d = data[left]
+        th = d.test.target
+        summaries = [json.loads(p.read_text()) for p in
+                     sorted(_lobo_dir(left, variant, 0, population, generations).parent.glob("seed*/summary.json"))]
+        if not summaries:
+            continue
+        cols = [_scores(s_["evolved"][0]["tokens"], d.ptest, len(th)) for s_ in summaries]
+        k, lo, hi = _boot(cols, th)
+        val = {c: np.mean([kendall(_rank_mean([lang[b][n][0] for n in c]), data[b].val.target) for b in train])
+               for c in combos}
+        single = max((c for c in combos if len(c) == 1), key=lambda c: np.nan_to_num(val[c], nan=-9))
+        ens = max((c for c in combos if len(c) > 1), key=lambda c: np.nan_to_num(val[c], nan=-9))
+        held = {n: kendall(v[1], th) for n, v in _hand_scores(d).items()}
+        oracle = max(held, key=lambda n: np.nan_to_num(held[n], nan=-9))
+        rows.append({"left_out": d.name, "train": train, "n_heldout": len(th), "seeds": [x["seed"] for x in summaries],
+                     "transferred": k, "lo": lo, "hi": hi, "per_seed": [kendall(c, th) for c in cols],
+                     "expressions": [x["evolved"][0]["expression"] for x in summaries],
+                     "origins": [x["evolved"][0]["origin"] for x in summaries],
+                     "val_on_training": float(np.mean([x["evolved"][0]["val_kendall"] for x in summaries])),
+                     "single": {"name": single[0], "heldout": held[single[0]]},
+                     "ensemble": {"names": list(ens), "heldout": kendall(_rank_mean([lang[left][n][1] for n in ens]), th)},
+                     "oracle": {"name": oracle, "heldout": held[oracle]}, "params": held["params"],
+                     "flops": held["flops"]})
+    out = {"variant": variant, "population": population, "generations": generations, "folds": rows}
+    lines = [f"LOBO, variant `{variant}`, population {population}, {generations} generations, committed splits", "",
+             "| left out (held out) | transferred [95% CI] | per seed | single chosen on training | rank-average "
+             "chosen on training | oracle | params | flops |", "|---|---|---|---|---|---|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['left_out']} ({r['n_heldout']}) | {r['transferred']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] | "
+                     f"{' / '.join(f'{x:.3f}' for x in r['per_seed'])} | `{r['single']['name']}` "
+                     f"{r['single']['heldout']:.3f} | `{' + '.join(r['ensemble']['names'])}` {r['ensemble']['heldout']:.3f}"
+                     f" | `{r['oracle']['name']}` {r['oracle']['heldout']:.3f} | {r['params']:.3f} | {r['flops']:.3f} |")
+    lines += ["", "Chosen proxies: " + "; ".join(f"{r['left_out']}: " + ", ".join(
+        f"`{e}`" if o == "evolved" else o for e, o in zip(r["expressions"], r["origins"])) for r in rows)]
+    stem = RESULTS / f"generalise_lobo_{variant}_pop{population}-gen{generations}"
+    stem.with_suffix(".json").write_text(json.dumps(out, indent=1))
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["run", "report"])
+    ap.add_argument("what", choices=["run", "report", "lobo"])
     ap.add_argument("--bench", default="realtime-digits")
+    ap.add_argument("--benches", nargs="+", default=["realtime-digits", "transnas-micro", "transnas-macro"],
+                    help="lobo: the benchmarks, each left out in turn")
     ap.add_argument("--variants", nargs="+", default=["r0", "r50"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--population", type=int, default=64)
@@ -190,10 +257,18 @@ def main() -> None:
     torch.set_num_threads(1)
     for v in a.variants:
         parse_variant(v)
+    if a.what == "lobo":
+        for left in a.benches:
+            for seed in a.seeds:
+                evolve_run([b for b in a.benches if b != left], _lobo_dir(left, a.variants[0], seed, a.population,
+                           a.generations), a.variants[0], seed, a.population, a.generations, a.cache_dir)
+        lobo_report(a.benches, a.variants[0], a.population, a.generations, a.cache_dir)
+        return
     if a.what == "run":
         for v in a.variants:
             for seed in a.seeds:
-                evolve_run(a.bench, v, seed, a.population, a.generations, a.cache_dir)
+                evolve_run(a.bench, run_dir(a.bench, v, seed, a.population, a.generations), v, seed, a.population,
+                           a.generations, a.cache_dir)
     report(a.bench, a.variants, a.population, a.generations, a.cache_dir)
 
 
