@@ -28,6 +28,13 @@ def need_benchdata(rel: str) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _in_a_temporary_folder(tmp_path, monkeypatch):
+    """Every test runs in its own temporary folder, never the checkout: a command that writes to its default
+    ``--out`` (``runs/evolve``, ...) must neither litter the checkout nor meet the README's main job's run there."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
 def _one_torch_thread():
     """Every test starts with 1 torch thread (commands under test may set another count and keep it)."""
     torch.set_num_threads(1)

@@ -2,7 +2,6 @@
 with the hand-designed seeds competing."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from saswot_gp.proxy import Proxy
 from saswot_gp.ranking import kendall
 from saswot_gp.spaces.transnas_cells import micro_cell_class
 
-BENCHDATA = Path(os.environ.get("SASWOT_BENCHDATA", Path(__file__).resolve().parents[2] / "shared" / "benchdata"))
 
 
 # ------------------------------------------------------------------------------------------------ splits
@@ -82,11 +80,13 @@ def test_committed_split_covers_the_shipped_benchmark_and_refuses_another_file()
     assert set(load_splits()["splits"]) == {"realtime-digits", "transnas-micro", "transnas-macro", "nbmr"}
 
 
-@pytest.mark.skipif(not (BENCHDATA / "transnas101").is_dir(), reason=f"benchmark files not found under {BENCHDATA}")
 def test_committed_splits_reproduce_from_the_benchmark_files(monkeypatch):
     import subprocess
     import sys
-    monkeypatch.setenv("SASWOT_BENCHDATA", str(BENCHDATA))
+    from conftest import need_benchdata
+    need_benchdata("transnas101/zc_transbench101_micro.json")
+    need_benchdata("nasbench_mr/seg-4x_trainval.pkl")
+    monkeypatch.setenv("SASWOT_BENCHDATA", str(need_benchdata(".")))
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "make_splits.py"
     res = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
