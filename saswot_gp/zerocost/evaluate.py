@@ -21,7 +21,6 @@ their public names are importable from here as well.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
