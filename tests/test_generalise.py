@@ -187,3 +187,30 @@ def test_proxies_scores_the_held_out_part_of_the_committed_split(tmp_path):
     res = CliRunner().invoke(main, ["proxies", "--benchmark", "realtime-digits", "--committed-split", "--n", "5",
                                     "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "not two of them" in res.output
+
+
+def test_a_resumed_resampled_run_refills_scores_from_the_form_it_evaluated(packed, tmp_path):
+    """After a resume the scores are not in memory; a rank-equivalent form of a cached key that fails numerically
+    (sigmoid of a parameter count is a constant 1.0) must not stand in for the form that was evaluated."""
+    params = Proxy.parse("params").evaluate(packed).numpy()
+    target = params + np.arange(len(params)) * 1e-3
+    ev = MultiEvaluator({"p": ProxyEvaluator(packed, target)}, keep_scores=True)
+    assert not ev(["sigmoid_s", "params"])[1] and ev(["params"])[1]
+    assert Proxy(["sigmoid_s", "params"]).canonical_key() == Proxy(["params"]).canonical_key()
+
+    def run(gens, resume=False):
+        cfg = EvolutionConfig(population=8, generations=gens, seed=1, hof_size=4, resample=0.5, local_search=0)
+        return evolve(ev, cfg, seeds=[Proxy(["params"])], out_dir=str(tmp_path), resume=resume,
+                      resampler=Resampler({"p": target}, 0.5, 1))
+
+    run(0)
+    ck_path = tmp_path / "checkpoint.json"
+    ck = json.loads(ck_path.read_text())
+    key, sign = Proxy(["params"]).canonical_key()
+    assert any(r[0] == key and r[3] == ["params"] for r in ck["cache"])  # the evaluated form is kept
+    for rec in ck["population"]:  # every individual becomes the numerically failing form of the same key
+        rec.update(tokens=["sigmoid_s", "params"], key=key, sign=sign)
+    ck_path.write_text(json.dumps(ck))
+    run(1, resume=True)
+    kept = [r for r in json.loads(ck_path.read_text())["population"] if r["tokens"] == ["sigmoid_s", "params"]]
+    assert kept and all(r["fitness"][0] > 0.9 for r in kept)  # judged on params' own scores, not invalid

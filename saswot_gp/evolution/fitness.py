@@ -173,6 +173,9 @@ class FitnessCache:
     def __init__(self):
         self.entries: Dict[str, Tuple[float, bool]] = {}
         self.scores: Dict[str, dict] = {}  # key -> {benchmark: scores of the sign-+1 form}; memory only
+        # key -> (tokens, sign) of the form that was evaluated, kept when scores are: a resumed run refills its
+        # scores from that very form (another form of the key may fail numerically where it did not)
+        self.forms: Dict[str, Tuple[List[str], int]] = {}
 
     def lookup(self, key: str, sign: int) -> Optional[Tuple[float, bool]]:
         """Cached (tau, valid) for a key and sign, or None."""
@@ -188,11 +191,12 @@ class FitnessCache:
 
     def to_json(self) -> List:
         """Serializable form for checkpoints."""
-        return [[k, v[0], v[1]] for k, v in self.entries.items()]
+        return [[k, v[0], v[1], *self.forms.get(k, ())] for k, v in self.entries.items()]
 
     @classmethod
     def from_json(cls, rows) -> "FitnessCache":
         """Inverse of :meth:`to_json`."""
         c = cls()
-        c.entries = {str(k): (float(t), bool(v)) for k, t, v in rows}
+        c.entries = {str(r[0]): (float(r[1]), bool(r[2])) for r in rows}
+        c.forms = {str(r[0]): ([str(t) for t in r[3]], int(r[4])) for r in rows if len(r) == 5}
         return c

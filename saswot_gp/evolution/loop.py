@@ -109,7 +109,8 @@ class _Scoring:
         key, sign = ind.key
         tau, valid = self.cache.lookup(key, sign)
         if valid and self.resampler is not None:
-            t = self.resampler.fitness(self.cache.scores[key], self.gen)
+            scores = self.cache.scores.get(key)  # missing only if a refill failed: judged invalid, never a crash
+            t = self.resampler.fitness(scores, self.gen) if scores is not None else math.nan
             tau, valid = (sign * t, True) if math.isfinite(t) else (INVALID, False)
         value = tau - self.parsimony * len(ind) if valid else INVALID
         ind.fitness.values = (round(value, 6), len(ind))
@@ -133,14 +134,16 @@ def _evaluate(inds, tb, score: _Scoring) -> None:
         else:
             pending.setdefault(key, []).append(ind)
     keys = list(pending)
-    results = list(tb.map(score.evaluator, [[n.name for n in pending[k][0]] for k in keys]))
+    # a key already cached lacks only its scores (after a resume): they are refilled from the form evaluated first
+    forms = [cache.forms.get(k) or ([n.name for n in pending[k][0]], pending[k][0].key[1]) for k in keys]
+    results = list(tb.map(score.evaluator, [tokens for tokens, _ in forms]))
     stats["evals"] += sum(k not in cache.entries for k in keys)  # scores refilled after a resume are not new
-    for k, res in zip(keys, results):
-        sign = pending[k][0].key[1]
+    for k, (tokens, sign), res in zip(keys, forms, results):
         if k not in cache.entries:
             cache.store(k, sign, res[0], res[1])
         if len(res) > 3 and res[3] is not None:
             cache.scores[k] = {name: v * sign for name, v in res[3].items()}  # stored for the sign-+1 form
+            cache.forms[k] = (tokens, sign)
         for ind in pending[k]:
             score.assign(ind)
 
