@@ -19,7 +19,7 @@ import torch
 from .errors import SaswotError
 from .io import atomic_write_json
 from .primitives import get_operator
-from .primitives.types import TYPE_DOC
+from .primitives.types import ROOT_TYPES, TYPE_DOC
 
 FORMAT = "saswot-gp-proxy"
 SHIPPED_PROXIES = {"saswot": "proxy_saswot.json"}  # name -> file under saswot_gp/resources
@@ -51,7 +51,7 @@ def check_tokens(tokens: Sequence[str], where: str = "proxy") -> List[str]:
         raise SaswotError(f"{where}: tokens must be a non-empty list of operator names")
     if len(tokens) > MAX_TOKENS:
         raise SaswotError(f"{where}: {len(tokens)} tokens; expected at most {MAX_TOKENS}")
-    need = ["S"]
+    need = ["S"]  # a rank aggregate ("R") is accepted at the root only
     for i, tok in enumerate(tokens):
         if not isinstance(tok, str):
             raise SaswotError(f"{where}: token {i} is {tok!r}; expected an operator name (string)")
@@ -62,7 +62,7 @@ def check_tokens(tokens: Sequence[str], where: str = "proxy") -> List[str]:
             op = get_operator(tok)
         except SaswotError:
             raise SaswotError(f"{where}: token {i} {tok!r} is not a registered operator or terminal") from None
-        if op.out_type != want:
+        if op.out_type != want and not (i == 0 and op.out_type in ROOT_TYPES):
             raise SaswotError(f"{where}: token {i} {tok!r} gives {_a(TYPE_DOC[op.out_type])} where "
                               f"{_a(TYPE_DOC[want])} is expected")
         need.extend(reversed(op.in_types))
@@ -172,6 +172,23 @@ class Proxy:
     def size(self) -> int:
         """Number of nodes."""
         return len(self.tokens)
+
+    @property
+    def is_ranked(self) -> bool:
+        """True for a rank-aggregation root (``rank1`` .. ``rank4``): scores are relative to the set ranked."""
+        return get_operator(self.tokens[0]).out_type == "R"
+
+    def subtrees(self) -> List["Proxy"]:
+        """The root's children as proxies, in order (the score subtrees of a rank aggregate)."""
+        out, i = [], 1
+        for _ in range(get_operator(self.tokens[0]).arity):
+            need, j = 1, i
+            while need:
+                need += get_operator(self.tokens[j]).arity - 1
+                j += 1
+            out.append(Proxy(self.tokens[i:j]))
+            i = j
+        return out
 
     @property
     def height(self) -> int:
@@ -317,8 +334,15 @@ class Proxy:
         """(key, sign): proxies with equal keys rank architectures identically up to ``sign``.
 
         Monotone increasing operators at the root and positive factors or added constants are
-        stripped; a negative factor flips the sign. The key is sympy's ``srepr`` of the remainder.
+        stripped; a negative factor flips the sign. The key is sympy's ``srepr`` of the remainder. A rank
+        aggregate's key is made of its subtrees' (key, sign) pairs in sorted order (the sum does not depend on
+        their order; rank-preserving wrappers inside a subtree do not change it), with sign +1.
         """
+        if self.is_ranked:
+            parts = sorted(f"{sign:+d} {key}" for key, sign in (p.canonical_key() for p in self.subtrees()))
+            if len(set(parts)) == 1:
+                parts = parts[:1]  # rank2(x, x) ranks as rank1(x)
+            return "logrank[" + "; ".join(parts) + "]", 1
         toks = self.tokens
         while True:
             op = get_operator(toks[0])
@@ -337,6 +361,9 @@ class Proxy:
 
     def rank_core(self) -> "Proxy":
         """The proxy without root operators that cannot change its ranking (same canonical key and sign)."""
+        if self.is_ranked:  # each subtree without its rank-preserving root operators
+            toks = [self.tokens[0]] + [t for p in self.subtrees() for t in p.rank_core().tokens]
+            return Proxy(toks, name=self.name, meta=self.meta)
         key, toks = self.canonical_key(), self.tokens
         while len(toks) > 1:
             op = get_operator(toks[0])
@@ -359,14 +386,30 @@ class Proxy:
             elif op.arity == 1:
                 stack.append(op.fn(ctx, stack.pop()))
             else:
-                x = stack.pop()
-                y = stack.pop()
-                stack.append(op.fn(ctx, x, y))
+                stack.append(op.fn(ctx, *[stack.pop() for _ in range(op.arity)]))
         return stack[0]
+
+    def evaluate_parts(self, ctx) -> torch.Tensor:
+        """A (k, N) float64 tensor over the N architectures of ``ctx``: a rank aggregate's k subtree scores (its
+        value is their :func:`~saswot_gp.primitives.rank.log_rank_aggregate`), any other proxy's own scores (k = 1)."""
+        if not self.is_ranked:
+            return self.evaluate(ctx).to(torch.float64)[None]
+        return torch.stack([p.evaluate(ctx).to(torch.float64) for p in self.subtrees()])
+
+    def score_parts(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, k: Optional[int] = 256,
+                    seed: int = 0) -> List[float]:
+        """:meth:`evaluate_parts` of a live model on a batch: its k subtree scores (its one score when not ranked)."""
+        from .stats import collect_stats, pack
+        return [float(v) for v in self.evaluate_parts(pack([collect_stats(model, images, labels, k=k, seed=seed)]))[:, 0]]
 
     def score(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, k: Optional[int] = 256,
               seed: int = 0) -> float:
-        """Score a live model on a batch (one forward and backward, statistics sketched to ``k``)."""
+        """Score a live model on a batch (one forward and backward, statistics sketched to ``k``); a rank aggregate
+        ranks a set, not one model (SaswotError: see :meth:`score_parts` and the search's archive)."""
+        if self.is_ranked:
+            raise SaswotError(f"proxy {self.expression()} is a rank aggregate: it ranks a set of architectures, not "
+                              f"one model; score a set (packed statistics) or search, which ranks each candidate "
+                              f"against the ones scored before")
         from .stats import collect_stats, pack
         return float(self.evaluate(pack([collect_stats(model, images, labels, k=k, seed=seed)]))[0])
 

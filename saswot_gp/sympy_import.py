@@ -2,7 +2,7 @@
 
 This closes the round trip tree -> sympy (simplified or not) -> tree. Types are inferred from the
 symbols (W, G: weight tensors; A, AG: activation tensors; *_l: layer scalars; params, flops: scores)
-and from the reductions and aggregations. Rational constants are built exactly from ``div(x, x)``,
+and from the reductions and aggregations; ``logrank(...)`` at the top is the rank-aggregation root. Rational constants are built exactly from ``div(x, x)``,
 which the protected division makes 1 everywhere (0/0 included). Expressions outside the language
 (floats, symbolic exponents, unknown functions) are refused with a SaswotError; nothing is evaluated
 from text: the input is already a sympy object.
@@ -38,6 +38,8 @@ def _type_of(e) -> Optional[str]:
             raise SaswotError(f"symbol {e.name!r} is not a terminal of the proxy language")
         return t
     name = type(e).__name__
+    if name == "logrank" and SYMPY_FUNCTIONS.get(name) is type(e):
+        return "R"
     if name.startswith("layers_") or name == "nwot":
         return "S"
     if name in _REDUCTIONS or name == "logdet":
@@ -79,6 +81,9 @@ def _number(x, t: str) -> List[str]:
 
 def _conv(e, t: str) -> List[str]:
     s = t.lower()
+    if t == "R" and type(e).__name__ != "logrank":
+        raise SaswotError(f"{e}: a rank aggregate (logrank) is only ever the whole proxy; the proxy language has no "
+                          f"arithmetic on it")
     if e.is_Number:
         return _number(e, t)
     if isinstance(e, sympy.Symbol):
@@ -117,6 +122,8 @@ def _conv(e, t: str) -> List[str]:
             return [f"relu_{s}"] + _conv(other, t)
         return _chain(f"{'max' if isinstance(e, sympy.Max) else 'min'}_{s}", [_conv(a, t) for a in args])
     name = type(e).__name__
+    if name == "logrank" and SYMPY_FUNCTIONS.get(name) is type(e) and t == "R":
+        return [f"rank{len(e.args)}"] + [tok for a in e.args for tok in _conv(a, "S")]
     if name in _ELEMENTWISE_FN and SYMPY_FUNCTIONS.get(name) is type(e):
         return [f"{_ELEMENTWISE_FN[name]}_{s}"] + _conv(e.args[0], t)
     if name.startswith("layers_") and SYMPY_FUNCTIONS.get(name) is type(e):
@@ -141,8 +148,8 @@ def tokens_from_sympy(expr: sympy.Basic) -> List[str]:
     if not isinstance(expr, sympy.Basic):
         raise SaswotError(f"expected a sympy expression, got {type(expr).__name__}")
     t = _type_of(expr)
-    if t not in (None, "S"):
+    if t not in (None, "S", "R"):
         raise SaswotError(f"expression {expr} is a {t}-typed value; a proxy must produce an architecture score")
-    toks = _conv(expr, "S")
+    toks = _conv(expr, t or "S")
     get_operator(toks[0])
     return toks

@@ -11,7 +11,7 @@ from .errors import SaswotError
 from .io import atomic_save_figure, atomic_write_text, check_output_path
 from .primitives import get_operator
 
-TYPE_COLOURS = {"W": "#6baed6", "A": "#74c476", "L": "#fd8d3c", "S": "#e6550d"}
+TYPE_COLOURS = {"W": "#6baed6", "A": "#74c476", "L": "#fd8d3c", "S": "#e6550d", "R": "#9e9ac8"}
 
 
 def proxy_graph(tokens: Sequence[str]) -> nx.DiGraph:
@@ -71,7 +71,8 @@ MAX_WIDTH = 30.0                    # width the figure tries to stay within (it 
 MARGIN = 0.2
 GAP_X, GAP_Y = 0.15, 0.45           # space between neighbouring node boxes
 BOX_PAD = 0.3                       # box padding, in units of the label's font size
-LEGEND = (("weight tensor", "W"), ("activation tensor", "A"), ("layer scalar", "L"), ("arch score", "S"))
+LEGEND = (("weight tensor", "W"), ("activation tensor", "A"), ("layer scalar", "L"), ("arch score", "S"),
+          ("rank aggregate", "R"))
 
 
 def _extent_in(artist, renderer, dpi: float):

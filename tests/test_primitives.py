@@ -153,7 +153,7 @@ def test_every_builtin_token_is_spelled_out_in_the_source():
     """Each built-in token appears literally (quoted) in builtin.py, so searching the source finds it."""
     src = (PRIMITIVES_DIR / "builtin.py").read_text()
     builtins = [op.name for op in operators() if op.builtin]
-    assert len(builtins) == 98
+    assert len(builtins) == 102  # 98, and the rank-aggregation roots rank1 .. rank4
     missing = [n for n in builtins if f'("{n}", (' not in src]
     assert not missing, missing
 
@@ -161,9 +161,9 @@ def test_every_builtin_token_is_spelled_out_in_the_source():
 def test_builtins_registered_once_in_table_order():
     from saswot_gp.primitives import registry
     names = [r[0] for r in BUILTINS]
-    assert len(names) == len(set(names)) == 98
+    assert len(names) == len(set(names)) == 102  # 98, and rank1 .. rank4
     assert [n for n, op in registry._REGISTRY.items() if op.builtin] == names
-    assert names[:4] == ["W", "G", "A", "AG"] and names[-1] == "layers_min"
+    assert names[:4] == ["W", "G", "A", "AG"] and names[-5:] == ["layers_min", "rank1", "rank2", "rank3", "rank4"]
     assert list(UNARY)[:3] == ["abs", "neg", "square"] and list(BINARY) == ["add", "sub", "mul", "div", "max", "min"]
 
 
@@ -218,7 +218,7 @@ from saswot_gp.primitives.registry import Operator, get_operator, operators, reg
 register(Operator("my_id_l", ("L",), "L", lambda ctx, x: x, lambda x: x, elementwise=True, builtin=False))
 assert get_operator("add_w").builtin and get_operator("l2_a").out_type == "L"
 assert not get_operator("my_id_l").builtin
-assert sum(op.builtin for op in operators()) == 98, len(operators())
+assert sum(op.builtin for op in operators()) == 102, len(operators())
 print("ok")
 """
     r = _run_python(code)
@@ -231,7 +231,7 @@ import sympy
 from saswot_gp.primitives import make_operator, get_operator, operators
 make_operator("twice_l", lambda x: 2 * x, ("L",), "L", lambda x: 2 * x, monotone=True)
 assert get_operator("add_w").builtin and not get_operator("twice_l").builtin
-assert sum(op.builtin for op in operators()) == 98
+assert sum(op.builtin for op in operators()) == 102
 print("ok")
 """
     r = _run_python(code)

@@ -45,7 +45,7 @@ def draw(proxy: str, output: str) -> None:
 
 
 @click.command("operators")
-@click.option("--type", "typ", type=click.Choice(["W", "A", "L", "S"]), default=None, help="only this output type")
+@click.option("--type", "typ", type=click.Choice(["W", "A", "L", "S", "R"]), default=None, help="only this output type")
 def operators(typ: Optional[str]) -> None:
     """List the registered operators and terminals with their typed signatures."""
     from ..primitives import operators as ops

@@ -22,6 +22,7 @@ def ensure_creator() -> None:
 SIZE_TERMINALS = ("params_l", "flops_l", "channels_l", "resolution_l", "params", "flops")
 STAT_TERMINALS = ("W", "G", "A", "AG")
 TERMINAL_SETS = ("all", "stats", "sizes", "scalefree")
+ROOTS = ("plain", "rank")  # the root of every tree: a score, or the log-rank aggregate of 1 to 4 scores
 # reductions and aggregations whose value grows with a layer's size or a network's depth
 SIZE_DEPENDENT = tuple(f"{r}_{t}" for r in ("sum", "l1", "l2") for t in ("w", "a")) + ("layers_sum", "nwot_a")
 
@@ -43,12 +44,17 @@ def excluded_by(terminals: str) -> set:
     return set()
 
 
-def build_pset(exclude: Optional[Iterable[str]] = None, terminals: str = "all") -> gp.PrimitiveSetTyped:
-    """A typed primitive set with the registered operators of a terminal set (minus ``exclude``), root type = score."""
+def build_pset(exclude: Optional[Iterable[str]] = None, terminals: str = "all",
+               root: str = "plain") -> gp.PrimitiveSetTyped:
+    """A typed primitive set with the registered operators of a terminal set (minus ``exclude``). ``root``: 'plain'
+    (root type = score; the rank operators are left out, so the set is the one it was before they existed) or
+    'rank' (root type = rank aggregate, made only by ``rank1`` .. ``rank4`` of score subtrees)."""
+    if root not in ROOTS:
+        raise SaswotError(f"root {root!r}; expected one of {', '.join(ROOTS)}")
     skip = set(exclude or ()) | excluded_by(terminals)
-    pset = gp.PrimitiveSetTyped("proxy", [], TYPES["S"])
+    pset = gp.PrimitiveSetTyped("proxy", [], TYPES["S" if root == "plain" else "R"])
     for op in operators():
-        if op.name in skip:
+        if op.name in skip or (op.out_type == "R" and root != "rank"):
             continue
         if op.is_terminal:
             pset.addTerminal(op.name, TYPES[op.out_type], name=op.name)

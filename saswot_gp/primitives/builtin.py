@@ -5,7 +5,9 @@ activation-shaped ones, ``add_l`` on layer scalars and ``add_s`` on architecture
 (``sum_w``, ``l2_a``, ``logdet_a`` ...) map tensors to layer scalars; aggregations (``layers_sum`` ...)
 map layer scalars to the architecture score. Normalisations (``zscore``, ``minmax``) act within a layer
 (tensors) or within an architecture (layer scalars), so every architecture's score depends only on
-its own statistics.
+its own statistics. The exception is the rank-aggregation root (``rank1`` .. ``rank4``, type ``R``; see
+:mod:`.rank`), which ranks score subtrees within the set being scored; only a primitive set built with ``root='rank'``
+has it.
 
 Every token is spelled out in :data:`BUILTINS`, one row per operator, in registration order. The order
 is part of the contract: keep new rows at the end (seeded evolution runs depend on the registry).
@@ -24,7 +26,8 @@ from .registry import Operator, finite, register
 from .sympy_side import (  # noqa: F401  (imported from builtin elsewhere too)
     SYMPY_FUNCTIONS, SYMPY_SYMBOLS, _real_function, sym_abs, _symbol, _sym_of, _sym_of_abs, _sym_neg, _sym_square,
     _sym_sqrt, _sym_log, _sym_exp, _sym_sigmoid, _sym_tanh, _sym_relu, _sym_recip, _sym_add, _sym_sub, _sym_mul,
-    _sym_div, _sym_max, _sym_min, _sym_zscore, _sym_minmax)
+    _sym_div, _sym_max, _sym_min, _sym_zscore, _sym_minmax, _sym_logrank)
+from .rank import rank_root
 
 EPS = 1e-12
 
@@ -297,6 +300,15 @@ BUILTINS: Tuple[Row, ...] = (
      "mean over the layers of each architecture"),
     ("layers_max", ("L",), "S", _layers_max, _sym_of("layers_max"), NO_FLAGS, "max over the layers of each architecture"),
     ("layers_min", ("L",), "S", _layers_min, _sym_of("layers_min"), NO_FLAGS, "min over the layers of each architecture"),
+    # the rank-aggregation root (only in a primitive set built with root='rank'): the log-rank aggregate of score
+    # subtrees over the set of architectures being ranked (saswot_gp.primitives.rank) ----------------------
+    ("rank1", ("S",), "R", rank_root, _sym_logrank, NO_FLAGS, "log of the rank of a score within the set ranked"),
+    ("rank2", ("S", "S"), "R", rank_root, _sym_logrank, NO_FLAGS,
+     "sum of the log-ranks of two scores within the set ranked (AZ-NAS)"),
+    ("rank3", ("S", "S", "S"), "R", rank_root, _sym_logrank, NO_FLAGS,
+     "sum of the log-ranks of three scores within the set ranked (AZ-NAS)"),
+    ("rank4", ("S", "S", "S", "S"), "R", rank_root, _sym_logrank, NO_FLAGS,
+     "sum of the log-ranks of four scores within the set ranked (AZ-NAS)"),
 )
 
 

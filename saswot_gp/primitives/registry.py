@@ -36,7 +36,7 @@ OperatorFn = Callable[..., torch.Tensor]
 class Operator:
     """One primitive or terminal of the proxy language.
 
-    ``in_types``/``out_type`` are type codes ``'W' 'A' 'L' 'S'`` (see ``primitives.types``); a terminal
+    ``in_types``/``out_type`` are type codes ``'W' 'A' 'L' 'S' 'R'`` (see ``primitives.types``); a terminal
     has no inputs and ``fn(ctx)`` fetches its value. ``sympy_fn`` builds the symbolic twin from the
     children's sympy expressions. ``elementwise``: applies value by value; ``monotone``: strictly or
     weakly increasing in its single argument over all reals (so it never changes a ranking).
@@ -117,8 +117,9 @@ def make_operator(name: str, fn: Callable[..., torch.Tensor], in_types: Tuple[st
         raise SaswotError(f"custom operator name {name!r} is not an identifier")
     if len(in_types) not in (1, 2):
         raise SaswotError(f"custom operator {name!r}: arity {len(in_types)} not supported; expected 1 or 2")
-    if any(t != out_type for t in in_types) or out_type not in TYPES:
-        raise SaswotError(f"custom operator {name!r}: types {in_types}->{out_type!r}; expected all equal to one of {sorted(TYPES)}")
+    value_types = sorted(t for t in TYPES if t != "R")  # a rank aggregate is only ever a root
+    if any(t != out_type for t in in_types) or out_type not in value_types:
+        raise SaswotError(f"custom operator {name!r}: types {in_types}->{out_type!r}; expected all equal to one of {value_types}")
     if not elementwise:
         raise SaswotError(f"custom operator {name!r}: only elementwise custom operators are supported")
     probe = torch.tensor(_PROBES, dtype=torch.float64)

@@ -49,6 +49,17 @@ SYMPY_FUNCTIONS = {
     "layers_max": _real_function("layers_max", "arg"),
     "layers_min": _real_function("layers_min", "arg"),
 }
+
+
+class logrank(sympy.Function):
+    """The unevaluated log-rank aggregate of its 1 to 4 score arguments (relative to the set being ranked)."""
+
+    nargs = (1, 2, 3, 4)
+    is_real = True
+    is_number = False
+
+
+SYMPY_FUNCTIONS["logrank"] = logrank
 sigmoid, zscore, minmax = SYMPY_FUNCTIONS["sigmoid"], SYMPY_FUNCTIONS["zscore"], SYMPY_FUNCTIONS["minmax"]
 
 
@@ -143,3 +154,7 @@ def _sym_zscore(x):
 
 def _sym_minmax(x):
     return minmax(x)
+
+
+def _sym_logrank(*args):
+    return logrank(*args)

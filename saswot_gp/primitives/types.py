@@ -1,10 +1,12 @@
-"""The four value types of a proxy tree (DEAP typed GP needs classes; these are markers only).
+"""The value types of a proxy tree (DEAP typed GP needs classes; these are markers only).
 
 * ``WTensor``: weight-shaped tensor, packed flat with a layer id per element (W and its gradient G).
 * ``ATensor``: activation-shaped tensor, packed as rows (positions) x batch, a layer id per row
   (the layer output A and the gradient at that output AG).
 * ``LScalar``: one value per layer.
 * ``AScore``: one value per architecture (the proxy's output type).
+* ``RScore``: one value per architecture relative to the set being ranked: the log-rank aggregate of score
+  subtrees (``rank1`` .. ``rank4``); only ever the root of a proxy evolved with ``--root rank``.
 """
 
 
@@ -24,6 +26,12 @@ class AScore:
     """Per-architecture score type (the root of every proxy)."""
 
 
-TYPES = {"W": WTensor, "A": ATensor, "L": LScalar, "S": AScore}
+class RScore:
+    """Rank-aggregate score type (the root of a rank-root proxy; nothing takes it as input)."""
+
+
+TYPES = {"W": WTensor, "A": ATensor, "L": LScalar, "S": AScore, "R": RScore}
 TYPE_CODE = {v: k for k, v in TYPES.items()}
-TYPE_DOC = {"W": "weight-shaped tensor", "A": "activation-shaped tensor", "L": "layer scalar", "S": "architecture score"}
+TYPE_DOC = {"W": "weight-shaped tensor", "A": "activation-shaped tensor", "L": "layer scalar", "S": "architecture score",
+            "R": "rank-aggregate score"}
+ROOT_TYPES = ("S", "R")  # what a proxy's root may produce
