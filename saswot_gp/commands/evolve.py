@@ -14,7 +14,8 @@ from . import dask_options, device_option, resume_hint
 
 # the options that are run settings (EvolveSettings fields): given with --resume, each must equal the checkpoint's
 SETTINGS = ("benchmarks", "metric", "fitness", "terminals", "select", "val_frac", "batch", "population", "seed",
-            "data_seed", "k", "train_size", "heldout_size", "batch_size", "resolution", "split", "resample", "parsimony")
+            "data_seed", "k", "train_size", "heldout_size", "batch_size", "resolution", "split", "resample", "parsimony",
+            "root")
 
 
 def _k_option(value: str) -> Optional[int]:
@@ -71,6 +72,9 @@ def _k_option(value: str) -> Optional[int]:
                    "0.5 had the best validation Kendall, benchmarks/RESULTS.md)")
 @click.option("--parsimony", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="selection fitness = training Kendall tau - parsimony x tree size")
+@click.option("--root", type=click.Choice(["plain", "rank"]), default="plain", show_default=True,
+              help="plain: a tree is one score; rank: a tree is rank1 .. rank4 of score subtrees, the sum of their "
+                   "log-ranks within the set being ranked (AZ-NAS)")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(2))
 @click.option("--resolution", default=None,
               help="HxW of the statistics batch (default: the space's input size); refused when the batch and its "
@@ -83,7 +87,7 @@ def evolve(benchmarks: Tuple[str, ...], metric: Optional[str], fitness: str, ter
            val_frac: Optional[float], batch: str, population: int, generations: Optional[int], seed: int,
            data_seed: Optional[int], out_dir: str, resume_dir: Optional[str], overwrite: bool, cache_dir: Optional[str],
            k: str, split: str, train_size: Optional[int], heldout_size: Optional[int], resample: float,
-           parsimony: float, batch_size: int, resolution: Optional[str],
+           parsimony: float, root: str, batch_size: int, resolution: Optional[str],
            workers: int, scheduler: Optional[str], device: str, threads: int) -> None:
     """Evolve a proxy on one or several benchmarks and report it beside the hand-designed proxies."""
     import torch
@@ -105,7 +109,7 @@ def evolve(benchmarks: Tuple[str, ...], metric: Optional[str], fitness: str, ter
                          resolution=parse_resolution(resolution), fitness=fitness, terminals=terminals, select=select,
                          val_frac=val_frac, batch=batch, data_seed=data_seed, cache_dir=cache_dir,
                          overwrite=overwrite, scheduler=scheduler, device=device, split=split, resample=resample,
-                         parsimony=parsimony, log=lambda m: click.echo(m, err=True), explicit=typed)
+                         parsimony=parsimony, root=root, log=lambda m: click.echo(m, err=True), explicit=typed)
     click.echo(f"\n{summary['benchmark']} ({summary['metric']}): {summary['n_train']} train / "
                f"{summary['n_heldout']} held-out architectures; Kendall tau and Spearman rho")
     click.echo(format_table(summary))

@@ -7,7 +7,7 @@ from typing import List
 
 from ..errors import SaswotError
 from ..proxy import Proxy
-from .pset import TERMINAL_SETS
+from .pset import ROOTS, TERMINAL_SETS
 
 
 @dataclass
@@ -31,6 +31,7 @@ class EvolutionConfig:
     terminals: str = "all"  # terminal set: all, stats (network statistics only) or sizes (layer sizes only)
     resample: float = 0.0  # > 0: fitness on a fresh random fraction of each training split every generation
     parsimony: float = 0.0  # selection fitness = Kendall tau - parsimony * size
+    root: str = "plain"  # plain: a score tree; rank: the log-rank aggregate of 1 to 4 score trees (rank1 .. rank4)
 
     def check(self) -> None:
         """Raise SaswotError on a nonsensical setting."""
@@ -48,6 +49,8 @@ class EvolutionConfig:
             raise SaswotError(f"resampled fraction {self.resample}; expected 0 (off) < fraction <= 1")
         if not 0 <= self.parsimony < 1:
             raise SaswotError(f"parsimony {self.parsimony}; expected 0 <= parsimony < 1 (Kendall tau per node)")
+        if self.root not in ROOTS:
+            raise SaswotError(f"root {self.root!r}; expected one of {', '.join(ROOTS)}")
         if self.tournament < 1:
             raise SaswotError(f"tournament size {self.tournament}; expected >= 1")
 

@@ -10,6 +10,7 @@ import torch
 from scipy.stats import rankdata
 
 from ..errors import NUMERICAL_ERRORS
+from ..primitives.rank import log_rank_aggregate
 from ..proxy import Proxy
 from ..ranking import kendall
 
@@ -33,21 +34,41 @@ def relative_spread(scores) -> float:
     return 0.0 if mag == 0.0 else float((hi - lo) / mag)
 
 
+def score_problem(scores, min_unique_frac: float = MIN_UNIQUE_FRAC, min_spread: float = MIN_SPREAD) -> str:
+    """Why ``scores`` cannot rank (non-finite, constant, near-constant: :func:`relative_spread` below
+    ``min_spread``, or ties: fewer distinct values than ``min_unique_frac``), or '' when they can."""
+    s = np.asarray(scores, dtype=np.float64)
+    if not np.all(np.isfinite(s)):
+        return "non-finite"
+    if np.ptp(s) <= 1e-12 * max(1.0, float(np.abs(s).max())):
+        return "constant"
+    if relative_spread(s) < min_spread:
+        return "near-constant"
+    if len(np.unique(s)) < min_unique_frac * len(s):
+        return "ties"
+    return ""
+
+
 def rank_quality(scores, target, min_unique_frac: float = MIN_UNIQUE_FRAC,
                  min_spread: float = MIN_SPREAD) -> Tuple[float, bool, str]:
     """(Kendall tau-b, valid, reason): invalid for non-finite, constant or near-constant scores
-    (:func:`relative_spread` below ``min_spread``), or fewer distinct values than ``min_unique_frac``."""
+    (:func:`relative_spread` below ``min_spread``), or fewer distinct values than ``min_unique_frac``. A (k, N)
+    matrix is a rank aggregate's k subtree scores: invalid when any subtree is, else judged by their
+    :func:`~saswot_gp.primitives.rank.log_rank_aggregate` over the N architectures."""
     s = np.asarray(scores, dtype=np.float64)
+    if s.ndim == 2:
+        if s.shape[1:] != np.shape(target):
+            return INVALID, False, "shape"
+        for j, row in enumerate(s):
+            problem = score_problem(row, min_unique_frac, min_spread)
+            if problem:
+                return INVALID, False, f"subtree {j + 1}: {problem}"
+        s = log_rank_aggregate(s).numpy()
     if s.shape != np.shape(target):
         return INVALID, False, "shape"
-    if not np.all(np.isfinite(s)):
-        return INVALID, False, "non-finite"
-    if np.ptp(s) <= 1e-12 * max(1.0, float(np.abs(s).max())):
-        return INVALID, False, "constant"
-    if relative_spread(s) < min_spread:
-        return INVALID, False, "near-constant"
-    if len(np.unique(s)) < min_unique_frac * len(s):
-        return INVALID, False, "ties"
+    problem = score_problem(s, min_unique_frac, min_spread)
+    if problem:
+        return INVALID, False, problem
     tau = kendall(s, target)
     if not math.isfinite(tau):
         return INVALID, False, "nan-tau"
@@ -63,17 +84,25 @@ class ProxyEvaluator:
         self.min_unique_frac = min_unique_frac
 
     def scores(self, tokens: Sequence[str]) -> np.ndarray:
-        """Raw scores of the proxy for every packed architecture."""
+        """Raw scores of the proxy for every packed architecture (a rank aggregate: over the whole split)."""
         with torch.no_grad():
             return Proxy(tokens).evaluate(self.packed).numpy()
 
+    def values(self, tokens: Sequence[str]) -> np.ndarray:
+        """What fixes the proxy's ranking of any subset of the split: its scores, or for a rank aggregate the
+        (k, N) matrix of its subtrees' scores (aggregated where the set ranked is known: :meth:`judge`,
+        :meth:`Resampler.fitness`)."""
+        with torch.no_grad():
+            p = Proxy(tokens)
+            return p.evaluate_parts(self.packed).numpy() if p.is_ranked else p.evaluate(self.packed).numpy()
+
     def judge(self, scores) -> Tuple[float, bool, str]:
-        """Rank quality of precomputed scores against this split's target."""
+        """Rank quality of precomputed scores (or a rank aggregate's subtree scores) against this split's target."""
         return rank_quality(scores, self.target, self.min_unique_frac)
 
     def __call__(self, tokens: Sequence[str]) -> Tuple[float, bool, str]:
         try:
-            s = self.scores(tokens)
+            s = self.values(tokens)
         except NUMERICAL_ERRORS as exc:
             return INVALID, False, f"error: {type(exc).__name__}"
         return self.judge(s)
@@ -104,7 +133,8 @@ class MultiEvaluator:
 
     def __call__(self, tokens: Sequence[str]) -> tuple:
         """(aggregated training tau, valid, reason), and with ``keep_scores`` a fourth item: {benchmark: the ranks
-        of the scores} as float32 (None when invalid)."""
+        of the scores} as float32 (None when invalid); for a rank aggregate, the ranks of each subtree's scores, a
+        (k, N) matrix, so that a subset is ranked by the aggregate recomputed on it."""
         out = self._judge(tokens)
         return out if self.keep_scores else out[:3]
 
@@ -114,7 +144,7 @@ class MultiEvaluator:
             key = id(ev.packed)  # benchmarks that share architectures and batch share statistics: score once
             if key not in scored:
                 try:
-                    scored[key] = ev.scores(tokens)
+                    scored[key] = ev.values(tokens)
                 except NUMERICAL_ERRORS as exc:
                     return INVALID, False, f"{name}: error: {type(exc).__name__}", None
             tau, valid, reason = ev.judge(scored[key])
@@ -124,7 +154,7 @@ class MultiEvaluator:
         tau = float(np.mean(taus)) if self.how == "mean" else float(np.min(taus))
         if not self.keep_scores:
             return tau, True, "", None
-        ranks = {key: rankdata(v).astype(np.float32) for key, v in scored.items()}  # exact in float32, unlike scores
+        ranks = {key: rankdata(v, axis=-1).astype(np.float32) for key, v in scored.items()}  # exact in float32, unlike scores
         return tau, True, "", {name: ranks[id(ev.packed)] for name, ev in self.evaluators.items()}
 
 
@@ -154,10 +184,14 @@ class Resampler:
         return self._subsets
 
     def fitness(self, scores: Dict[str, np.ndarray], gen: int) -> float:
-        """The aggregated Kendall tau of ``scores`` on generation ``gen``'s subsets (NaN if undefined)."""
+        """The aggregated Kendall tau of ``scores`` on generation ``gen``'s subsets (NaN if undefined). A (k, N)
+        matrix (a rank aggregate's subtree scores or ranks) is aggregated over each subset itself: ranks are
+        taken within the subset, not sliced from the whole split's aggregate."""
         taus = []
         for name, idx in self.subsets(gen).items():
-            tau = kendall(scores[name][idx], self.targets[name][idx])
+            s = np.asarray(scores[name])
+            sub = log_rank_aggregate(s[:, idx]).numpy() if s.ndim == 2 else s[idx]
+            tau = kendall(sub, self.targets[name][idx])
             if not math.isfinite(tau):
                 return math.nan
             taus.append(tau)

@@ -49,6 +49,7 @@ class EvolveSettings:
     split: str = "committed"
     resample: float = 0.5
     parsimony: float = 0.0
+    root: str = "plain"
     run_id: Optional[str] = None  # names the run in its checkpoint, log lines and summary (None: an older run)
 
     RUN_KEYS = ("benchmarks", "metric", "k", "train_size", "batch_size", "resolution", "heldout_size", "fitness",
@@ -84,6 +85,9 @@ class EvolveSettings:
         from .data import SPLIT_RULES
         if self.split not in SPLIT_RULES:
             raise SaswotError(f"split {self.split!r}; expected one of {', '.join(SPLIT_RULES)}")
+        from .pset import ROOTS
+        if self.root not in ROOTS:
+            raise SaswotError(f"root {self.root!r}; expected one of {', '.join(ROOTS)}")
         if len(set(self.benchmarks)) != len(self.benchmarks):
             raise SaswotError(f"benchmark given twice in {self.benchmarks}; expected distinct benchmarks")
 
@@ -115,7 +119,8 @@ def resumed_settings(out: Path, given: EvolveSettings, generations: Optional[int
     done, was = saved["generation"], cfg.get("generations", saved["generation"])
     st = EvolveSettings(**run, population=cfg["population"], seed=cfg["seed"], generations=was,
                         terminals=cfg.get("terminals", "all"),  # earlier checkpoints: all terminals
-                        resample=cfg.get("resample", 0.0), parsimony=cfg.get("parsimony", 0.0))
+                        resample=cfg.get("resample", 0.0), parsimony=cfg.get("parsimony", 0.0),
+                        root=cfg.get("root", "plain"))  # checkpoints written before --root: plain
     check_same_settings(asdict(st), asdict(given), [k for k in explicit if k not in ("generations", "run_id")],
                         repr(str(out)))
     check_same_run(out, st.run_id)
@@ -163,7 +168,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
                fitness: str = "mean", terminals: str = "all", select: str = "val", val_frac: Optional[float] = None,
                batch: str = "auto", data_seed: Optional[int] = None, cache_dir: Optional[str] = None,
                overwrite: bool = False, scheduler: Optional[str] = None, device: str = "cpu",
-               split: str = "committed", resample: float = 0.5, parsimony: float = 0.0,
+               split: str = "committed", resample: float = 0.5, parsimony: float = 0.0, root: str = "plain",
                log: Callable[[str], None] = print, explicit: Sequence[str] = ()) -> dict:
     """Evolve proxies on the training splits of one or several benchmarks and report every split.
 
@@ -175,7 +180,9 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
     proxy is the best by aggregated validation Kendall among the hall of fame and the hand-designed seeds
     ('val'), or the hall of fame's best by training Kendall ('train'). ``resample``: fitness on a fresh random
     fraction of each training split every generation (0: the whole split; default 0.5); ``parsimony``: Kendall tau charged
-    per tree node in selection. ``data_seed`` (default ``seed``) sets random splits, batches and network
+    per tree node in selection. ``root``: 'plain' (a tree is one score) or 'rank' (a tree is ``rank1`` .. ``rank4`` of
+    score subtrees: the sum of their log-ranks within the set being ranked, which is each resampled subset, the
+    validation and the held-out part). ``data_seed`` (default ``seed``) sets random splits, batches and network
     weights, ``seed`` the evolution. ``generations``: 20 for a new run; on ``resume`` the
     checkpoint's unless given (then it may only extend the run). A folder that holds a run is refused unless
     ``resume`` or ``overwrite``. Writes ``best_proxy.json``, ``hall_of_fame.json``, ``log.jsonl``,
@@ -197,7 +204,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
         heldout_size=heldout_size, fitness=fitness, select=select,
         val_frac=(0.25 if select == "val" else 0.0) if val_frac is None else val_frac, batch=batch,
         data_seed=data_seed, population=population, generations=20 if generations is None else generations,
-        seed=seed, terminals=terminals, split=split, resample=resample, parsimony=parsimony,
+        seed=seed, terminals=terminals, split=split, resample=resample, parsimony=parsimony, root=root,
         run_id=None if resume else uuid.uuid4().hex)
     if resume and overwrite:  # refused (by the folder check) before the checkpoint is read
         prepare_run_dir(out, RUN_FILES, resume, overwrite, f"--resume {out}")
@@ -241,7 +248,7 @@ def _evolve_on(ex, out: Path, st: EvolveSettings, resume: bool, cache_dir: Optio
         if st.resample > 0 else None
     map_fn = make_map(evaluator, ex)
     cfg = EvolutionConfig(population=st.population, generations=st.generations, seed=st.seed, terminals=st.terminals,
-                          resample=st.resample, parsimony=st.parsimony)
+                          resample=st.resample, parsimony=st.parsimony, root=st.root)
 
     spent: List[float] = []  # seconds of each generation run by this process
 

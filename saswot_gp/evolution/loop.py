@@ -221,6 +221,8 @@ def _initial(state: _RunState, out: Optional[Path], cfg: EvolutionConfig, tb, se
         if (out / LOG).exists():
             (out / LOG).unlink()
     random.seed(cfg.seed)
+    if cfg.root == "rank":  # a plain seed enters as the ranking it makes (rank1), so it stays expressible
+        seeds = [p if p.is_ranked else Proxy(["rank1"] + p.tokens, name=p.name) for p in seeds]
     usable = [p for p in seeds if all(t in tb.pset.mapping for t in p.tokens)]
     state.pop = [creator.ProxyIndividual(p.to_deap(tb.pset)) for p in usable[: cfg.population]]
     while len(state.pop) < cfg.population:

@@ -98,7 +98,7 @@ def make_toolbox(cfg: EvolutionConfig, pset=None, map_fn: Callable = map) -> bas
     """The DEAP toolbox: ramped half-and-half, tournament, subtree crossover, four mutations, limits."""
     ensure_creator()
     from deap import creator
-    pset = pset or build_pset(terminals=cfg.terminals)
+    pset = pset or build_pset(terminals=cfg.terminals, root=cfg.root)
     tb = base.Toolbox()
     tb.pset = pset
     complete = _has_all_terminals(pset)  # DEAP's generators need a terminal of every type
