@@ -1,4 +1,12 @@
-"""The search engines: serial aging evolution, and its asynchronous form on Dask, over a checkpointable state."""
+"""The search engines: serial aging evolution, and its asynchronous form on Dask, over a checkpointable state.
+
+A rank-aggregate proxy (``rank1`` .. ``rank4``) scores a candidate relative to a set: here, each candidate is ranked
+against the archive of the candidates scored before it (:func:`~saswot_gp.primitives.rank.log_rank_against`: its
+rank among archive + itself in every subtree), and that score is kept. So a candidate's score depends on the archive
+when it was scored: the first has rank 1 of 1 (score 0, the highest a rank aggregate can have), and later ones are
+ranked among more. The history keeps every candidate's subtree scores (``parts``), so a resumed run has the same
+archive, and the final top K is ranked within the whole archive (:func:`archive_scores`).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,9 @@ import math
 import random
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 
 from ..errors import SaswotError
@@ -42,6 +51,7 @@ class _State:
         # asynchronous runs only: proposed, not yet scored candidates, [arch, step] in proposal order (an
         # architecture proposed again while in flight appears again: it joins the population once per proposal)
         self.pending: List[List[object]] = []
+        self.archive: List[List[float]] = []  # a rank aggregate's finite subtree scores, in the order scored
 
     def to_json(self, settings: Dict[str, object]) -> Dict[str, object]:
         doc = {"format": CHECKPOINT_FORMAT, "version": 1, "settings": settings,
@@ -67,7 +77,24 @@ class _State:
         for row in st.history:
             st.scores[row["arch"]] = row["score"]
             st.latency[row["arch"]] = row["latency_ms"]
+            if row.get("parts") is not None:
+                st.archive.append([float(v) for v in row["parts"]])
         return st
+
+
+def archive_scores(history: Sequence[Dict[str, object]]) -> Optional[List[Optional[float]]]:
+    """For a rank aggregate's search history (rows with ``parts``), every row's score ranked within the whole
+    archive (None where its parts are not finite); None for any other proxy's history."""
+    if not history or "parts" not in history[0]:
+        return None
+    from ..primitives.rank import log_rank_aggregate
+    ok = [i for i, row in enumerate(history) if row.get("parts") is not None]
+    out: List[Optional[float]] = [None] * len(history)
+    if ok:
+        agg = log_rank_aggregate(np.array([history[i]["parts"] for i in ok], dtype=np.float64).T).tolist()
+        for i, v in zip(ok, agg):
+            out[i] = float(v)
+    return out
 
 
 class _AgingEvolution:
@@ -94,16 +121,30 @@ class _AgingEvolution:
         if arch in self.state.scores:
             return
         t = time.perf_counter()
-        value = self.scorer(build_model(self.space, arch, self.seed), self.images, self.labels)
+        value = self.scorer.measure(build_model(self.space, arch, self.seed), self.images, self.labels)
         self.record(arch, value, time.perf_counter() - t, step)
 
-    def record(self, arch: str, value: float, seconds: float, step: Optional[int] = None) -> None:
-        """Put the score of ``arch`` (proposed at ``step``, default: now) in the history; report progress."""
+    def record(self, arch: str, value: Union[float, Sequence[float]], seconds: float, step: Optional[int] = None) -> None:
+        """Put the score of ``arch`` (proposed at ``step``, default: now) in the history; report progress. A list
+        ``value`` is a rank aggregate's subtree scores: the score is their rank against the archive of the
+        candidates scored before (module docstring), and finite parts join the archive."""
         st = self.state
+        parts = None
+        if isinstance(value, (list, tuple)):
+            parts = [float(v) for v in value]
+            if all(math.isfinite(v) for v in parts):
+                from ..primitives.rank import log_rank_against
+                value = log_rank_against(st.archive, parts)
+                st.archive.append(parts)
+            else:
+                parts, value = None, math.nan
         value = value if math.isfinite(value) else None
         st.scores[arch] = value
-        st.history.append({"arch": arch, "score": value, "latency_ms": st.latency[arch],
-                           "step": st.steps if step is None else step, "score_s": seconds})
+        row = {"arch": arch, "score": value, "latency_ms": st.latency[arch],
+               "step": st.steps if step is None else step, "score_s": seconds}
+        if self.scorer.ranked:
+            row["parts"] = parts
+        st.history.append(row)
         if self.progress:
             self.progress(len(st.history), self.budget, arch, math.nan if value is None else value)
 
@@ -172,12 +213,13 @@ class _ScoreContext:
         self.space, self.scorer, self.images, self.labels, self.seed = space, scorer, images, labels, seed
 
 
-def _score_task(arch: str, ctx: _ScoreContext) -> Tuple[float, float]:
-    """Build ``arch`` with weights from the seed and score it (a Dask task): (score, seconds)."""
+def _score_task(arch: str, ctx: _ScoreContext) -> Tuple[Union[float, List[float]], float]:
+    """Build ``arch`` with weights from the seed and score it (a Dask task): (score, or a rank aggregate's subtree
+    scores, seconds)."""
     from ..stats.cache import build_model
     t = time.perf_counter()
-    value = ctx.scorer(build_model(ctx.space, arch, ctx.seed), ctx.images, ctx.labels)
-    return float(value), time.perf_counter() - t
+    value = ctx.scorer.measure(build_model(ctx.space, arch, ctx.seed), ctx.images, ctx.labels)
+    return (float(value) if not isinstance(value, list) else value), time.perf_counter() - t
 
 
 class _AsyncEvolution(_AgingEvolution):

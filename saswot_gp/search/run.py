@@ -16,7 +16,7 @@ import torch
 from ..errors import SaswotError
 from ..io import atomic_write_json, atomic_write_text, check_same_settings, prepare_run_dir, read_checkpoint
 from ..latency import LatencyTable, drifted, space_kwargs
-from .engine import CHECKPOINT_FORMAT, Progress, _AgingEvolution, _AsyncEvolution, _key, _State
+from .engine import CHECKPOINT_FORMAT, Progress, _AgingEvolution, _AsyncEvolution, _key, _State, archive_scores
 from .scorer import ProxyScorer, search_batch
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -131,7 +131,9 @@ def run_search(space, proxy: Union[str, ProxyScorer], lut: LatencyTable, max_lat
 
 def _top(space, state: _State, top_k: int, lut: LatencyTable) -> List[Dict[str, object]]:
     from ..spaces.base import count_flops, count_params
-    order = sorted(range(len(state.history)), key=lambda i: (-_key(state.history[i]["score"]), i))
+    final = archive_scores(state.history)  # a rank aggregate: ranked within the whole archive
+    scores = final if final is not None else [row["score"] for row in state.history]
+    order = sorted(range(len(state.history)), key=lambda i: (-_key(scores[i]), i))
     rows = []
     h, w = space.input_size
     for rank, i in enumerate(order[:top_k], 1):
@@ -140,7 +142,7 @@ def _top(space, state: _State, top_k: int, lut: LatencyTable) -> List[Dict[str, 
         with torch.random.fork_rng(devices=[]):
             model = space.build(arch)
         lat = float(row["latency_ms"])
-        rows.append({"rank": rank, "arch": arch, "score": row["score"], "latency_ms": lat,
+        rows.append({"rank": rank, "arch": arch, "score": scores[i], "latency_ms": lat,
                      "fps": 1000.0 / lat if lat > 0 else math.inf, "measured_ms": None, "meets_budget": None,
                      "params": count_params(model), "flops": count_flops(model, torch.zeros(1, 3, h, w))})
     return rows

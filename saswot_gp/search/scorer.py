@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Optional, Tuple
+import math
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -23,6 +24,11 @@ class ProxyScorer:
         self.proxy = self.resolved.proxy if self.resolved.kind == "tree" else None
         self.kind = "file" if self.proxy is not None else "measure"  # "file": a tree (kept for old checkpoints)
         self.label = self.resolved.label
+
+    @property
+    def ranked(self) -> bool:
+        """True for a rank aggregate (``rank1`` .. ``rank4``): a candidate's score is its rank among the others."""
+        return self.proxy is not None and self.proxy.is_ranked
 
     def __getstate__(self) -> Dict[str, object]:
         # a registered measure is a decorated function that does not pickle: it is looked up again by name where
@@ -51,6 +57,21 @@ class ProxyScorer:
         if device != "cpu":
             model, images, labels = model.to(device), images.to(device), labels.to(device)
         return self.resolved.score(model, images, labels, k=self.k, seed=self.seed)
+
+    def measure(self, model: torch.nn.Module, images: torch.Tensor,
+                labels: torch.Tensor) -> Union[float, List[float]]:
+        """What a search records of ``model``: its score (as calling the scorer), or for a rank aggregate its k
+        subtree scores (NaN where the proxy fails numerically), which the search ranks against the archive."""
+        if not self.ranked:
+            return self(model, images, labels)
+        device = getattr(self, "device", "cpu")
+        if device != "cpu":
+            model, images, labels = model.to(device), images.to(device), labels.to(device)
+        from ..errors import NUMERICAL_ERRORS
+        try:
+            return self.proxy.score_parts(model, images, labels, k=self.k, seed=self.seed)
+        except NUMERICAL_ERRORS:
+            return [math.nan] * len(self.proxy.subtrees())
 
 
 def search_batch(space, kind: str = "digits", n: int = 8) -> Tuple[torch.Tensor, torch.Tensor, str]:
