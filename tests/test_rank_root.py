@@ -222,3 +222,17 @@ def test_root_option_errors_and_old_checkpoints_resume_as_plain(tmp_path):
     res = CliRunner().invoke(main, ["evolve", "--resume", str(out), "--generations", "1", "--threads", "1"])
     assert res.exit_code == 0, res.output
     assert not Proxy.load(out / "best_proxy.json").is_ranked
+
+
+def test_proxies_ranks_a_rank_tree_within_the_benchmark(tmp_path):
+    import csv
+    out = tmp_path / "zc"
+    res = CliRunner().invoke(main, ["proxies", "--benchmark", "realtime-digits", "--n", "6", "--measures", "params",
+                                    "--proxy", "flops", "--proxy", "nwot_gp", "--proxy", "rank2(flops, nwot_a(A))",
+                                    "--bootstrap", "0", "--threads", "1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    with open(out / "scores.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    parts = np.array([[float(r["flops"]) for r in rows], [float(r["nwot_gp"]) for r in rows]])
+    got = [float(r["rank2(flops, nwot_a(A))"]) for r in rows]
+    assert got == pytest.approx(log_rank_aggregate(parts).numpy(), rel=1e-6)

@@ -185,7 +185,9 @@ def score_architectures(bench: Benchmark, names: Optional[Sequence[str]] = None,
     came entirely from the cache). ``errors`` (if given) receives {proxy: {arch: failure text}} for
     the NaN scores whose failure was recorded (``compute_measures``' ``errors``; kept in the cache).
     Architectures still to score are one task each on ``executor`` (:mod:`saswot_gp.execution`; default
-    serial); this process writes each result to the cache as it arrives, so a rerun resumes.
+    serial); this process writes each result to the cache as it arrives, so a rerun resumes. A rank-aggregate
+    tree (``rank2(...)``) is scored as its subtrees, each architecture on its own, then ranked within the
+    benchmark's architectures (:func:`~saswot_gp.primitives.rank.log_rank_aggregate`; NaN where a subtree is).
     """
     from ..batches import default_batch
     from ..execution import Executor
@@ -194,9 +196,14 @@ def score_architectures(bench: Benchmark, names: Optional[Sequence[str]] = None,
     names = list(measure_names() if names is None else names)
     for n in names:
         get_measure(n)
-    files = load_proxy_files(proxy_files)
-    if not names and not files:
+    given = load_proxy_files(proxy_files)
+    if not names and not given:
         raise SaswotError("no proxies to score; name measures or give --proxy files")
+    files = {n: p for n, p in given.items() if not p.is_ranked}
+    ranked = {n: [f"{n}#{j + 1}" for j in range(len(p.subtrees()))] for n, p in given.items() if p.is_ranked}
+    for n, p in given.items():  # a rank aggregate: its subtrees are scored one architecture at a time
+        if p.is_ranked:
+            files.update(zip(ranked[n], p.subtrees()))
     sp = get_space(bench.space, **bench.space_kwargs)
     images, labels = default_batch(bench, n=batch_size, seed=seed, resolution=resolution)
     ctx = {"space": bench.space, "space_kwargs": sorted((str(k), str(v)) for k, v in bench.space_kwargs.items()),
@@ -232,6 +239,22 @@ def score_architectures(bench: Benchmark, names: Optional[Sequence[str]] = None,
         for n in keys:
             got_errs = {a: store.error(a, keys[n]) for a in bench.archs}
             errors[n] = {a: e for a, e in got_errs.items() if e is not None}
+    for n, parts in ranked.items():  # ranked within the benchmark's architectures
+        from ..primitives.rank import log_rank_aggregate
+        m = np.array([scores.pop(k) for k in parts], dtype=np.float64)
+        ok = np.all(np.isfinite(m), axis=0)
+        scores[n] = np.full(m.shape[1], math.nan)
+        if ok.any():
+            scores[n][ok] = log_rank_aggregate(m[:, ok]).numpy()
+        seconds[n] = sum(seconds.pop(k) for k in parts)
+        kinds[n] = "file"
+        for k in parts:
+            kinds.pop(k)
+            if errors is not None:
+                for a, e in errors.pop(k).items():
+                    errors.setdefault(n, {})[a] = e
+        if errors is not None:
+            errors.setdefault(n, {})
     return scores, seconds, kinds
 
 
