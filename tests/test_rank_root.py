@@ -101,6 +101,22 @@ def test_rank_evolution_is_deterministic_and_keeps_rank_roots(packed):
                                                                    abs=1e-6)
 
 
+def test_a_resumed_rank_run_equals_the_uninterrupted_one(packed, tmp_path):
+    """The subtree ranks are not in the checkpoint: a resume refills them (k x N) and resamples as before."""
+    target = Proxy.parse("layers_max(l2_w(G))").evaluate(packed).numpy()
+    ev = MultiEvaluator({"p": ProxyEvaluator(packed, target)}, keep_scores=True)
+
+    def run(gens, out, resume=False):
+        cfg = EvolutionConfig(population=10, generations=gens, seed=4, hof_size=6, resample=0.7, root="rank")
+        return evolve(ev, cfg, out_dir=str(out), resume=resume, resampler=Resampler({"p": target}, 0.7, 4))
+
+    full = run(3, tmp_path / "full")
+    run(1, tmp_path / "part")
+    resumed = run(3, tmp_path / "part", resume=True)
+    assert resumed.hall_of_fame == full.hall_of_fame
+    assert [h["best"] for h in resumed.history] == [h["best"] for h in full.history]
+
+
 # ------------------------------------------------------------------------------ the language
 
 def test_rank_root_round_trips_through_json_sympy_notation_and_draw(tmp_path):

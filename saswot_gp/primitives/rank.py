@@ -16,6 +16,8 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
+from .context import StatsContext
+
 RANK_ARITIES = (1, 2, 3, 4)
 
 
@@ -50,6 +52,6 @@ def log_rank_against(archive: Union[np.ndarray, Sequence[Sequence[float]]], cand
     return float(torch.log(torch.as_tensor(ranks, dtype=torch.float64) / n).sum())
 
 
-def rank_root(ctx, *parts: torch.Tensor) -> torch.Tensor:
+def rank_root(ctx: StatsContext, *parts: torch.Tensor) -> torch.Tensor:
     """The operator function of ``rank1`` .. ``rank4``: the aggregate over the architectures of ``ctx``."""
     return log_rank_aggregate(torch.stack([p.to(torch.float64) for p in parts]))
