@@ -166,6 +166,18 @@ def test_async_search_with_one_in_flight_is_the_serial_search(cluster, space, lu
     assert "asynchronous" not in serial["settings"]
 
 
+def test_async_search_of_a_rank_aggregate_with_one_in_flight_is_the_serial_search(cluster, space, lut, limit,
+                                                                                  tmp_path):
+    """A rank-aggregate proxy: workers return the subtree scores, the client ranks them against its archive."""
+    proxy = "rank2(params, layers_sum(l2_w(G)))"
+    serial = run_search(space, proxy, lut, limit, 8, tmp_path / "serial", seed=1, **SEARCH)
+    one = _bounded(lambda: run_search(space, proxy, lut, limit, 8, tmp_path / "one", seed=1, executor=cluster,
+                                      in_flight=1, per_task=1, **SEARCH))
+    strip = lambda h: [(r["arch"], r["score"], r["parts"], r["step"]) for r in h]  # noqa: E731
+    assert strip(_history(tmp_path / "one")) == strip(_history(tmp_path / "serial"))
+    assert one["top"] == serial["top"] and _history(tmp_path / "one")[0]["score"] == 0.0
+
+
 def test_async_search_scores_equal_serial_and_resumes(cluster, space, lut, limit, tmp_path):
     out, budget = tmp_path / "async", 16
     seen = {"n": 0}
