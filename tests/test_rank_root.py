@@ -252,3 +252,10 @@ def test_proxies_ranks_a_rank_tree_within_the_benchmark(tmp_path):
     parts = np.array([[float(r["flops"]) for r in rows], [float(r["nwot_gp"]) for r in rows]])
     got = [float(r["rank2(flops, nwot_a(A))"]) for r in rows]
     assert got == pytest.approx(log_rank_aggregate(parts).numpy(), rel=1e-6)
+
+
+def test_a_non_finite_subtree_value_scores_nan_and_the_rest_rank_among_themselves():
+    parts = np.array([[1.0, np.nan, 3.0, 2.0], [4.0, 1.0, 2.0, np.inf]])
+    got = log_rank_aggregate(parts).numpy()
+    assert np.isnan(got[1]) and np.isnan(got[3])
+    assert got[[0, 2]] == pytest.approx(log_rank_aggregate(parts[:, [0, 2]]).numpy())

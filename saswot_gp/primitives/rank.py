@@ -31,12 +31,18 @@ def average_ranks(x: torch.Tensor) -> torch.Tensor:
 
 
 def log_rank_aggregate(parts: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
-    """The aggregate ``sum_j log(rank_j / N)`` of a (k, N) matrix of subtree values over its N architectures."""
+    """The aggregate ``sum_j log(rank_j / N)`` of a (k, N) matrix of subtree values over its N architectures. An
+    architecture with a non-finite subtree value scores NaN, and the others are ranked among themselves."""
     p = torch.as_tensor(parts, dtype=torch.float64)
     if p.dim() == 1:
         p = p[None]
-    n = p.shape[-1]
-    return torch.log(average_ranks(p) / n).sum(dim=0)
+    ok = torch.isfinite(p).all(dim=0)
+    if bool(ok.all()):
+        return torch.log(average_ranks(p) / p.shape[-1]).sum(dim=0)
+    out = torch.full((p.shape[-1],), float("nan"), dtype=torch.float64, device=p.device)
+    if bool(ok.any()):
+        out[ok] = torch.log(average_ranks(p[:, ok]) / int(ok.sum())).sum(dim=0)
+    return out
 
 
 def log_rank_against(archive: Union[np.ndarray, Sequence[Sequence[float]]], candidate: Sequence[float]) -> float:

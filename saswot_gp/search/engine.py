@@ -88,7 +88,7 @@ def archive_scores(history: Sequence[Dict[str, object]]) -> Optional[List[Option
     if not history or "parts" not in history[0]:
         return None
     from ..primitives.rank import log_rank_aggregate
-    ok = [i for i, row in enumerate(history) if row.get("parts") is not None]
+    ok = [i for i, row in enumerate(history) if row.get("parts") is not None]  # parts are kept only when finite
     out: List[Optional[float]] = [None] * len(history)
     if ok:
         agg = log_rank_aggregate(np.array([history[i]["parts"] for i in ok], dtype=np.float64).T).tolist()

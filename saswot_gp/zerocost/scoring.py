@@ -241,11 +241,7 @@ def score_architectures(bench: Benchmark, names: Optional[Sequence[str]] = None,
             errors[n] = {a: e for a, e in got_errs.items() if e is not None}
     for n, parts in ranked.items():  # ranked within the benchmark's architectures
         from ..primitives.rank import log_rank_aggregate
-        m = np.array([scores.pop(k) for k in parts], dtype=np.float64)
-        ok = np.all(np.isfinite(m), axis=0)
-        scores[n] = np.full(m.shape[1], math.nan)
-        if ok.any():
-            scores[n][ok] = log_rank_aggregate(m[:, ok]).numpy()
+        scores[n] = log_rank_aggregate(np.array([scores.pop(k) for k in parts], dtype=np.float64)).numpy()
         seconds[n] = sum(seconds.pop(k) for k in parts)
         kinds[n] = "file"
         for k in parts:
