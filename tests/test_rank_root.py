@@ -259,3 +259,16 @@ def test_a_non_finite_subtree_value_scores_nan_and_the_rest_rank_among_themselve
     got = log_rank_aggregate(parts).numpy()
     assert np.isnan(got[1]) and np.isnan(got[3])
     assert got[[0, 2]] == pytest.approx(log_rank_aggregate(parts[:, [0, 2]]).numpy())
+
+
+def test_a_resumed_rank_search_has_the_same_archive_and_result(space, lut, limit, tmp_path):
+    from saswot_gp.search import run_search
+    settings = dict(top_k=3, population=4, sample_size=2, batch_size=2, checkpoint_every=2)
+    proxy = "rank2(params, layers_sum(l2_w(G)))"
+    straight = run_search(space, proxy, lut, limit, 8, tmp_path / "straight", seed=2, **settings)
+    run_search(space, proxy, lut, limit, 4, tmp_path / "part", seed=2, **settings)
+    resumed = run_search(space, proxy, lut, limit, 8, tmp_path / "part", seed=2, resume=True, **settings)
+    hist = [json.loads((tmp_path / d / "checkpoint.json").read_text())["history"] for d in ("straight", "part")]
+    assert [(h["arch"], h["score"], h["parts"]) for h in hist[0]] == [(h["arch"], h["score"], h["parts"])
+                                                                      for h in hist[1]]
+    assert straight["top"] == resumed["top"]
