@@ -108,7 +108,10 @@ def make_toolbox(cfg: EvolutionConfig, pset=None, map_fn: Callable = map) -> bas
     tb.register("select", tools.selTournament, tournsize=cfg.tournament)
     tb.register("mate", cx_one_point)
     tb.register("expr_mut", gp.genFull if complete else functools.partial(typed, full=True), min_=0, max_=2)
-    tb.register("mutate", _mutate_any, pset=pset, expr=tb.expr_mut, can_insert=complete)
+    # insertion needs a terminal of every argument type; a rank root (no terminal of its own) is never below an
+    # inserted node, and DEAP leaves the tree unchanged when it draws the root
+    insertable = complete or (cfg.root == "rank" and all(pset.terminals[t] for t in pset.primitives if t is not pset.ret))
+    tb.register("mutate", _mutate_any, pset=pset, expr=tb.expr_mut, can_insert=insertable)
     for name in ("mate", "mutate"):
         tb.decorate(name, gp.staticLimit(key=lambda ind: ind.height, max_value=cfg.max_height))
         tb.decorate(name, gp.staticLimit(key=len, max_value=cfg.max_size))
