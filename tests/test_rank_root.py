@@ -184,8 +184,11 @@ def test_rank_primitive_set_roots_every_tree_in_a_rank():
     random.seed(0)
     roots = {_new_individual(tb, cfg)[0].name for _ in range(60)}
     assert roots == {"rank1", "rank2", "rank3", "rank4"}
-    with pytest.raises(SaswotError, match="root 'foo'; expected one of plain, rank"):
-        EvolutionConfig(root="foo").check()
+    from saswot_gp.evolution.job import EvolveSettings
+    for bad in (lambda: EvolutionConfig(root="foo").check(), lambda: EvolveSettings(["synthetic"], root="foo").check(),
+                lambda: build_pset(root="foo")):
+        with pytest.raises(SaswotError, match="root 'foo'; expected one of plain, rank"):
+            bad()
 
 
 # ------------------------------------------------------------------------------ end to end: evolve, export, search
