@@ -11,6 +11,7 @@ once, before any call here, whatever is called first.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -24,7 +25,15 @@ BIG = 1e100  # protected functions clamp +-inf to this (float64 keeps headroom)
 
 
 def finite(x: torch.Tensor) -> torch.Tensor:
-    """Replace NaN by 0 and +-inf by +-BIG so every protected operator stays finite."""
+    """``x`` with NaN replaced by 0 and +-inf by +-BIG (``x`` itself when it is all finite already).
+
+    One read-only pass decides: a sum of floats is finite only if every term is (NaN and +-inf propagate
+    through addition), so a finite sum proves there is nothing to rewrite; an infinite sum of finite terms
+    (overflow) only costs the rewrite, which then changes nothing. Callers must not overwrite the result
+    unless they own ``x``.
+    """
+    if math.isfinite(x.sum().item()):
+        return x
     return torch.nan_to_num(x, nan=0.0, posinf=BIG, neginf=-BIG)
 
 
