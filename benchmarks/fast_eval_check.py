@@ -9,8 +9,9 @@ architecture scalars), so that squares, products, sums and quotients overflow; "
 trees (DEAP ramped half-and-half on ``build_pset()``, heights 2-5, seed ``--seed``) plus hand-written overflow and
 NaN cases are evaluated on each context by ``Proxy.evaluate`` and by ``reference_eval.evaluate_reference``.
 Reported per context: trees whose scores are bit for bit identical (same float64 bit patterns), trees equal as
-values only (NaN = NaN, -0.0 = 0.0, with the positions that differ), trees that differ, and how many trees met a
-non-finite value somewhere (a rewrite that had to happen). Exit status 1 if any tree differs in value.
+values only (NaN = NaN, -0.0 = 0.0; up to 5 examples), trees that differ, how many trees have a non-finite
+score, and whether the statistics (terminals) were left untouched. Exit status 1 if any tree differs in value
+or any statistic was overwritten.
 Prints and writes benchmarks/results/fast_eval_check.json (or ``--out``).
 """
 
@@ -124,6 +125,7 @@ def main() -> int:
         counts = {"bits": 0, "values": 0, "differ": 0}
         examples = {"values": [], "differ": []}
         nonfinite_scores = 0
+        before = [t.clone() for t in (ctx.w, ctx.g, ctx.a, ctx.ag, *ctx.layer.values(), *ctx.arch.values())]
         with torch.no_grad():
             for toks in trees:
                 old = evaluate_reference(toks, ctx)
@@ -133,10 +135,14 @@ def main() -> int:
                 nonfinite_scores += int(not bool(torch.isfinite(old).all()))
                 if how != "bits" and len(examples[how]) < 5:
                     examples[how].append(Proxy(toks).expression())
-        failed |= counts["differ"] > 0
+        after = (ctx.w, ctx.g, ctx.a, ctx.ag, *ctx.layer.values(), *ctx.arch.values())
+        untouched = all(compare(b, a) == "bits" for b, a in zip(before, after))
+        failed |= counts["differ"] > 0 or not untouched
+        counts["statistics_untouched"] = untouched
         result["contexts"][name] = {**counts, "trees_with_nonfinite_scores": nonfinite_scores, "examples": examples}
         print(f"{name:>9}: {counts['bits']} bit-identical, {counts['values']} equal in value only, "
-              f"{counts['differ']} differ (of {len(trees)}; {nonfinite_scores} with non-finite scores)"
+              f"{counts['differ']} differ (of {len(trees)}; {nonfinite_scores} with non-finite scores; "
+              f"statistics {'untouched' if untouched else 'OVERWRITTEN'})"
               + (f"; e.g. {examples['differ'][:2] or examples['values'][:2]}" if counts["bits"] < len(trees) else ""),
               flush=True)
     atomic_write_json(args.out, result)

@@ -350,19 +350,24 @@ class Proxy:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, ctx) -> torch.Tensor:
-        """Scores of every architecture in a ``PackedStats`` (float64 tensor, one per architecture)."""
-        stack = []
+        """Scores of every architecture in a ``PackedStats`` (float64 tensor, one per architecture).
+
+        An intermediate result that only this evaluation holds (the output of an operator with ``spare``) is
+        handed to its parent as a spare, so most operators write into it instead of allocating: same values.
+        """
+        stack: List[Tuple[torch.Tensor, bool]] = []  # (value, held by nothing else)
         for tok in reversed(self.tokens):
             op = get_operator(tok)
             if op.arity == 0:
-                stack.append(op.fn(ctx))
-            elif op.arity == 1:
-                stack.append(op.fn(ctx, stack.pop()))
-            else:
-                x = stack.pop()
-                y = stack.pop()
-                stack.append(op.fn(ctx, x, y))
-        return stack[0]
+                stack.append((op.fn(ctx), False))
+                continue
+            args = [stack.pop() for _ in range(op.arity)]
+            values = [v for v, _ in args]
+            spare = next((v for v, own in args if own), None) if op.spare else None
+            out = op.fn(ctx, *values, spare=spare) if spare is not None else op.fn(ctx, *values)
+            del args, values, spare  # drop references so that freed inputs can be reused at once
+            stack.append((out, op.spare))
+        return stack[0][0]
 
     def score(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, k: Optional[int] = 256,
               seed: int = 0) -> float:

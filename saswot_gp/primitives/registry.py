@@ -49,6 +49,10 @@ class Operator:
     has no inputs and ``fn(ctx)`` fetches its value. ``sympy_fn`` builds the symbolic twin from the
     children's sympy expressions. ``elementwise``: applies value by value; ``monotone``: strictly or
     weakly increasing in its single argument over all reals (so it never changes a ranking).
+    ``spare``: ``fn`` also takes a keyword ``spare``, None or one of its own arguments that nothing else holds,
+    which it may overwrite (to write its result there instead of a new tensor), and its result never shares
+    memory with the context or with an argument other than ``spare``. ``Proxy.evaluate`` passes intermediate
+    results as spares; the values must be exactly those computed without one.
     """
 
     name: str
@@ -60,6 +64,7 @@ class Operator:
     monotone: bool = False
     doc: str = ""
     builtin: bool = field(default=True, compare=False)
+    spare: bool = field(default=False, compare=False)
 
     @property
     def arity(self) -> int:
