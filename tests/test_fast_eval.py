@@ -114,3 +114,30 @@ def test_an_operator_without_spare_never_gets_its_result_overwritten(ctxs):
         assert torch.equal(s, Proxy.parse("layers_sum(sum_w(square_w(neg_w(W))))").evaluate(ctx))
     finally:
         unregister("same_w")
+
+
+def _kernels_layer_by_layer(p, x):
+    """The batch kernels of :meth:`PackedStats.layer_kernels`, one layer at a time with the original formula."""
+    c = (x > 0).to(torch.float32)
+    out = []
+    for layer in range(p.n_layers):
+        cg = c[p.a_seg == layer]
+        s = cg.sum(0)
+        out.append((2.0 * (cg.T @ cg) - s.unsqueeze(1) - s.unsqueeze(0) + cg.shape[0]).double())
+    return torch.stack(out)
+
+
+def test_layer_kernels_equal_the_original_formula_on_both_paths(tiny_stats, tiny_space, batch):
+    """One group of equal row counts (a K sketch: a view of the codes) and several groups (full tensors: gathers)."""
+    from saswot_gp.stats import collect_stats
+    from saswot_gp.stats.cache import build_model
+    from conftest import TINY_ARCHS
+    images, labels = batch
+    full = pack([collect_stats(build_model(tiny_space, a, seed=0), images, labels, k=None, seed=0) for a in TINY_ARCHS[:3]])
+    for p in (pack(tiny_stats), full):
+        want = _bits(_kernels_layer_by_layer(p, p.a))
+        assert _bits(p.layer_kernels(p.a)) == want
+        if p._uniform:
+            p._uniform = False  # the gathering path on the same statistics
+            assert _bits(p.layer_kernels(p.a)) == want
+    assert not full._uniform and len(full._groups) > 1
