@@ -1,17 +1,18 @@
-"""Candidates/s of the fitness function: the library's evaluation against the reference (every protected operator
-rewrites its result with ``nan_to_num``, as before the fast path) and against bare torch (the same arithmetic, no
-protection), in one run.
+"""Candidates/s of the fitness function: the library's evaluation ("new") against the reference ("old": every
+protected operator rewrites its result with ``nan_to_num``, as before the fast path), "bare" torch (the same
+arithmetic without ``finite``) and "plain" torch (no guards either: ``x / y``, ``log x``...), in one run (see
+``reference_eval.py``).
 
 Usage: python benchmarks/bench_eval.py [--space realtime] [--archs 1000] [--candidates 300] [--threads 1]
 
 Statistics of ``--archs`` distinct networks sampled from ``--space`` (seed 0, batch of 8, K = 256) are packed once.
 ``--candidates`` random typed trees (DEAP ramped half-and-half, heights 2-5, seed 0: the trees of
-``bench_engine.py``) are each evaluated once by each of the three variants, one after the other in an order that
-rotates from candidate to candidate (so drifts in machine load fall on all three alike), after one untimed
+``bench_engine.py``) are each evaluated once by each of the four variants, one after the other in an order that
+rotates from candidate to candidate (so drifts in machine load fall on all alike), after one untimed
 warm-up: scores of every architecture, then rank quality against a fixed random target, exactly the fitness
 function (``ProxyEvaluator``). Reported per variant: candidates/s (candidates / total time), the median and
 90th-percentile ms per candidate; and the ratios new/bare and old/bare of the total times and the medians of the
-per-candidate ratios, and old/new. ``--check`` also asserts that new and old scores are bit for bit identical.
+per-candidate ratios, old/new, and new/plain, old/plain. ``--check`` also asserts that new and old scores are bit for bit identical.
 Prints and writes benchmarks/results/eval_speed.json (or ``--out``).
 """
 
@@ -35,10 +36,10 @@ from saswot_gp.stats import collect_stats, pack
 from saswot_gp.stats.cache import build_model
 
 from bench_engine import random_candidates
-from reference_eval import BARE, REFERENCE, evaluate_reference
+from reference_eval import BARE, PLAIN, REFERENCE, evaluate_reference
 
 ROOT = Path(__file__).resolve().parent
-VARIANTS = ("new", "old", "bare")
+VARIANTS = ("new", "old", "bare", "plain")
 
 
 def main() -> None:
@@ -70,13 +71,13 @@ def main() -> None:
                 return ev.judge(evaluate_reference(tokens, packed, ops).numpy())
         return fitness
 
-    run = {"new": ev, "old": reference(REFERENCE), "bare": reference(BARE)}
+    run = {"new": ev, "old": reference(REFERENCE), "bare": reference(BARE), "plain": reference(PLAIN)}
     cands = random_candidates(args.candidates, args.seed)
     for f in run.values():
         f(cands[0])  # warm-up (logdet grouping is built lazily)
     times = {v: [] for v in VARIANTS}
     for i, c in enumerate(cands):
-        for v in VARIANTS[i % 3:] + VARIANTS[:i % 3]:
+        for v in VARIANTS[i % len(VARIANTS):] + VARIANTS[:i % len(VARIANTS)]:
             t1 = time.perf_counter()
             run[v](c)
             times[v].append(time.perf_counter() - t1)
@@ -95,7 +96,7 @@ def main() -> None:
                                  "p90_ms": 1000 * float(np.percentile(ts, 90)), "total_s": sum(ts)}
         print(f"{v:>4}: {len(ts) / sum(ts):7.2f} candidates/s  median {1000 * statistics.median(ts):7.2f} ms  "
               f"p90 {1000 * float(np.percentile(ts, 90)):8.2f} ms", flush=True)
-    for a, b in (("new", "bare"), ("old", "bare"), ("old", "new")):
+    for a, b in (("new", "bare"), ("old", "bare"), ("old", "new"), ("new", "plain"), ("old", "plain")):
         total = sum(times[a]) / sum(times[b])
         med = statistics.median(x / y for x, y in zip(times[a], times[b]))
         result["ratios"][f"{a}/{b}"] = {"total_time": total, "median_per_candidate": med}

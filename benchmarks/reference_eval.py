@@ -2,9 +2,12 @@
 7b3cac3, ``saswot_gp/primitives/builtin.py``), evaluated the old way (no argument ever overwritten).
 
 Used by ``fast_eval_check.py`` and ``bench_engine.py`` (old vs new candidates/s) and by ``tests/test_fast_eval.py``
-(bit-identity). ``protect=False`` gives "bare torch": the same arithmetic with ``finite`` replaced by the identity
-(the guards inside ``div``/``recip``, ``log`` and ``exp`` stay; they are part of the operators' values).
-Terminals are fetched with the library's own terminal functions (a fetch has nothing to protect).
+(bit-identity). Modes: ``reference`` (as the library was), ``bare`` (the same arithmetic with ``finite`` replaced by
+the identity; the guards inside ``div``/``recip``, ``log`` and ``exp`` stay, so finite values are the reference's)
+and ``plain`` (no protection at all: ``x / y``, ``1 / x``, ``log x``, ``sqrt x``, ``exp x``, no ``finite``; other
+values wherever a guard would act: a cost floor, not a proxy language).
+Terminals are fetched with the library's own terminal functions (a fetch has nothing to protect). ``logdet_a`` and
+``nwot_a`` use a frozen copy of the old ``PackedStats.layer_kernels`` (needs a ``PackedStats``: private members).
 """
 
 from __future__ import annotations
@@ -24,9 +27,38 @@ def old_finite(x: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(x, nan=0.0, posinf=BIG, neginf=-BIG)
 
 
-def reference_ops(protect: bool = True) -> Dict[str, Callable[..., torch.Tensor]]:
-    """Token -> ``fn(ctx, *children)`` of every built-in non-terminal operator, old definitions."""
-    finite = old_finite if protect else (lambda x: x)
+def old_layer_kernels(ctx, x: torch.Tensor) -> torch.Tensor:
+    """The old ``PackedStats.layer_kernels``: codes gathered group by group, kernel arithmetic out of place."""
+    counts = ctx._lengths["A"]
+    starts = torch.cumsum(counts, 0) - counts
+    c = (x > 0).to(torch.float32)
+    out = torch.empty(ctx.n_layers, ctx.batch_size, ctx.batch_size, dtype=torch.float64)
+    for r in torch.unique(counts).tolist():
+        layers = torch.nonzero(counts == r).flatten()
+        rows = starts[layers].unsqueeze(1) + torch.arange(r).unsqueeze(0)
+        cg = c[rows]
+        s = cg.sum(1)
+        out[layers] = (2.0 * (cg.transpose(1, 2) @ cg) - s.unsqueeze(2) - s.unsqueeze(1) + rows.shape[1]).double()
+    return out
+
+
+def old_arch_logdet(ctx, x: torch.Tensor) -> torch.Tensor:
+    """The old ``PackedStats.arch_logdet`` (on :func:`old_layer_kernels`)."""
+    k = old_layer_kernels(ctx, x) * ctx._scale["A"].view(-1, 1, 1)
+    n = ctx.batch_size
+    ka = torch.zeros(ctx.n_archs, n, n, dtype=torch.float64).index_add_(0, ctx.layer_arch, k)
+    return ctx._logdet(ka)
+
+
+MODES = ("reference", "bare", "plain")
+
+
+def reference_ops(mode: str = "reference") -> Dict[str, Callable[..., torch.Tensor]]:
+    """Token -> ``fn(ctx, *children)`` of every built-in non-terminal operator, old definitions (``mode``: see the
+    module docstring)."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}; expected one of {MODES}")
+    finite = old_finite if mode == "reference" else (lambda x: x)
 
     def _square(x):
         return finite(x * x)
@@ -89,6 +121,12 @@ def reference_ops(protect: bool = True) -> Dict[str, Callable[..., torch.Tensor]
     def _reduce_maxabs(kind):
         return lambda ctx, x: ctx.seg_max(kind, x.abs())
 
+    if mode == "plain":
+        _sqrt, _log, _exp, _recip = torch.sqrt, torch.log, torch.exp, torch.reciprocal
+
+        def _div(x, y):
+            return x / y
+
     unary = {"abs": torch.abs, "neg": torch.neg, "square": _square, "sqrt": _sqrt, "log": _log, "exp": _exp,
              "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu, "recip": _recip}
     binary = {"add": _add, "sub": _sub, "mul": _mul, "div": _div, "max": torch.maximum, "min": torch.minimum}
@@ -108,8 +146,8 @@ def reference_ops(protect: bool = True) -> Dict[str, Callable[..., torch.Tensor]
         ops[f"l2_{t}"] = _reduce_l2(kind)
         ops[f"std_{t}"] = _reduce_std(kind)
         ops[f"maxabs_{t}"] = _reduce_maxabs(kind)
-    ops["logdet_a"] = lambda ctx, x: ctx.logdet(x)
-    ops["nwot_a"] = lambda ctx, x: ctx.arch_logdet(x)
+    ops["logdet_a"] = lambda ctx, x: ctx._logdet(old_layer_kernels(ctx, x))
+    ops["nwot_a"] = old_arch_logdet
     ops["layers_sum"] = lambda ctx, x: finite(ctx.seg_sum("L", x))
     ops["layers_mean"] = lambda ctx, x: ctx.seg_mean("L", x)
     ops["layers_max"] = lambda ctx, x: ctx.seg_max("L", x)
@@ -117,8 +155,9 @@ def reference_ops(protect: bool = True) -> Dict[str, Callable[..., torch.Tensor]
     return ops
 
 
-REFERENCE = reference_ops(True)
-BARE = reference_ops(False)
+REFERENCE = reference_ops("reference")
+BARE = reference_ops("bare")
+PLAIN = reference_ops("plain")
 
 
 def evaluate_reference(tokens: Sequence[str], ctx, ops: Dict[str, Callable[..., torch.Tensor]] = REFERENCE) -> torch.Tensor:

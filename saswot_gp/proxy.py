@@ -355,19 +355,32 @@ class Proxy:
         An intermediate result that only this evaluation holds (the output of an operator with ``spare``) is
         handed to its parent as a spare, so most operators write into it instead of allocating: same values.
         """
-        stack: List[Tuple[torch.Tensor, bool]] = []  # (value, held by nothing else)
+        stack: List[torch.Tensor] = []
+        own: List[bool] = []  # own[i]: stack[i] is held by nothing else
         for tok in reversed(self.tokens):
             op = get_operator(tok)
             if op.arity == 0:
-                stack.append((op.fn(ctx), False))
+                stack.append(op.fn(ctx))
+                own.append(False)
                 continue
-            args = [stack.pop() for _ in range(op.arity)]
-            values = [v for v, _ in args]
-            spare = next((v for v, own in args if own), None) if op.spare else None
-            out = op.fn(ctx, *values, spare=spare) if spare is not None else op.fn(ctx, *values)
-            del args, values, spare  # drop references so that freed inputs can be reused at once
-            stack.append((out, op.spare))
-        return stack[0][0]
+            if op.arity == 1:
+                x = stack.pop()
+                if own.pop() and op.spare:
+                    out = op.fn(ctx, x, spare=x)
+                else:
+                    out = op.fn(ctx, x)
+            else:
+                x, y = stack.pop(), stack.pop()
+                own_x, own_y = own.pop(), own.pop()
+                if op.spare and (own_x or own_y):
+                    out = op.fn(ctx, x, y, spare=x if own_x else y)
+                else:
+                    out = op.fn(ctx, x, y)
+                del y
+            del x  # drop the reference so that a freed input's memory can be reused at once
+            stack.append(out)
+            own.append(op.spare)
+        return stack[0]
 
     def score(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, k: Optional[int] = 256,
               seed: int = 0) -> float:
