@@ -377,16 +377,43 @@ class Proxy:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, ctx) -> torch.Tensor:
-        """Scores of every architecture in a ``PackedStats`` (float64 tensor, one per architecture)."""
-        stack = []
+        """Scores of every architecture in a ``PackedStats`` (float64 tensor, one per architecture).
+
+        An intermediate result that only this evaluation holds (the output of an operator with ``spare``) is
+        handed to its parent as a spare, so most operators write into it instead of allocating: same values.
+        """
+        stack: List[torch.Tensor] = []
+        own: List[bool] = []  # own[i]: stack[i] is held by nothing else
         for tok in reversed(self.tokens):
             op = get_operator(tok)
             if op.arity == 0:
                 stack.append(op.fn(ctx))
-            elif op.arity == 1:
-                stack.append(op.fn(ctx, stack.pop()))
+                own.append(False)
+                continue
+            if op.arity == 1:
+                x = stack.pop()
+                if own.pop() and op.spare:
+                    out = op.fn(ctx, x, spare=x)
+                else:
+                    out = op.fn(ctx, x)
+            elif op.arity > 2:  # a rank aggregate's root: no spare
+                args = [stack.pop() for _ in range(op.arity)]
+                del own[-op.arity:]
+                out = op.fn(ctx, *args)
+                stack.append(out)
+                own.append(op.spare)
+                continue
             else:
-                stack.append(op.fn(ctx, *[stack.pop() for _ in range(op.arity)]))
+                x, y = stack.pop(), stack.pop()
+                own_x, own_y = own.pop(), own.pop()
+                if op.spare and (own_x or own_y):
+                    out = op.fn(ctx, x, y, spare=x if own_x else y)
+                else:
+                    out = op.fn(ctx, x, y)
+                del y
+            del x  # drop the reference so that a freed input's memory can be reused at once
+            stack.append(out)
+            own.append(op.spare)
         return stack[0]
 
     def evaluate_parts(self, ctx) -> torch.Tensor:

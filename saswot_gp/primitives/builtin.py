@@ -17,7 +17,7 @@ never the reverse.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -32,41 +32,85 @@ from .rank import rank_root
 EPS = 1e-12
 
 # ----------------------------------------------------------------------------- torch side: elementwise
-# Elementwise functions take tensors only (no context); the table wraps them as fn(ctx, *tensors).
-def _square(x: torch.Tensor) -> torch.Tensor:
-    return finite(x * x)
+# Elementwise functions take tensors only (no context); the table wraps them as fn(ctx, *tensors). Every function
+# takes ``spare`` (None or one of its arguments that nothing else holds; see ``Operator.spare``) and writes its
+# result there instead of into a new tensor: at 1,000 packed networks a weight-shaped tensor is 60 MB, and a new one
+# costs more (page faults) than the arithmetic. ``torch.f(x, out=x)`` gives the bits of ``torch.f(x)``.
+# ``finite`` only where finite inputs can give a non-finite result (overflow: square, add, sub, mul, div); the others
+# map finite inputs to finite values (sqrt|x|, log of |x| >= EPS, exp of x <= 80, 1/y for |y| > EPS, sigmoid, tanh,
+# relu, abs, neg, max, min) and pass a non-finite input's NaN/inf on, exactly as before.
+def _abs(x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return torch.abs(x, out=spare)
 
 
-def _sqrt(x: torch.Tensor) -> torch.Tensor:
-    return torch.sqrt(x.abs())
+def _neg(x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return torch.neg(x, out=spare)
 
 
-def _log(x: torch.Tensor) -> torch.Tensor:
-    return torch.log(x.abs().clamp_min(EPS))
+def _square(x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return finite(torch.mul(x, x, out=spare))
 
 
-def _exp(x: torch.Tensor) -> torch.Tensor:
-    return torch.exp(x.clamp(max=80.0))
+def _sqrt(x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return torch.abs(x, out=spare).sqrt_()
 
 
-def _div(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return finite(torch.where(y.abs() > EPS, x / torch.where(y.abs() > EPS, y, torch.ones_like(y)), torch.ones_like(x)))
+def _log(x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return torch.abs(x, out=spare).clamp_min_(EPS).log_()
 
 
-def _recip(x: torch.Tensor) -> torch.Tensor:
-    return _div(torch.ones_like(x), x)
+def _exp(x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return torch.clamp(x, max=80.0, out=spare).exp_()
 
 
-def _add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return finite(x + y)
+def _sigmoid(x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return torch.sigmoid(x, out=spare)
 
 
-def _sub(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return finite(x - y)
+def _tanh(x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return torch.tanh(x, out=spare)
 
 
-def _mul(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return finite(x * y)
+def _relu(x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return torch.relu(x) if spare is None else spare.relu_()
+
+
+def _safe_divisor(y: torch.Tensor, spare: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(y with 1 where |y| <= EPS or y is NaN, that mask): in ``spare`` if it is y, else in a new tensor."""
+    small = torch.gt(y, EPS)
+    small |= torch.lt(y, -EPS)  # |y| > EPS, without a float temporary; false for NaN
+    small.logical_not_()
+    return (y.masked_fill_(small, 1.0) if spare is y else y.masked_fill(small, 1.0)), small
+
+
+def _div(x: torch.Tensor, y: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    d, small = _safe_divisor(y, spare)
+    return finite(torch.div(x, d, out=d).masked_fill_(small, 1.0))
+
+
+def _recip(x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    d, small = _safe_divisor(x, spare)
+    return torch.reciprocal(d, out=d).masked_fill_(small, 1.0)  # finite: |1/y| < 1/EPS, and 1/inf = 0
+
+
+def _add(x: torch.Tensor, y: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return finite(torch.add(x, y, out=spare))
+
+
+def _sub(x: torch.Tensor, y: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return finite(torch.sub(x, y, out=spare))
+
+
+def _mul(x: torch.Tensor, y: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return finite(torch.mul(x, y, out=spare))
+
+
+def _max(x: torch.Tensor, y: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return torch.maximum(x, y, out=spare)
+
+
+def _min(x: torch.Tensor, y: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return torch.minimum(x, y, out=spare)
 
 
 # ----------------------------------------------------------------------------- torch side: with context
@@ -98,79 +142,87 @@ def _arch_scalar(key: str) -> Callable[[StatsContext], torch.Tensor]:
     return fn
 
 
-def _zscore(kind: str) -> Callable[[StatsContext, torch.Tensor], torch.Tensor]:
-    def fn(ctx: StatsContext, x: torch.Tensor) -> torch.Tensor:
-        m = ctx.seg_mean(kind, x)
-        s = torch.sqrt(ctx.seg_mean(kind, (x - ctx.expand(kind, m)) ** 2))
-        return finite((x - ctx.expand(kind, m)) / (ctx.expand(kind, s) + 1e-8))
+ContextFn = Callable[..., torch.Tensor]
+"""``fn(ctx, x, spare=None)``: an operator function that needs the context."""
+
+
+def _centred(ctx: StatsContext, kind: str, x: torch.Tensor, spare: Optional[torch.Tensor]) -> torch.Tensor:
+    """x minus its segment mean, in ``spare`` when given."""
+    return torch.sub(x, ctx.expand(kind, ctx.seg_mean(kind, x)), out=spare)
+
+
+def _zscore(kind: str) -> ContextFn:
+    def fn(ctx: StatsContext, x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+        d = _centred(ctx, kind, x, spare)
+        s = torch.sqrt(ctx.seg_mean(kind, d ** 2))
+        return finite(d.div_(ctx.expand(kind, s) + 1e-8))
     return fn
 
 
-def _minmax(kind: str) -> Callable[[StatsContext, torch.Tensor], torch.Tensor]:
-    def fn(ctx: StatsContext, x: torch.Tensor) -> torch.Tensor:
+def _minmax(kind: str) -> ContextFn:
+    def fn(ctx: StatsContext, x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
         lo, hi = ctx.seg_min(kind, x), ctx.seg_max(kind, x)
-        return finite((x - ctx.expand(kind, lo)) / (ctx.expand(kind, hi - lo) + 1e-8))
+        return finite(torch.sub(x, ctx.expand(kind, lo), out=spare).div_(ctx.expand(kind, hi - lo) + 1e-8))
     return fn
 
 
-def _reduce_sum(kind: str) -> Callable[[StatsContext, torch.Tensor], torch.Tensor]:
-    def fn(ctx: StatsContext, x: torch.Tensor) -> torch.Tensor:
+def _reduce_sum(kind: str) -> ContextFn:
+    def fn(ctx: StatsContext, x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
         return finite(ctx.seg_sum(kind, x) * ctx.scale(kind))
     return fn
 
 
-def _reduce_mean(kind: str) -> Callable[[StatsContext, torch.Tensor], torch.Tensor]:
-    def fn(ctx: StatsContext, x: torch.Tensor) -> torch.Tensor:
+def _reduce_mean(kind: str) -> ContextFn:
+    def fn(ctx: StatsContext, x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
         return ctx.seg_mean(kind, x)
     return fn
 
 
-def _reduce_l1(kind: str) -> Callable[[StatsContext, torch.Tensor], torch.Tensor]:
-    def fn(ctx: StatsContext, x: torch.Tensor) -> torch.Tensor:
-        return finite(ctx.seg_sum(kind, x.abs()) * ctx.scale(kind))
+def _reduce_l1(kind: str) -> ContextFn:
+    def fn(ctx: StatsContext, x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return finite(ctx.seg_sum(kind, torch.abs(x, out=spare)) * ctx.scale(kind))
     return fn
 
 
-def _reduce_l2(kind: str) -> Callable[[StatsContext, torch.Tensor], torch.Tensor]:
-    def fn(ctx: StatsContext, x: torch.Tensor) -> torch.Tensor:
-        return finite(torch.sqrt(ctx.seg_sum(kind, x * x) * ctx.scale(kind)))
+def _reduce_l2(kind: str) -> ContextFn:
+    def fn(ctx: StatsContext, x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return finite(torch.sqrt(ctx.seg_sum(kind, torch.mul(x, x, out=spare)) * ctx.scale(kind)))
     return fn
 
 
-def _reduce_std(kind: str) -> Callable[[StatsContext, torch.Tensor], torch.Tensor]:
-    def fn(ctx: StatsContext, x: torch.Tensor) -> torch.Tensor:
-        m = ctx.seg_mean(kind, x)
-        return finite(torch.sqrt(ctx.seg_mean(kind, (x - ctx.expand(kind, m)) ** 2)))
+def _reduce_std(kind: str) -> ContextFn:
+    def fn(ctx: StatsContext, x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return finite(torch.sqrt(ctx.seg_mean(kind, _centred(ctx, kind, x, spare).pow_(2))))
     return fn
 
 
-def _reduce_maxabs(kind: str) -> Callable[[StatsContext, torch.Tensor], torch.Tensor]:
-    def fn(ctx: StatsContext, x: torch.Tensor) -> torch.Tensor:
-        return ctx.seg_max(kind, x.abs())
+def _reduce_maxabs(kind: str) -> ContextFn:
+    def fn(ctx: StatsContext, x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return ctx.seg_max(kind, torch.abs(x, out=spare))
     return fn
 
 
-def _logdet_a(ctx: StatsContext, x: torch.Tensor) -> torch.Tensor:
+def _logdet_a(ctx: StatsContext, x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
     return ctx.logdet(x)
 
 
-def _nwot_a(ctx: StatsContext, x: torch.Tensor) -> torch.Tensor:
+def _nwot_a(ctx: StatsContext, x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
     return ctx.arch_logdet(x)
 
 
-def _layers_sum(ctx: StatsContext, x: torch.Tensor) -> torch.Tensor:
+def _layers_sum(ctx: StatsContext, x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
     return finite(ctx.seg_sum("L", x))
 
 
-def _layers_mean(ctx: StatsContext, x: torch.Tensor) -> torch.Tensor:
+def _layers_mean(ctx: StatsContext, x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
     return ctx.seg_mean("L", x)
 
 
-def _layers_max(ctx: StatsContext, x: torch.Tensor) -> torch.Tensor:
+def _layers_max(ctx: StatsContext, x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
     return ctx.seg_max("L", x)
 
 
-def _layers_min(ctx: StatsContext, x: torch.Tensor) -> torch.Tensor:
+def _layers_min(ctx: StatsContext, x: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
     return ctx.seg_min("L", x)
 
 
@@ -199,80 +251,80 @@ BUILTINS: Tuple[Row, ...] = (
     ("params", (), "S", _arch_scalar("params"), _symbol("params"), NO_FLAGS, "architecture parameter count"),
     ("flops", (), "S", _arch_scalar("flops"), _symbol("flops"), NO_FLAGS, "architecture multiply-accumulates"),
     # weight-shaped tensors ---------------------------------------------------------------------------
-    ("abs_w", ("W",), "W", torch.abs, sym_abs, ELEM, "elementwise abs"),
-    ("neg_w", ("W",), "W", torch.neg, _sym_neg, ELEM, "elementwise neg"),
+    ("abs_w", ("W",), "W", _abs, sym_abs, ELEM, "elementwise abs"),
+    ("neg_w", ("W",), "W", _neg, _sym_neg, ELEM, "elementwise neg"),
     ("square_w", ("W",), "W", _square, _sym_square, ELEM, "elementwise square"),
     ("sqrt_w", ("W",), "W", _sqrt, _sym_sqrt, ELEM, "elementwise sqrt"),
     ("log_w", ("W",), "W", _log, _sym_log, ELEM, "elementwise log"),
     ("exp_w", ("W",), "W", _exp, _sym_exp, ELEM_MONO, "elementwise exp"),
-    ("sigmoid_w", ("W",), "W", torch.sigmoid, _sym_sigmoid, ELEM_MONO, "elementwise sigmoid"),
-    ("tanh_w", ("W",), "W", torch.tanh, _sym_tanh, ELEM_MONO, "elementwise tanh"),
-    ("relu_w", ("W",), "W", torch.relu, _sym_relu, ELEM, "elementwise relu"),  # ties negatives: not rank-preserving
+    ("sigmoid_w", ("W",), "W", _sigmoid, _sym_sigmoid, ELEM_MONO, "elementwise sigmoid"),
+    ("tanh_w", ("W",), "W", _tanh, _sym_tanh, ELEM_MONO, "elementwise tanh"),
+    ("relu_w", ("W",), "W", _relu, _sym_relu, ELEM, "elementwise relu"),  # ties negatives: not rank-preserving
     ("recip_w", ("W",), "W", _recip, _sym_recip, ELEM, "elementwise recip"),
     ("add_w", ("W", "W"), "W", _add, _sym_add, ELEM, "elementwise add"),
     ("sub_w", ("W", "W"), "W", _sub, _sym_sub, ELEM, "elementwise sub"),
     ("mul_w", ("W", "W"), "W", _mul, _sym_mul, ELEM, "elementwise mul"),
     ("div_w", ("W", "W"), "W", _div, _sym_div, ELEM, "elementwise div"),
-    ("max_w", ("W", "W"), "W", torch.maximum, _sym_max, ELEM, "elementwise max"),
-    ("min_w", ("W", "W"), "W", torch.minimum, _sym_min, ELEM, "elementwise min"),
+    ("max_w", ("W", "W"), "W", _max, _sym_max, ELEM, "elementwise max"),
+    ("min_w", ("W", "W"), "W", _min, _sym_min, ELEM, "elementwise min"),
     ("zscore_w", ("W",), "W", _zscore("W"), _sym_zscore, MONO, "z-score within each layer"),
     ("minmax_w", ("W",), "W", _minmax("W"), _sym_minmax, MONO, "min-max scaling within each layer"),
     # activation-shaped tensors -----------------------------------------------------------------------
-    ("abs_a", ("A",), "A", torch.abs, sym_abs, ELEM, "elementwise abs"),
-    ("neg_a", ("A",), "A", torch.neg, _sym_neg, ELEM, "elementwise neg"),
+    ("abs_a", ("A",), "A", _abs, sym_abs, ELEM, "elementwise abs"),
+    ("neg_a", ("A",), "A", _neg, _sym_neg, ELEM, "elementwise neg"),
     ("square_a", ("A",), "A", _square, _sym_square, ELEM, "elementwise square"),
     ("sqrt_a", ("A",), "A", _sqrt, _sym_sqrt, ELEM, "elementwise sqrt"),
     ("log_a", ("A",), "A", _log, _sym_log, ELEM, "elementwise log"),
     ("exp_a", ("A",), "A", _exp, _sym_exp, ELEM_MONO, "elementwise exp"),
-    ("sigmoid_a", ("A",), "A", torch.sigmoid, _sym_sigmoid, ELEM_MONO, "elementwise sigmoid"),
-    ("tanh_a", ("A",), "A", torch.tanh, _sym_tanh, ELEM_MONO, "elementwise tanh"),
-    ("relu_a", ("A",), "A", torch.relu, _sym_relu, ELEM, "elementwise relu"),
+    ("sigmoid_a", ("A",), "A", _sigmoid, _sym_sigmoid, ELEM_MONO, "elementwise sigmoid"),
+    ("tanh_a", ("A",), "A", _tanh, _sym_tanh, ELEM_MONO, "elementwise tanh"),
+    ("relu_a", ("A",), "A", _relu, _sym_relu, ELEM, "elementwise relu"),
     ("recip_a", ("A",), "A", _recip, _sym_recip, ELEM, "elementwise recip"),
     ("add_a", ("A", "A"), "A", _add, _sym_add, ELEM, "elementwise add"),
     ("sub_a", ("A", "A"), "A", _sub, _sym_sub, ELEM, "elementwise sub"),
     ("mul_a", ("A", "A"), "A", _mul, _sym_mul, ELEM, "elementwise mul"),
     ("div_a", ("A", "A"), "A", _div, _sym_div, ELEM, "elementwise div"),
-    ("max_a", ("A", "A"), "A", torch.maximum, _sym_max, ELEM, "elementwise max"),
-    ("min_a", ("A", "A"), "A", torch.minimum, _sym_min, ELEM, "elementwise min"),
+    ("max_a", ("A", "A"), "A", _max, _sym_max, ELEM, "elementwise max"),
+    ("min_a", ("A", "A"), "A", _min, _sym_min, ELEM, "elementwise min"),
     ("zscore_a", ("A",), "A", _zscore("A"), _sym_zscore, MONO, "z-score within each layer"),
     ("minmax_a", ("A",), "A", _minmax("A"), _sym_minmax, MONO, "min-max scaling within each layer"),
     # layer scalars -----------------------------------------------------------------------------------
-    ("abs_l", ("L",), "L", torch.abs, sym_abs, ELEM, "elementwise abs"),
-    ("neg_l", ("L",), "L", torch.neg, _sym_neg, ELEM, "elementwise neg"),
+    ("abs_l", ("L",), "L", _abs, sym_abs, ELEM, "elementwise abs"),
+    ("neg_l", ("L",), "L", _neg, _sym_neg, ELEM, "elementwise neg"),
     ("square_l", ("L",), "L", _square, _sym_square, ELEM, "elementwise square"),
     ("sqrt_l", ("L",), "L", _sqrt, _sym_sqrt, ELEM, "elementwise sqrt"),
     ("log_l", ("L",), "L", _log, _sym_log, ELEM, "elementwise log"),
     ("exp_l", ("L",), "L", _exp, _sym_exp, ELEM_MONO, "elementwise exp"),
-    ("sigmoid_l", ("L",), "L", torch.sigmoid, _sym_sigmoid, ELEM_MONO, "elementwise sigmoid"),
-    ("tanh_l", ("L",), "L", torch.tanh, _sym_tanh, ELEM_MONO, "elementwise tanh"),
-    ("relu_l", ("L",), "L", torch.relu, _sym_relu, ELEM, "elementwise relu"),
+    ("sigmoid_l", ("L",), "L", _sigmoid, _sym_sigmoid, ELEM_MONO, "elementwise sigmoid"),
+    ("tanh_l", ("L",), "L", _tanh, _sym_tanh, ELEM_MONO, "elementwise tanh"),
+    ("relu_l", ("L",), "L", _relu, _sym_relu, ELEM, "elementwise relu"),
     ("recip_l", ("L",), "L", _recip, _sym_recip, ELEM, "elementwise recip"),
     ("add_l", ("L", "L"), "L", _add, _sym_add, ELEM, "elementwise add"),
     ("sub_l", ("L", "L"), "L", _sub, _sym_sub, ELEM, "elementwise sub"),
     ("mul_l", ("L", "L"), "L", _mul, _sym_mul, ELEM, "elementwise mul"),
     ("div_l", ("L", "L"), "L", _div, _sym_div, ELEM, "elementwise div"),
-    ("max_l", ("L", "L"), "L", torch.maximum, _sym_max, ELEM, "elementwise max"),
-    ("min_l", ("L", "L"), "L", torch.minimum, _sym_min, ELEM, "elementwise min"),
+    ("max_l", ("L", "L"), "L", _max, _sym_max, ELEM, "elementwise max"),
+    ("min_l", ("L", "L"), "L", _min, _sym_min, ELEM, "elementwise min"),
     ("zscore_l", ("L",), "L", _zscore("L"), _sym_zscore, MONO, "z-score within each architecture"),
     ("minmax_l", ("L",), "L", _minmax("L"), _sym_minmax, MONO, "min-max scaling within each architecture"),
     # architecture scores (no zscore_s / minmax_s: normalising across architectures would make a score
     # depend on the others) ---------------------------------------------------------------------------
-    ("abs_s", ("S",), "S", torch.abs, sym_abs, ELEM, "elementwise abs"),
-    ("neg_s", ("S",), "S", torch.neg, _sym_neg, ELEM, "elementwise neg"),
+    ("abs_s", ("S",), "S", _abs, sym_abs, ELEM, "elementwise abs"),
+    ("neg_s", ("S",), "S", _neg, _sym_neg, ELEM, "elementwise neg"),
     ("square_s", ("S",), "S", _square, _sym_square, ELEM, "elementwise square"),
     ("sqrt_s", ("S",), "S", _sqrt, _sym_sqrt, ELEM, "elementwise sqrt"),
     ("log_s", ("S",), "S", _log, _sym_log, ELEM, "elementwise log"),
     ("exp_s", ("S",), "S", _exp, _sym_exp, ELEM_MONO, "elementwise exp"),
-    ("sigmoid_s", ("S",), "S", torch.sigmoid, _sym_sigmoid, ELEM_MONO, "elementwise sigmoid"),
-    ("tanh_s", ("S",), "S", torch.tanh, _sym_tanh, ELEM_MONO, "elementwise tanh"),
-    ("relu_s", ("S",), "S", torch.relu, _sym_relu, ELEM, "elementwise relu"),
+    ("sigmoid_s", ("S",), "S", _sigmoid, _sym_sigmoid, ELEM_MONO, "elementwise sigmoid"),
+    ("tanh_s", ("S",), "S", _tanh, _sym_tanh, ELEM_MONO, "elementwise tanh"),
+    ("relu_s", ("S",), "S", _relu, _sym_relu, ELEM, "elementwise relu"),
     ("recip_s", ("S",), "S", _recip, _sym_recip, ELEM, "elementwise recip"),
     ("add_s", ("S", "S"), "S", _add, _sym_add, ELEM, "elementwise add"),
     ("sub_s", ("S", "S"), "S", _sub, _sym_sub, ELEM, "elementwise sub"),
     ("mul_s", ("S", "S"), "S", _mul, _sym_mul, ELEM, "elementwise mul"),
     ("div_s", ("S", "S"), "S", _div, _sym_div, ELEM, "elementwise div"),
-    ("max_s", ("S", "S"), "S", torch.maximum, _sym_max, ELEM, "elementwise max"),
-    ("min_s", ("S", "S"), "S", torch.minimum, _sym_min, ELEM, "elementwise min"),
+    ("max_s", ("S", "S"), "S", _max, _sym_max, ELEM, "elementwise max"),
+    ("min_s", ("S", "S"), "S", _min, _sym_min, ELEM, "elementwise min"),
     # reductions: tensors -> layer scalars ------------------------------------------------------------
     ("sum_w", ("W",), "L", _reduce_sum("W"), _sym_of("sum"), NO_FLAGS, "per-layer sum of a weight-shaped tensor"),
     ("mean_w", ("W",), "L", _reduce_mean("W"), _sym_of("mean"), NO_FLAGS, "per-layer mean of a weight-shaped tensor"),
@@ -313,9 +365,9 @@ BUILTINS: Tuple[Row, ...] = (
 
 
 def _ignore_ctx(f: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-    """``fn(ctx, *tensors)`` for a context-free elementwise function ``f(*tensors)``."""
-    def fn(ctx: StatsContext, *args: torch.Tensor) -> torch.Tensor:
-        return f(*args)
+    """``fn(ctx, *tensors, spare=None)`` for a context-free elementwise function ``f(*tensors, spare=None)``."""
+    def fn(ctx: StatsContext, *args: torch.Tensor, spare: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return f(*args, spare=spare)
     return fn
 
 
@@ -326,7 +378,8 @@ def _operator(row: Row) -> Operator:
         raise ValueError(f"built-in operator {name!r}: unknown flags {sorted(unknown)}")
     elementwise = "elementwise" in flags
     return Operator(name, in_types, out_type, _ignore_ctx(fn) if elementwise else fn, sympy_fn,
-                    elementwise=elementwise, monotone="monotone" in flags, doc=doc)
+                    elementwise=elementwise, monotone="monotone" in flags, doc=doc,
+                    spare=bool(in_types) and out_type != "R")  # a rank root allocates its aggregate
 
 
 # Elementwise families by name (the weight-shaped rows stand for all four types):

@@ -22,7 +22,12 @@ import torch
 
 @runtime_checkable
 class StatsContext(Protocol):
-    """What an operator function may use of its ``ctx`` (``isinstance`` checks only that the names exist)."""
+    """What an operator function may use of its ``ctx`` (``isinstance`` checks only that the names exist).
+
+    The segment methods and ``logdet``/``arch_logdet`` return new tensors, never their argument or a view of it:
+    ``Proxy.evaluate`` writes into operators' results (``Operator.spare``), so a result that shared memory with a
+    terminal would overwrite the statistics.
+    """
 
     n_archs: int
     """Number of architectures (the length of an architecture score)."""

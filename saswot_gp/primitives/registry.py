@@ -11,6 +11,7 @@ once, before any call here, whatever is called first.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -24,7 +25,15 @@ BIG = 1e100  # protected functions clamp +-inf to this (float64 keeps headroom)
 
 
 def finite(x: torch.Tensor) -> torch.Tensor:
-    """Replace NaN by 0 and +-inf by +-BIG so every protected operator stays finite."""
+    """``x`` with NaN replaced by 0 and +-inf by +-BIG (``x`` itself when it is all finite already).
+
+    One read-only pass decides: a sum of floats is finite only if every term is (NaN and +-inf propagate
+    through addition), so a finite sum proves there is nothing to rewrite; an infinite sum of finite terms
+    (overflow) only costs the rewrite, which then changes nothing. Callers must not overwrite the result
+    unless they own ``x``.
+    """
+    if math.isfinite(x.sum().item()):
+        return x
     return torch.nan_to_num(x, nan=0.0, posinf=BIG, neginf=-BIG)
 
 
@@ -40,6 +49,10 @@ class Operator:
     has no inputs and ``fn(ctx)`` fetches its value. ``sympy_fn`` builds the symbolic twin from the
     children's sympy expressions. ``elementwise``: applies value by value; ``monotone``: strictly or
     weakly increasing in its single argument over all reals (so it never changes a ranking).
+    ``spare``: ``fn`` also takes a keyword ``spare``, None or one of its own arguments that nothing else holds,
+    which it may overwrite (to write its result there instead of a new tensor), and its result never shares
+    memory with the context or with an argument other than ``spare``. ``Proxy.evaluate`` passes intermediate
+    results as spares; the values must be exactly those computed without one.
     """
 
     name: str
@@ -51,6 +64,7 @@ class Operator:
     monotone: bool = False
     doc: str = ""
     builtin: bool = field(default=True, compare=False)
+    spare: bool = field(default=False, compare=False)
 
     @property
     def arity(self) -> int:

@@ -55,6 +55,7 @@ class PackedStats:
         self._contiguous = all(bool((seg[1:] >= seg[:-1]).all()) for seg in self._seg.values())
         self._scale = {"W": w_numel / w_cnt, "A": a_numel / a_cnt, "L": torch.ones(self.n_archs, dtype=torch.float64)}
         self._groups = None
+        self._uniform = False
 
     # ------------------------------------------------------------------ segment helpers
     def _rowwise(self, kind: str, x: torch.Tensor) -> torch.Tensor:
@@ -99,7 +100,8 @@ class PackedStats:
         """Per-layer (N x N) batch kernels K = C C^T + (1-C)(1-C)^T of binary codes C = (x > 0) over the sketched
         positions (K_ij: positions where samples i and j agree), float64, shape (n_layers, N, N).
 
-        Layers are grouped by row count, so this is one batched matmul per distinct count.
+        Layers are grouped by row count, so this is one batched matmul per distinct count (when every layer has
+        the same count, as with a sketch of K positions, the one group is a view of the codes: no gather, no copy).
         """
         if self._groups is None:
             counts = self._lengths["A"]
@@ -109,14 +111,21 @@ class PackedStats:
                 layers = torch.nonzero(counts == r).flatten()
                 rows = starts[layers].unsqueeze(1) + torch.arange(r).unsqueeze(0)
                 self._groups.append((layers, rows))
-        c = (x > 0).to(torch.float32)  # 0/1 codes: counts stay exact in float32
+            self._uniform = len(self._groups) == 1 and self._contiguous
+        c = (x > 0).to(torch.float32)  # 0/1 codes: counts stay exact in float32, so every order of sums is exact
+        if self._uniform:
+            r = self._groups[0][1].shape[1]
+            return self._kernels(c.view(self.n_layers, r, self.batch_size)).double()
         out = torch.empty(self.n_layers, self.batch_size, self.batch_size, dtype=torch.float64)
         for layers, rows in self._groups:
-            cg = c[rows]  # (layers in group, r, N)
-            s = cg.sum(1)
-            # K_ij = #positions where codes agree = r - s_i - s_j + 2 (C^T C)_ij
-            out[layers] = (2.0 * (cg.transpose(1, 2) @ cg) - s.unsqueeze(2) - s.unsqueeze(1) + rows.shape[1]).double()
+            out[layers] = self._kernels(c[rows]).double()  # (layers in group, r, N)
         return out
+
+    @staticmethod
+    def _kernels(cg: torch.Tensor) -> torch.Tensor:
+        """K_ij = #positions where codes agree = r - s_i - s_j + 2 (C^T C)_ij for codes ``cg`` (layers, r, N)."""
+        s = cg.sum(1)
+        return (cg.transpose(1, 2) @ cg).mul_(2.0).sub_(s.unsqueeze(2)).sub_(s.unsqueeze(1)).add_(cg.shape[1])
 
     @staticmethod
     def _logdet(k: torch.Tensor) -> torch.Tensor:
