@@ -10,9 +10,10 @@ competing), figures on its held-out part. Statistics: 8 images at 64x64 (realtim
 the public benchmarks: the seeded synthetic batch), K = 256, weights and batch from data seed 0, cached in
 ``--cache-dir``. One torch thread.
 
-Variants ``r<P>[-p<Q>][-<terminals>]``: fitness on a fresh random P % of the training part every generation
-(``r0``: the whole part, the fitness of earlier sessions), parsimony Q / 1000 Kendall per node, terminal set
-(default ``all``). The default of ``saswot-gp evolve`` is the variant with the best mean *validation* Kendall
+Variants ``r<P>[-p<Q>][-<terminals>][-rank]``: fitness on a fresh random P % of the training part every
+generation (``r0``: the whole part, the fitness of earlier sessions), parsimony Q / 1000 Kendall per node,
+terminal set (default ``all``), ``-rank``: the rank-aggregation root (``--root rank``). The default of
+``saswot-gp evolve`` is the variant with the best mean *validation* Kendall
 over the seeds; held-out figures are only reported.
 
 Baselines on the same held-out architectures: every hand-designed proxy of the proxy language (the seeds of
@@ -42,11 +43,11 @@ SETTINGS = dict(batch_size=8, resolution=(64, 64), k=256, data_seed=0, select="v
 
 def parse_variant(v: str) -> dict:
     """``r50-p2-stats`` -> resample 0.5, parsimony 0.002, terminals 'stats'."""
-    m = re.fullmatch(r"r(\d{1,3})(?:-p(\d+))?(?:-(all|stats|sizes|scalefree))?", v)
+    m = re.fullmatch(r"r(\d{1,3})(?:-p(\d+))?(?:-(all|stats|sizes|scalefree))?(-rank)?", v)
     if not m or not 0 <= int(m.group(1)) <= 100:
-        raise SystemExit(f"variant {v!r}; expected r<percent>[-p<thousandths>][-<all|stats|sizes|scalefree>]")
+        raise SystemExit(f"variant {v!r}; expected r<percent>[-p<thousandths>][-<all|stats|sizes|scalefree>][-rank]")
     return {"resample": int(m.group(1)) / 100, "parsimony": int(m.group(2) or 0) / 1000,
-            "terminals": m.group(3) or "all"}
+            "terminals": m.group(3) or "all", "root": "rank" if m.group(4) else "plain"}
 
 
 def run_dir(bench: str, variant: str, seed: int, population: int, generations: int) -> Path:
