@@ -91,7 +91,7 @@ def evolve_run(benches, out: Path, seed: int, variant: str) -> dict:
     resume = (out / "checkpoint.json").is_file()
     t = time.time()
     s = run_evolve(benchmark=list(benches), out_dir=str(out), seed=seed, resume=resume, cache_dir=str(CACHE),
-                   split="random",  # these runs predate the committed splits
+                   split="random", root="plain",  # these runs predate the committed splits and the rank root
                    val_frac=VAL_FRAC if v["select"] == "val" else 0.0, overwrite=not resume, log=lambda m: None, **v,
                    **{k: x for k, x in SETTINGS.items() if k != "k"})
     print(f"  {out.relative_to(ROOT)}: {time.time() - t:.0f} s, train {s['evolved'][0]['train_kendall']:.3f}  "

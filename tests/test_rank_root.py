@@ -226,13 +226,14 @@ def test_evolve_root_rank_exports_reloads_and_scores_in_search(space, lut, limit
 
 def test_root_option_errors_and_old_checkpoints_resume_as_plain(tmp_path):
     res = CliRunner().invoke(main, ["evolve", "--root", "foo"])
-    assert res.exit_code == 2 and "'foo' is not one of 'plain', 'rank'" in res.output
+    assert res.exit_code == 2 and "'foo' is not one of 'auto', 'plain', 'rank'" in res.output
     out = tmp_path / "run"
     args = ["--benchmark", "synthetic", "--population", "6", "--seed", "0", "--train-size", "20", "--threads", "1",
             "--select", "train"]
     res = CliRunner().invoke(main, ["evolve", *args, "--generations", "0", "--out", str(out)])
     assert res.exit_code == 0, res.output
     ck = json.loads((out / "checkpoint.json").read_text())
+    assert ck["config"]["root"] == "plain"  # --root auto on one benchmark
     del ck["config"]["root"]  # as written before --root existed
     (out / "checkpoint.json").write_text(json.dumps(ck))
     res = CliRunner().invoke(main, ["evolve", "--resume", str(out), "--generations", "1", "--threads", "1",
@@ -275,3 +276,13 @@ def test_a_resumed_rank_search_has_the_same_archive_and_result(space, lut, limit
     assert [(h["arch"], h["score"], h["parts"]) for h in hist[0]] == [(h["arch"], h["score"], h["parts"])
                                                                       for h in hist[1]]
     assert straight["top"] == resumed["top"]
+
+
+def test_root_auto_is_rank_on_several_benchmarks_and_plain_on_one():
+    from saswot_gp.errors import SaswotError
+    from saswot_gp.evolution.job import resolve_root
+    assert resolve_root("auto", ["realtime-digits"]) == "plain"
+    assert resolve_root("auto", ["transnas-micro", "transnas-macro"]) == "rank"
+    assert resolve_root("plain", ["a", "b"]) == "plain" and resolve_root("rank", ["a"]) == "rank"
+    with pytest.raises(SaswotError, match="root 'x'; expected one of auto, plain, rank"):
+        resolve_root("x", ["a"])

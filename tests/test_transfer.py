@@ -113,6 +113,7 @@ def test_cli_multi_benchmark_reports_every_benchmark_beside_its_best_hand_design
     assert "per benchmark" in output and "planted-1" in output
     meta = Proxy.load(out / "best_proxy.json").meta
     assert meta["benchmarks"] == names and meta["select"] == "val" and meta["fitness"] == "mean"
+    assert json.loads((out / "checkpoint.json").read_text())["config"]["root"] == "rank"  # --root auto, two benchmarks
 
 
 def test_select_val_orders_the_hall_of_fame_by_validation_kendall(multi_run):

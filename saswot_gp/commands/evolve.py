@@ -72,9 +72,10 @@ def _k_option(value: str) -> Optional[int]:
                    "0.5 had the best validation Kendall, benchmarks/RESULTS.md)")
 @click.option("--parsimony", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="selection fitness = training Kendall tau - parsimony x tree size")
-@click.option("--root", type=click.Choice(["plain", "rank"]), default="plain", show_default=True,
+@click.option("--root", type=click.Choice(["auto", "plain", "rank"]), default="auto", show_default=True,
               help="plain: a tree is one score; rank: a tree is rank1 .. rank4 of score subtrees, the sum of their "
-                   "log-ranks within the set being ranked (AZ-NAS)")
+                   "log-ranks within the set being ranked (AZ-NAS); auto: rank with several --benchmark, plain "
+                   "with one (each validated better there, benchmarks/RESULTS.md)")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(2))
 @click.option("--resolution", default=None,
               help="HxW of the statistics batch (default: the space's input size); refused when the batch and its "

@@ -49,7 +49,7 @@ class EvolveSettings:
     split: str = "committed"
     resample: float = 0.5
     parsimony: float = 0.0
-    root: str = "plain"
+    root: str = "plain"  # run_evolve resolves 'auto' (resolve_root) before a settings object is made
     run_id: Optional[str] = None  # names the run in its checkpoint, log lines and summary (None: an older run)
 
     RUN_KEYS = ("benchmarks", "metric", "k", "train_size", "batch_size", "resolution", "heldout_size", "fitness",
@@ -90,6 +90,19 @@ class EvolveSettings:
             raise SaswotError(f"root {self.root!r}; expected one of {', '.join(ROOTS)}")
         if len(set(self.benchmarks)) != len(self.benchmarks):
             raise SaswotError(f"benchmark given twice in {self.benchmarks}; expected distinct benchmarks")
+
+
+ROOT_CHOICES = ("auto", "plain", "rank")
+
+
+def resolve_root(root: str, benchmarks: Sequence[str]) -> str:
+    """The tree root a run uses: ``root`` itself, or for 'auto' 'rank' when evolving on several benchmarks and
+    'plain' on one (each the better on validation parts in benchmarks/RESULTS.md, *Evolution that generalises*)."""
+    if root not in ROOT_CHOICES:
+        raise SaswotError(f"root {root!r}; expected one of {', '.join(ROOT_CHOICES)}")
+    if root != "auto":
+        return root
+    return "rank" if len(set(benchmarks)) > 1 else "plain"
 
 
 def _read_checkpoint_run(out: Path) -> dict:
@@ -168,7 +181,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
                fitness: str = "mean", terminals: str = "all", select: str = "val", val_frac: Optional[float] = None,
                batch: str = "auto", data_seed: Optional[int] = None, cache_dir: Optional[str] = None,
                overwrite: bool = False, scheduler: Optional[str] = None, device: str = "cpu",
-               split: str = "committed", resample: float = 0.5, parsimony: float = 0.0, root: str = "plain",
+               split: str = "committed", resample: float = 0.5, parsimony: float = 0.0, root: str = "auto",
                log: Callable[[str], None] = print, explicit: Sequence[str] = ()) -> dict:
     """Evolve proxies on the training splits of one or several benchmarks and report every split.
 
@@ -180,9 +193,10 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
     proxy is the best by aggregated validation Kendall among the hall of fame and the hand-designed seeds
     ('val'), or the hall of fame's best by training Kendall ('train'). ``resample``: fitness on a fresh random
     fraction of each training split every generation (0: the whole split; default 0.5); ``parsimony``: Kendall tau charged
-    per tree node in selection. ``root``: 'plain' (a tree is one score) or 'rank' (a tree is ``rank1`` .. ``rank4`` of
+    per tree node in selection. ``root``: 'plain' (a tree is one score), 'rank' (a tree is ``rank1`` .. ``rank4`` of
     score subtrees: the sum of their log-ranks within the set being ranked, which is each resampled subset, the
-    validation and the held-out part). ``data_seed`` (default ``seed``) sets random splits, batches and network
+    validation and the held-out part) or 'auto' (default: :func:`resolve_root`, rank on several benchmarks, plain on
+    one). ``data_seed`` (default ``seed``) sets random splits, batches and network
     weights, ``seed`` the evolution. ``generations``: 20 for a new run; on ``resume`` the
     checkpoint's unless given (then it may only extend the run). A folder that holds a run is refused unless
     ``resume`` or ``overwrite``. Writes ``best_proxy.json``, ``hall_of_fame.json``, ``log.jsonl``,
@@ -206,6 +220,7 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
         data_seed=data_seed, population=population, generations=20 if generations is None else generations,
         seed=seed, terminals=terminals, split=split, resample=resample, parsimony=parsimony, root=root,
         run_id=None if resume else uuid.uuid4().hex)
+    given.root = resolve_root(root, given.benchmarks)
     if resume and overwrite:  # refused (by the folder check) before the checkpoint is read
         prepare_run_dir(out, RUN_FILES, resume, overwrite, f"--resume {out}")
     st = resumed_settings(out, given, generations, log, explicit) if resume else given
