@@ -286,3 +286,22 @@ def test_root_auto_is_rank_on_several_benchmarks_and_plain_on_one():
     assert resolve_root("plain", ["a", "b"]) == "plain" and resolve_root("rank", ["a"]) == "rank"
     with pytest.raises(SaswotError, match="root 'x'; expected one of auto, plain, rank"):
         resolve_root("x", ["a"])
+
+
+def test_rank_pairs_of_the_seeds_compete_in_the_choice_on_validation(tmp_path):
+    from saswot_gp.evolution.report import rank_pairs
+    from saswot_gp.handcrafted import handcrafted_proxies
+    seeds = handcrafted_proxies()
+    pairs = rank_pairs(seeds)
+    assert len(pairs) == len(seeds) * (len(seeds) - 1) // 2
+    assert pairs["flops + nwot_gp"].tokens == ["rank2"] + seeds["flops"].tokens + seeds["nwot_gp"].tokens
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["evolve", "--benchmark", "synthetic", "--population", "8", "--generations", "1",
+                                    "--seed", "0", "--out", str(out), "--train-size", "40", "--threads", "1",
+                                    "--root", "rank", "--select", "val"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((out / "hall_of_fame.json").read_text())["evolved"]
+    paired = [r for r in rows if " + " in r.get("origin", "")]
+    assert paired and all(Proxy(r["tokens"]).is_ranked for r in paired)
+    vals = [r["val_kendall"] for r in rows if np.isfinite(r.get("val_kendall", np.nan))]
+    assert rows[0]["val_kendall"] == max(vals)  # nothing, pair or single seed, validates above the choice

@@ -220,6 +220,15 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def rank_pairs(seeds: Dict[str, "object"]) -> Dict[str, "object"]:
+    """``rank2`` of every pair of the hand-designed ``seeds`` (name -> Proxy), named ``'a + b'``: the rank ensembles
+    a user could build from them, which compete in the choice on validation of a rank-root run."""
+    from itertools import combinations
+    from ..proxy import Proxy
+    return {f"{a} + {b}": Proxy(["rank2"] + seeds[a].tokens + seeds[b].tokens, name=f"{a} + {b}")
+            for a, b in combinations(sorted(seeds), 2)}
+
+
 def _evolved_rows(hall_of_fame: Sequence[dict], data: Sequence[BenchmarkData], fitness: str, select: str,
                   top: int, hof_size: int, seeds: Optional[Dict[str, "object"]] = None) -> List[dict]:
     """The hall of fame as report rows (rank-identical forms dropped), ordered by the selection rule. With
@@ -267,6 +276,8 @@ def write_report(out: Path, res, data: Sequence[BenchmarkData], settings: dict, 
     from .pset import excluded_by
     skip = excluded_by(s["terminals"])
     seeds = {n: p for n, p in handcrafted_proxies().items() if not skip & set(p.tokens)}
+    if s.get("root") == "rank":
+        seeds.update(rank_pairs(seeds))
     rows = _evolved_rows(res.hall_of_fame, data, s["fitness"], s["select"], top, hof_size, seeds)
     hand = _handcrafted_rows(data, s["fitness"])
     best_hand = best_handcrafted(data)
