@@ -183,8 +183,17 @@ def _markdown(o: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _lobo_dir(left: str, variant: str, seed: int, population: int, generations: int) -> Path:
-    return RUNS / "lobo" / f"pop{population}-gen{generations}" / variant / f"without-{left}" / f"seed{seed}"
+LOBO_BENCHES = ["realtime-digits", "transnas-micro", "transnas-macro"]
+
+
+def _lobo_name(benches) -> str:
+    """'lobo' for the three default benchmarks, else 'lobo-<benchmarks joined by +>' (runs and reports apart)."""
+    return "lobo" if list(benches) == LOBO_BENCHES else "lobo-" + "+".join(benches)
+
+
+def _lobo_dir(benches, left: str, variant: str, seed: int, population: int, generations: int) -> Path:
+    return (RUNS / _lobo_name(benches) / f"pop{population}-gen{generations}" / variant / f"without-{left}"
+            / f"seed{seed}")
 
 
 def lobo_report(benches, variant: str, population: int, generations: int, cache: str) -> dict:
@@ -204,7 +213,7 @@ def lobo_report(benches, variant: str, population: int, generations: int, cache:
         d = data[left]
         th = d.test.target
         summaries = [json.loads(p.read_text()) for p in
-                     sorted(_lobo_dir(left, variant, 0, population, generations).parent.glob("seed*/summary.json"))]
+                     sorted(_lobo_dir(benches, left, variant, 0, population, generations).parent.glob("seed*/summary.json"))]
         if not summaries:
             continue
         cols = [_scores(s_["evolved"][0]["tokens"], d.ptest, len(th)) for s_ in summaries]
@@ -235,7 +244,7 @@ def lobo_report(benches, variant: str, population: int, generations: int, cache:
                      f" | `{r['oracle']['name']}` {r['oracle']['heldout']:.3f} | {r['params']:.3f} | {r['flops']:.3f} |")
     lines += ["", "Chosen proxies: " + "; ".join(f"{r['left_out']}: " + ", ".join(
         f"`{e}`" if o == "evolved" else o for e, o in zip(r["expressions"], r["origins"])) for r in rows)]
-    stem = RESULTS / f"generalise_lobo_{variant}_pop{population}-gen{generations}"
+    stem = RESULTS / f"generalise_{_lobo_name(benches)}_{variant}_pop{population}-gen{generations}"
     stem.with_suffix(".json").write_text(json.dumps(out, indent=1))
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -246,7 +255,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("what", choices=["run", "report", "lobo"])
     ap.add_argument("--bench", default="realtime-digits")
-    ap.add_argument("--benches", nargs="+", default=["realtime-digits", "transnas-micro", "transnas-macro"],
+    ap.add_argument("--benches", nargs="+", default=LOBO_BENCHES,
                     help="lobo: the benchmarks, each left out in turn")
     ap.add_argument("--variants", nargs="+", default=["r0", "r50"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -261,8 +270,9 @@ def main() -> None:
     if a.what == "lobo":
         for left in a.benches:
             for seed in a.seeds:
-                evolve_run([b for b in a.benches if b != left], _lobo_dir(left, a.variants[0], seed, a.population,
-                           a.generations), a.variants[0], seed, a.population, a.generations, a.cache_dir)
+                out = _lobo_dir(a.benches, left, a.variants[0], seed, a.population, a.generations)
+                evolve_run([b for b in a.benches if b != left], out, a.variants[0], seed, a.population,
+                           a.generations, a.cache_dir)
         lobo_report(a.benches, a.variants[0], a.population, a.generations, a.cache_dir)
         return
     if a.what == "run":
