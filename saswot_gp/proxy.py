@@ -385,33 +385,12 @@ class Proxy:
         stack: List[torch.Tensor] = []
         own: List[bool] = []  # own[i]: stack[i] is held by nothing else
         for tok in reversed(self.tokens):
-            op = get_operator(tok)
-            if op.arity == 0:
-                stack.append(op.fn(ctx))
-                own.append(False)
-                continue
-            if op.arity == 1:
-                x = stack.pop()
-                if own.pop() and op.spare:
-                    out = op.fn(ctx, x, spare=x)
-                else:
-                    out = op.fn(ctx, x)
-            elif op.arity > 2:  # a rank aggregate's root: no spare
-                args = [stack.pop() for _ in range(op.arity)]
-                del own[-op.arity:]
-                out = op.fn(ctx, *args)
-                stack.append(out)
-                own.append(op.spare)
-                continue
-            else:
-                x, y = stack.pop(), stack.pop()
-                own_x, own_y = own.pop(), own.pop()
-                if op.spare and (own_x or own_y):
-                    out = op.fn(ctx, x, y, spare=x if own_x else y)
-                else:
-                    out = op.fn(ctx, x, y)
-                del y
-            del x  # drop the reference so that a freed input's memory can be reused at once
+            op = get_operator(tok)  # a terminal has no children and no spare: a statistic is never written into
+            args = [stack.pop() for _ in range(op.arity)]  # children in order
+            owned = [own.pop() for _ in range(op.arity)]
+            spare = next((x for x, o in zip(args, owned) if o), None) if op.spare else None
+            out = op.fn(ctx, *args) if spare is None else op.fn(ctx, *args, spare=spare)
+            del args, spare  # drop the references so that a freed input's memory can be reused at once
             stack.append(out)
             own.append(op.spare)
         return stack[0]

@@ -53,10 +53,13 @@ class ProxyScorer:
     def __call__(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
         """Score ``model`` on the batch (higher is better), on the scorer's device; NaN when the proxy fails
         numerically."""
-        device = getattr(self, "device", "cpu")  # scorers pickled before devices existed
-        if device != "cpu":
-            model, images, labels = model.to(device), images.to(device), labels.to(device)
+        model, images, labels = self._on_device(model, images, labels)
         return self.resolved.score(model, images, labels, k=self.k, seed=self.seed)
+
+    def _on_device(self, *tensors):
+        """The model and batch on the scorer's device."""
+        device = getattr(self, "device", "cpu")  # scorers pickled before devices existed
+        return tensors if device == "cpu" else tuple(t.to(device) for t in tensors)
 
     def measure(self, model: torch.nn.Module, images: torch.Tensor,
                 labels: torch.Tensor) -> Union[float, List[float]]:
@@ -64,9 +67,7 @@ class ProxyScorer:
         subtree scores (NaN where the proxy fails numerically), which the search ranks against the archive."""
         if not self.ranked:
             return self(model, images, labels)
-        device = getattr(self, "device", "cpu")
-        if device != "cpu":
-            model, images, labels = model.to(device), images.to(device), labels.to(device)
+        model, images, labels = self._on_device(model, images, labels)
         from ..errors import NUMERICAL_ERRORS
         try:
             return self.proxy.score_parts(model, images, labels, k=self.k, seed=self.seed)
