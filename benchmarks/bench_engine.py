@@ -42,6 +42,15 @@ def random_candidates(n: int, seed: int):
     return [[node.name for node in gp.PrimitiveTree(gp.genHalfAndHalf(pset, 2, 5))] for _ in range(n)]
 
 
+def sample_archs_and_batch(space, n: int, batch: int, seed: int):
+    """``n`` distinct architectures sampled from ``space`` with ``seed`` and a seeded synthetic batch of ``batch``
+    images: what the engine benchmarks score."""
+    rng = random.Random(seed)
+    archs = list(dict.fromkeys(space.sample(rng) for _ in range(n * 2)))[:n]
+    images, labels = synthetic_batch(batch, space.input_size, space.num_classes, seed=seed)
+    return archs, images, labels
+
+
 def median_time(fn, reps=11):
     """Median wall time of ``reps`` calls of ``fn``. Not ``saswot_gp.training.speed.forward_times``: that one times
     a model's forward pass in eval mode under ``inference_mode``; here ``fn`` is a training-mode forward+backward
@@ -68,9 +77,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     space = get_space(args.space)
-    rng = random.Random(args.seed)
-    archs = list(dict.fromkeys(space.sample(rng) for _ in range(args.archs * 2)))[: args.archs]
-    images, labels = synthetic_batch(args.batch, space.input_size, space.num_classes, seed=args.seed)
+    archs, images, labels = sample_archs_and_batch(space, args.archs, args.batch, args.seed)
     target = np.random.default_rng(0).standard_normal(len(archs))
     cands = random_candidates(args.candidates, args.seed)
     result = {"space": args.space, "input_size": list(space.input_size), "batch": args.batch, "archs": len(archs),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import random
 import statistics
 import time
 from pathlib import Path
@@ -28,14 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from saswot_gp.batches import synthetic_batch
 from saswot_gp.evolution import ProxyEvaluator
 from saswot_gp.io import atomic_write_json
 from saswot_gp.spaces import get_space
 from saswot_gp.stats import collect_stats, pack
 from saswot_gp.stats.cache import build_model
 
-from bench_engine import random_candidates
+from bench_engine import random_candidates, sample_archs_and_batch
 from reference_eval import BARE, PLAIN, REFERENCE, evaluate_reference
 
 ROOT = Path(__file__).resolve().parent
@@ -55,9 +53,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     space = get_space(args.space)
-    rng = random.Random(args.seed)
-    archs = list(dict.fromkeys(space.sample(rng) for _ in range(args.archs * 2)))[: args.archs]
-    images, labels = synthetic_batch(args.batch, space.input_size, space.num_classes, seed=args.seed)
+    archs, images, labels = sample_archs_and_batch(space, args.archs, args.batch, args.seed)
     t = time.perf_counter()
     packed = pack([collect_stats(build_model(space, a, 0), images, labels, k=256, seed=0) for a in archs])
     t_collect = time.perf_counter() - t
