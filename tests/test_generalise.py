@@ -172,6 +172,22 @@ def test_a_seed_that_validates_best_is_returned(tmp_path):
         f"seed: {h['name']}" for h in s["handcrafted"]}
 
 
+def test_every_seed_competes_however_large_the_hall_of_fame(tmp_path):
+    """A hall of fame with more distinct rankings than its nominal size must not crowd the hand-designed seeds out
+    of the choice on validation: every seed either competes or ranks exactly like an evolved entry."""
+    from saswot_gp.evolution.job import run_evolve
+    s = run_evolve(benchmark="synthetic", out_dir=str(tmp_path / "run"), population=48, generations=4,
+                   train_size=40, select="val", log=lambda m: None)
+    rows = json.loads((tmp_path / "run" / "hall_of_fame.json").read_text())["evolved"]
+    evolved = [r for r in rows if r["origin"] == "evolved"]
+    assert len(rows) > 30  # more distinct rankings than the old cut (hall-of-fame size 20 + 10 seeds) kept
+    figures = lambda r: tuple(round(r[k], 9) for k in ("train_kendall", "val_kendall", "heldout_kendall"))
+    present = {r["origin"][len("seed: "):] for r in rows if r["origin"] != "evolved"}
+    for h in s["handcrafted"]:
+        assert h["name"] in present or figures(h) in {figures(r) for r in evolved}, h["name"]
+    assert rows[0]["val_kendall"] >= max(h["val_kendall"] for h in s["handcrafted"]) - 1e-9
+
+
 def test_proxies_scores_the_held_out_part_of_the_committed_split(tmp_path):
     import csv
     from click.testing import CliRunner

@@ -278,7 +278,7 @@ def _evolve_on(ex, out: Path, st: EvolveSettings, resume: bool, cache_dir: Optio
     res = evolve(evaluator, cfg, seeds=list(handcrafted_proxies().values()), out_dir=str(out), resume=resume,
                  map_fn=map_fn, progress=progress, run_info=st.run_info(), resampler=resampler)
     seconds = {"stats": t_stats, "evolution": time.perf_counter() - t1}
-    return write_report(out, res, data, st.report_settings(), top, cfg.hof_size, seconds)
+    return write_report(out, res, data, st.report_settings(), top, seconds)
 
 
 def _prepare_all(st: EvolveSettings, cache_dir: str, log: Callable[[str], None], ex=None,

@@ -107,7 +107,7 @@ def rank_signature(proxy, data: Sequence[BenchmarkData]) -> Optional[tuple]:
     return tuple(sig)
 
 
-def dedupe_by_ranking(entries: Sequence[dict], data: Sequence[BenchmarkData], limit: int) -> List[dict]:
+def dedupe_by_ranking(entries: Sequence[dict], data: Sequence[BenchmarkData]) -> List[dict]:
     """Keep the first of every group of hall-of-fame entries that rank all architectures identically."""
     from ..proxy import Proxy
     seen, out = set(), []
@@ -117,8 +117,6 @@ def dedupe_by_ranking(entries: Sequence[dict], data: Sequence[BenchmarkData], li
             continue
         seen.add(sig)
         out.append(e)
-        if len(out) >= limit:
-            break
     return out
 
 
@@ -230,16 +228,17 @@ def rank_pairs(seeds: Dict[str, "object"]) -> Dict[str, "object"]:
 
 
 def _evolved_rows(hall_of_fame: Sequence[dict], data: Sequence[BenchmarkData], fitness: str, select: str,
-                  top: int, hof_size: int, seeds: Optional[Dict[str, "object"]] = None) -> List[dict]:
-    """The hall of fame as report rows (rank-identical forms dropped), ordered by the selection rule. With
-    ``select='val'`` the hand-designed ``seeds`` (name -> Proxy) compete too: the chosen proxy never validates
-    worse than the best of them (a row's ``origin`` says which seed it is, else 'evolved')."""
+                  top: int, seeds: Optional[Dict[str, "object"]] = None) -> List[dict]:
+    """The whole hall of fame as report rows (rank-identical forms dropped), ordered by the selection rule. With
+    ``select='val'`` every hand-designed ``seed`` (name -> Proxy) that ranks unlike all evolved entries competes
+    too: the chosen proxy never validates worse than the best of them (a row's ``origin`` says which seed it
+    is, else 'evolved')."""
     from ..proxy import Proxy
     entries = [dict(e, origin="evolved") for e in hall_of_fame]
     if select == "val":
         entries += [{"tokens": p.tokens, "origin": f"seed: {name}"} for name, p in (seeds or {}).items()]
     rows = []
-    for i, e in enumerate(dedupe_by_ranking(entries, data, hof_size + len(entries) - len(hall_of_fame))):
+    for i, e in enumerate(dedupe_by_ranking(entries, data)):
         p = Proxy(e["tokens"], name=f"evolved-{i + 1}")
         row = {"name": p.name, "tokens": p.tokens, "expression": p.expression(), "size": p.size, "origin": e["origin"]}
         rows.append(_with_aggregates(row, proxy_figures(p, data), fitness))
@@ -263,7 +262,7 @@ def _handcrafted_rows(data: Sequence[BenchmarkData], fitness: str) -> List[dict]
     return hand
 
 
-def write_report(out: Path, res, data: Sequence[BenchmarkData], settings: dict, top: int, hof_size: int,
+def write_report(out: Path, res, data: Sequence[BenchmarkData], settings: dict, top: int,
                  seconds: Dict[str, float]) -> dict:
     """Write best_proxy.json, hall_of_fame.json, proxy.png, evolution.png and summary.json for a finished
     evolution ``res`` (an ``EvolutionResult``) on ``data``; return the summary. ``settings``: the run's
@@ -278,7 +277,7 @@ def write_report(out: Path, res, data: Sequence[BenchmarkData], settings: dict, 
     seeds = {n: p for n, p in handcrafted_proxies().items() if not skip & set(p.tokens)}
     if s.get("root") == "rank":
         seeds.update(rank_pairs(seeds))
-    rows = _evolved_rows(res.hall_of_fame, data, s["fitness"], s["select"], top, hof_size, seeds)
+    rows = _evolved_rows(res.hall_of_fame, data, s["fitness"], s["select"], top, seeds)
     hand = _handcrafted_rows(data, s["fitness"])
     best_hand = best_handcrafted(data)
     names = [d.name for d in data]
