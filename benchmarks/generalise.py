@@ -12,7 +12,9 @@ the public benchmarks: the seeded synthetic batch), K = 256, weights and batch f
 
 Variants ``r<P>[-p<Q>][-<terminals>][-rank]``: fitness on a fresh random P % of the training part every
 generation (``r0``: the whole part, the fitness of earlier sessions), parsimony Q / 1000 Kendall per node,
-terminal set (default ``all``), ``-rank``: the rank-aggregation root (``--root rank``). The default of
+terminal set (default ``all``), ``-rank``: the rank-aggregation root (``--root rank``), ``-tasks``: TransNAS-Bench-101's
+six other tasks of the same architectures join the fitness as extra benchmarks (figures are the segmentation
+task's; the run's own choice on validation is the mean over all seven tasks). The default of
 ``saswot-gp evolve`` is the variant with the best mean *validation* Kendall
 over the seeds; held-out figures are only reported.
 
@@ -38,16 +40,29 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent
 RUNS = ROOT / "runs" / "generalise"
 RESULTS = ROOT / "results"
+OTHER_TASKS = ("class_scene", "class_object", "jigsaw", "room_layout", "autoencoder", "normal")
 SETTINGS = dict(batch_size=8, resolution=(64, 64), k=256, data_seed=0, select="val", split="committed")
 
 
 def parse_variant(v: str) -> dict:
     """``r50-p2-stats`` -> resample 0.5, parsimony 0.002, terminals 'stats'."""
-    m = re.fullmatch(r"r(\d{1,3})(?:-p(\d+))?(?:-(all|stats|sizes|scalefree))?(-rank)?", v)
+    m = re.fullmatch(r"r(\d{1,3})(?:-p(\d+))?(?:-(all|stats|sizes|scalefree))?(-rank)?(-tasks)?", v)
     if not m or not 0 <= int(m.group(1)) <= 100:
-        raise SystemExit(f"variant {v!r}; expected r<percent>[-p<thousandths>][-<all|stats|sizes|scalefree>][-rank]")
+        raise SystemExit(f"variant {v!r}; expected r<percent>[-p<thousandths>][-<all|stats|sizes|scalefree>][-rank]"
+                         f"[-tasks]")
     return {"resample": int(m.group(1)) / 100, "parsimony": int(m.group(2) or 0) / 1000,
             "terminals": m.group(3) or "all", "root": "rank" if m.group(4) else "plain"}
+
+
+def fitness_benches(bench: str, variant: str):
+    """What a within-benchmark run evolves on: ``bench``, and with ``-tasks`` also TransNAS-Bench-101's six other
+    tasks of the same architectures (``bench@task``), each on the segmentation split restricted to its
+    architectures."""
+    if not variant.endswith("-tasks"):
+        return bench
+    if not bench.startswith("transnas-"):
+        raise SystemExit(f"variant {variant!r}: only TransNAS-Bench-101 benchmarks have other tasks")
+    return [bench] + [f"{bench}@{t}" for t in OTHER_TASKS]
 
 
 def run_dir(bench: str, variant: str, seed: int, population: int, generations: int) -> Path:
@@ -134,7 +149,7 @@ def report(bench: str, variants, population: int, generations: int, cache: str) 
                 sorted(run_dir(bench, v, 0, population, generations).parent.glob("seed*/summary.json"))]
         if not runs:
             continue
-        chosen = [r["evolved"][0] for r in runs]
+        chosen = [dict(r["evolved"][0], **r["evolved"][0].get("per_benchmark", {}).get(d.name, {})) for r in runs]
         cols = [_scores(e["tokens"], d.ptest, len(th)) for e in chosen]
         k, lo, hi = _boot(cols, th)
         rows.append({"variant": v, "seeds": [r["seed"] for r in runs], **parse_variant(v),
@@ -278,8 +293,8 @@ def main() -> None:
     if a.what == "run":
         for v in a.variants:
             for seed in a.seeds:
-                evolve_run(a.bench, run_dir(a.bench, v, seed, a.population, a.generations), v, seed, a.population,
-                           a.generations, a.cache_dir)
+                evolve_run(fitness_benches(a.bench, v), run_dir(a.bench, v, seed, a.population, a.generations), v,
+                           seed, a.population, a.generations, a.cache_dir)
     report(a.bench, a.variants, a.population, a.generations, a.cache_dir)
 
 

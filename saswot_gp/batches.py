@@ -93,13 +93,15 @@ def synthetic_batch(n: int = 8, size: Tuple[int, int] = (32, 32), num_classes: i
 
     Images are low-frequency Gaussian fields (upsampled 1/4-resolution noise) normalised to zero mean
     and unit variance; labels are the argmax of ``num_classes`` other smooth fields, so regions are
-    contiguous like a real segmentation. Same arguments, same tensors.
+    contiguous like a real segmentation. Same arguments, same tensors, at any torch thread count.
     """
+    from .execution import torch_threads
     g = torch.Generator().manual_seed(seed)
     h, w = size
     lo = (max(1, h // 4), max(1, w // 4))
     img = F.interpolate(torch.randn(n, 3, *lo, generator=g), size=size, mode="bilinear", align_corners=False)
-    img = (img - img.mean()) / (img.std() + 1e-8)
+    with torch_threads(1):  # the same bits whatever the caller's thread count (the statistics cache keys on them)
+        img = (img - img.mean()) / (img.std() + 1e-8)
     fields = F.interpolate(torch.randn(n, num_classes, *lo, generator=g), size=size, mode="bilinear", align_corners=False)
     return img, fields.argmax(1).long()
 

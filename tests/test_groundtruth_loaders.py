@@ -281,3 +281,36 @@ def test_real_files(rel, space, n, lo, hi):
         assert abs(spearmanr(b.reference["flops"], b.target)[0] - expected) < 0.02
     if "nasbench_mr" in rel:
         assert set(b.reference) == {"params", "flops"} and b.metric == "mIoU"
+
+
+# ------------------------------------------------------------------ other TransNAS tasks as extra targets
+
+def test_a_transnas_task_is_picked_with_at_and_takes_the_segmentation_split(tmp_path):
+    """``file@task`` loads another task of the same file (its target, the same architectures), and the committed
+    split of that task is the segmentation split restricted to the task's architectures: nothing held out or
+    validated on segmentation enters the other task's training part."""
+    from saswot_gp.groundtruth.loaders import resolve_benchmark
+    from saswot_gp.groundtruth.splits import SPLITS_FORMAT, committed_split, make_split
+    keys = [f"({a}, {b}, 0, {c}, 1, {d})" for a in (1, 2, 3) for b in (1, 2) for c in (2, 3) for d in (1, 2, 3)]
+    data = {"segmentsemantic": {k: _zc_entry(90.0 + i / 10, params=float(i)) for i, k in enumerate(keys)},
+            "class_scene": {k: _zc_entry(40.0 - i / 10) for i, k in enumerate(keys) if i % 4}}
+    p = tmp_path / "zc_transbench101_micro.json"
+    p.write_text(json.dumps(data))
+    seg = resolve_benchmark(str(p))
+    cls = resolve_benchmark(f"{p}@class_scene")
+    assert cls.name == "transnas101-micro-class_scene" and cls.metric == "top-1 accuracy"
+    assert set(cls.archs) < set(seg.archs) and cls.target[0] == pytest.approx(39.9)
+    doc = {"format": SPLITS_FORMAT, "version": 1, "splits": {"micro": {"benchmarks": [seg.name], **make_split(seg)}}}
+    s_seg, s_cls = committed_split(seg, doc), committed_split(cls, doc)
+    for part in ("train", "val", "heldout"):
+        assert s_cls[part] == [a for a in s_seg[part] if a in set(cls.archs)]
+    removed = {a for v in s_seg["removed"].values() for a in v}  # duplicate or invalid cells: in no part
+    assert sum(len(s_cls[part]) for part in ("train", "val", "heldout")) == len(set(cls.archs) - removed)
+
+
+@pytest.mark.parametrize("spec, match", [("{p}@nope", "unknown TransNAS-Bench-101 task 'nope'; expected one of"),
+                                          ("realtime-digits@class_scene", "only a TransNAS-Bench-101 NASLib")])
+def test_a_bad_task_spec_is_one_clear_error(zc_micro, spec, match):
+    from saswot_gp.groundtruth.loaders import resolve_benchmark
+    with pytest.raises(SaswotError, match=match):
+        resolve_benchmark(spec.format(p=zc_micro))

@@ -42,3 +42,20 @@ def test_the_batch_follows_what_the_file_declares_not_its_name(tmp_path):
     assert load_benchmark(f).data == "digits" and load_benchmark("realtime-digits").data == "digits"
     f.write_text(f"# space: realtime\n# data: cityscapes\narch,mIoU\n{arch},0.1\n")
     assert load_benchmark(f).data == "cityscapes" and batch_source(load_benchmark(f)) == "synthetic"
+
+
+def test_the_synthetic_batch_is_the_same_bits_at_any_thread_count():
+    """The statistics cache keys on the batch's bytes: a 2-thread caller must get the 1-thread batch (torch sums
+    in a thread-dependent order, and the images' normalisation is such a sum), and keep its own thread count."""
+    import torch
+    from saswot_gp.batches import synthetic_batch
+    old = torch.get_num_threads()
+    try:
+        got = {}
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            got[n] = synthetic_batch(n=8, size=(64, 64), num_classes=17, seed=0)
+            assert torch.get_num_threads() == n
+        assert torch.equal(got[1][0], got[2][0]) and torch.equal(got[1][1], got[2][1])
+    finally:
+        torch.set_num_threads(old)

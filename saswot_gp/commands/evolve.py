@@ -34,7 +34,9 @@ def _k_option(value: str) -> Optional[int]:
 @click.command("evolve")
 @click.option("--benchmark", "benchmarks", multiple=True, default=("realtime-digits",), show_default=True,
               help="registered name or path to a benchmark file; repeat it to evolve on several benchmarks at once "
-                   "(default: the embedded trained realtime/digits benchmark; 'synthetic' is the planted test stand-in)")
+                   "(default: the embedded trained realtime/digits benchmark; 'synthetic' is the planted test stand-in); "
+                   "a TransNAS-Bench-101 name or file with @TASK (transnas-micro@class_scene) targets another task "
+                   "of the same architectures")
 @click.option("--metric", default=None, help="target column of the benchmark (default: the file's main metric)")
 @click.option("--fitness", type=click.Choice(["mean", "min"]), default="mean", show_default=True,
               help="how the per-benchmark training Kendall taus are combined")

@@ -66,7 +66,7 @@ ENV_DATA = "SASWOT_BENCHDATA"
 
 __all__ = ["ENV_DATA", "FAILED_SCORE", "KNOWN_NAMES", "NBMR_METRICS", "NBMR_REFERENCE", "PathLike", "TASK_METRICS",
            "format_csv_header", "load_benchmark", "load_csv", "load_naslib_zc", "load_nbmr_pickle", "load_zen",
-           "benchmark_names", "parse_csv_header", "resolve_benchmark", "save_csv"]
+           "benchmark_names", "parse_csv_header", "resolve_benchmark", "save_csv", "split_task"]
 
 
 # --------------------------------------------------------------------------------- dispatch
@@ -134,9 +134,31 @@ def load_benchmark(path_or_name: PathLike, metric: Optional[str] = None, task: s
     return bench
 
 
+def split_task(spec: str) -> tuple:
+    """``'transnas-micro@class_scene'`` -> ``('transnas-micro', 'class_scene')``; a spec without ``@`` (or an
+    existing path that contains one) -> ``(spec, None)``."""
+    spec = os.fspath(spec)
+    if "@" not in spec or os.path.exists(spec):
+        return spec, None
+    base, task = spec.rsplit("@", 1)
+    if task not in TASK_METRICS:
+        raise SaswotError(f"benchmark {spec!r}: unknown TransNAS-Bench-101 task {task!r}; expected one of "
+                          f"{', '.join(sorted(TASK_METRICS))}")
+    return base, task
+
+
 def resolve_benchmark(spec: str, metric: Optional[str] = None, cache_dir: Optional[str] = None) -> Benchmark:
-    """A registered benchmark name, a path to a benchmark file, or 'synthetic' (the planted test stand-in)."""
+    """A registered benchmark name, a path to a benchmark file, or 'synthetic' (the planted test stand-in).
+    ``<TransNAS name or file>@<task>`` picks another task of a TransNAS-Bench-101 file (default segmentsemantic):
+    the same architectures and statistics, that task's ``val_accuracy`` as the target."""
     if spec == "synthetic":
         from .synthetic import planted_benchmark
         return planted_benchmark(n_archs=80, cache_dir=cache_dir)
-    return load_benchmark(spec, metric=metric)
+    base, task = split_task(spec)
+    if task is None:
+        return load_benchmark(spec, metric=metric)
+    path = _resolve(base)
+    if os.path.isdir(path) or Path(path).suffix.lower() != ".json" or _json_kind(path) != "naslib":
+        raise SaswotError(f"benchmark {spec!r}: only a TransNAS-Bench-101 NASLib zero-cost JSON has tasks; "
+                          f"expected <transnas-micro|transnas-macro|file.json>@<task>")
+    return load_benchmark(path, metric=metric, task=task)

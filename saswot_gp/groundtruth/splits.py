@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -82,6 +83,9 @@ def committed_split(bench: Benchmark, doc: Optional[dict] = None) -> Optional[di
     """The committed split of ``bench`` (by name, and only if it covers exactly the benchmark's architectures),
     or None when the split file has none for it."""
     doc = load_splits() if doc is None else doc
+    task = re.fullmatch(r"(transnas101-(?:micro|macro))-(\w+)", bench.name)
+    if task and task.group(2) != "segmentsemantic":  # another task of the same file: its segmentation split
+        return _task_split(bench, f"{task.group(1)}-segmentsemantic", doc)
     for entry in doc["splits"].values():
         if bench.name in entry.get("benchmarks", ()):
             if entry.get("digest") != arch_digest(bench.archs):
@@ -89,6 +93,23 @@ def committed_split(bench: Benchmark, doc: Optional[dict] = None) -> Optional[di
                                   f"split was made for ({entry.get('n_file')} architectures); expected the same file, "
                                   f"or use a seeded random split")
             return entry
+    return None
+
+
+def _task_split(bench: Benchmark, sibling: str, doc: dict) -> Optional[dict]:
+    """The committed split of the segmentation task ``sibling``, restricted to ``bench``'s architectures (the other
+    TransNAS-Bench-101 tasks train the same cells, some tasks fewer of them): no architecture held out or used
+    for validation on segmentation lands in another task's training part."""
+    for entry in doc["splits"].values():
+        if sibling in entry.get("benchmarks", ()):
+            have = set(bench.archs)
+            known = {a for part in SPLIT_PARTS for a in entry[part]} | {a for v in entry.get("removed", {}).values()
+                                                                        for a in v}
+            if not have <= known:
+                raise SaswotError(f"benchmark {bench.name!r}: {len(have - known)} of its architectures are not in the "
+                                  f"committed split of {sibling!r}; expected the same TransNAS-Bench-101 file")
+            return dict(entry, benchmarks=[bench.name],
+                        **{part: [a for a in entry[part] if a in have] for part in SPLIT_PARTS})
     return None
 
 
