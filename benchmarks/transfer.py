@@ -163,28 +163,36 @@ def pick(variant: str, fold: str) -> Path:
 def ship(variants) -> None:
     """Ship the general proxy: of all runs evolved on the five benchmarks with the given variants, the one whose
     final proxy has the highest mean validation Kendall over the five validation splits (training data only)."""
-    from saswot_gp.proxy import Proxy, shipped_proxy_path
-    runs = []
-    for v in variants:
-        for r in sorted((RUNS / "general" / v).glob("seed*/summary.json")):
-            s = json.loads(r.read_text())
-            runs.append((s["evolved"][0].get("val_kendall", float("nan")), v, s, r.parent))
+    runs = [(v, r) for v in variants for r in sorted((RUNS / "general" / v).glob("seed*/summary.json"))]
     if not runs:
         raise SystemExit("no general runs yet: python benchmarks/transfer.py run general --variant ...")
-    val, v, s, run_dir = max(runs, key=lambda x: np.nan_to_num(x[0], nan=-9))
+    ship_best(runs, " ; ".join(f"python benchmarks/transfer.py run general --variant {x} --seeds 0 1 2" for x in variants)
+              + " ; python benchmarks/transfer.py ship --variants " + " ".join(variants))
+
+
+def ship_best(runs, command: str, settings=None) -> None:
+    """Write saswot_gp/resources/proxy_saswot.json: of ``runs`` ((variant, summary.json path) of evolutions on
+    the five benchmarks), the final proxy with the highest mean validation Kendall (training data only), with
+    its provenance (``command`` regenerates it; ``settings``, a dict, adds what the summaries do not record)."""
+    from saswot_gp.proxy import Proxy, shipped_proxy_path
+    loaded = []
+    for v, r in runs:
+        s = json.loads(Path(r).read_text())
+        loaded.append((s["evolved"][0].get("val_kendall", float("nan")), v, s, Path(r).parent))
+    val, v, s, run_dir = max(loaded, key=lambda x: np.nan_to_num(x[0], nan=-9))
     e = s["evolved"][0]
     meta = {"name": "saswot", "benchmarks": [b["name"] for b in s["benchmarks"]], "variant": v,
             "terminals": s["terminals"], "fitness": s["fitness"], "select": s["select"], "val_frac": s["val_frac"],
-            "seeds": sorted({x[2]["seed"] for x in runs}), "chosen_seed": s["seed"], "data_seed": s["data_seed"],
+            "seeds": sorted({x[2]["seed"] for x in loaded}), "chosen_seed": s["seed"], "data_seed": s["data_seed"],
             "population": s["population"], "generations": s["generations"], "k": s["k"],
-            "batch": {b["name"]: b["batch"] for b in s["benchmarks"]},
-            "command": " ; ".join(f"python benchmarks/transfer.py run general --variant {x} --seeds 0 1 2" for x in variants)
-                       + " ; python benchmarks/transfer.py ship --variants " + " ".join(variants),
-            "selection": f"highest mean validation Kendall among {len(runs)} runs ({', '.join(variants)}; seeds 0-2)",
+            "batch": {b["name"]: b["batch"] for b in s["benchmarks"]}, "command": command,
+            "selection": f"highest mean validation Kendall among {len(loaded)} runs "
+                         f"({', '.join(sorted({x[1] for x in loaded}))}; seeds {sorted({x[2]['seed'] for x in loaded})})",
             "run": str(run_dir.relative_to(ROOT.parent)), "train_kendall": e["train_kendall"], "val_kendall": val,
-            "heldout_kendall": e["heldout_kendall"],
+            "heldout_kendall": e["heldout_kendall"], "origin": e.get("origin", "evolved"),
             "per_benchmark": e["per_benchmark"], "candidates": [{"variant": x[1], "seed": x[2]["seed"], "val_kendall": x[0],
-                                                                  "expression": x[2]["evolved"][0]["expression"]} for x in runs]}
+                                                                  "expression": x[2]["evolved"][0]["expression"]} for x in loaded],
+            **(settings or {})}
     p = Proxy(e["tokens"], name="saswot", meta=meta)
     p.save(shipped_proxy_path("saswot"))
     print(f"shipped {p.expression()} (variant {v}, seed {s['seed']}, validation Kendall {val:.3f}) -> "
