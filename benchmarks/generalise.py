@@ -120,15 +120,27 @@ def _boot(score_cols, target, n_boot: int = 1000, seed: int = 0):
 
 
 def _hand_scores(d, files: bool = True) -> dict:
-    """name -> (validation scores, held-out scores) of every hand-designed proxy of the proxy language and, with
-    ``files``, of every precomputed score of the benchmark file (NASLib's, on real images)."""
+    """name -> (validation, held-out, training scores) of every hand-designed proxy of the proxy language and,
+    with ``files``, of every precomputed score of the benchmark file (NASLib's, on real images)."""
     from saswot_gp.handcrafted import handcrafted_proxies
-    hand = {n: (_scores(p.tokens, d.pval, len(d.val)), _scores(p.tokens, d.ptest, len(d.test)))
-            for n, p in handcrafted_proxies().items()}
+    hand = {n: (_scores(p.tokens, d.pval, len(d.val)), _scores(p.tokens, d.ptest, len(d.test)),
+                _scores(p.tokens, d.ptrain, len(d.train))) for n, p in handcrafted_proxies().items()}
     for col in sorted(d.test.reference) if files else ():
         if np.isfinite(d.test.reference[col]).sum() >= 3 and col not in ("params", "flops"):
-            hand[f"{col} (file)"] = (d.val.reference[col], d.test.reference[col])
+            hand[f"{col} (file)"] = (d.val.reference[col], d.test.reference[col], d.train.reference[col])
     return hand
+
+
+def _learned(parts) -> dict:
+    """Ridge and gradient boosting on the hand-designed proxies' ranks (benchmarks/learned_baselines.py):
+    ``parts`` is a list of (hand scores, BenchmarkData) to fit on (training parts) and choose on (validation
+    parts); returns a function of the left-out (hand scores, BenchmarkData) giving held-out figures."""
+    from learned_baselines import learned_rows, rank_features
+    names = sorted(set.intersection(*(set(h) for h, _ in parts)))
+    train = [(rank_features([h[n][2] for n in names]), d.train.target) for h, d in parts]
+    val = [(rank_features([h[n][0] for n in names]), d.val.target) for h, d in parts]
+    return lambda h, d: dict(learned_rows(train, val, (rank_features([h[n][1] for n in names]), d.test.target)),
+                             features=names)
 
 
 def report(bench: str, variants, population: int, generations: int, cache: str) -> dict:
@@ -137,14 +149,15 @@ def report(bench: str, variants, population: int, generations: int, cache: str) 
     d = _data(bench, cache)
     tv, th = d.val.target, d.test.target
     hand = _hand_scores(d)
-    hand_val = {n: kendall(v, tv) for n, (v, _) in hand.items()}
-    hand_held = {n: kendall(h, th) for n, (_, h) in hand.items()}
+    hand_val = {n: kendall(v[0], tv) for n, v in hand.items()}
+    hand_held = {n: kendall(v[1], th) for n, v in hand.items()}
     best_val = max(hand_val, key=lambda n: np.nan_to_num(hand_val[n], nan=-9))
     oracle = max(hand_held, key=lambda n: np.nan_to_num(hand_held[n], nan=-9))
     combos = [c for r in (2, 3) for c in itertools.combinations(sorted(hand), r)]
     ens_val = {c: kendall(_rank_mean([hand[n][0] for n in c]), tv) for c in combos}
     ens = max(ens_val, key=lambda c: np.nan_to_num(ens_val[c], nan=-9))
     ens_held = kendall(_rank_mean([hand[n][1] for n in ens]), th)
+    learned = _learned([(hand, d)])(hand, d)
     rows = []
     for v in variants:
         runs = [json.loads(p.read_text()) for p in
@@ -169,6 +182,7 @@ def report(bench: str, variants, population: int, generations: int, cache: str) 
            "best_handcrafted_on_val": {"name": best_val, "val_kendall": hand_val[best_val],
                                        "heldout_kendall": hand_held[best_val]},
            "best_ensemble_on_val": {"names": list(ens), "val_kendall": ens_val[ens], "heldout_kendall": ens_held},
+           "learned": learned,
            "oracle": {"name": oracle, "heldout_kendall": hand_held[oracle]},
            "params": hand_held.get("params"), "flops": hand_held.get("flops")}
     RESULTS.mkdir(exist_ok=True)
@@ -177,6 +191,16 @@ def report(bench: str, variants, population: int, generations: int, cache: str) 
     stem.with_suffix(".md").write_text(_markdown(out))
     print(_markdown(out))
     return out
+
+
+def _learned_text(learned) -> str:
+    """One sentence on the ridge and gradient-boosting baselines (empty without them)."""
+    if not learned:
+        return ""
+    r, g = learned["ridge"], learned["gbm"]
+    return (f" Fitted on the training part's ranks of the {len(learned['features'])} hand-designed proxies, setting "
+            f"chosen on validation: ridge (alpha {r['setting']}) {r['heldout_kendall']:.3f} (val {r['val_kendall']:.3f});"
+            f" gradient boosting (depth 2, {g['setting']} rounds) {g['heldout_kendall']:.3f} (val {g['val_kendall']:.3f}).")
 
 
 def _markdown(o: dict) -> str:
@@ -194,7 +218,9 @@ def _markdown(o: dict) -> str:
     lines += ["", f"Baselines, held-out Kendall: best hand-designed chosen on validation `{b['name']}` "
               f"{b['heldout_kendall']:.3f} (val {b['val_kendall']:.3f}); best rank-average chosen on validation "
               f"`{' + '.join(e['names'])}` {e['heldout_kendall']:.3f} (val {e['val_kendall']:.3f}); oracle "
-              f"`{orc['name']}` {orc['heldout_kendall']:.3f}; params {o['params']:.3f}; flops {o['flops']:.3f}.", "",
+              f"`{orc['name']}` {orc['heldout_kendall']:.3f}; params {o['params']:.3f}; flops {o['flops']:.3f}."
+              + _learned_text(o.get("learned")), "",
+
               "| hand-designed | val | held-out |", "|---|---:|---:|"]
     lines += [f"| `{n}` | {h['val_kendall']:.3f} | {h['heldout_kendall']:.3f} |" for n, h in o["handcrafted"].items()]
     return "\n".join(lines) + "\n"
@@ -257,6 +283,7 @@ def lobo_report(benches, variant: str, population: int, generations: int, cache:
         single = max((c for c in combos if len(c) == 1), key=lambda c: np.nan_to_num(val[c], nan=-9))
         ens = max((c for c in combos if len(c) > 1), key=lambda c: np.nan_to_num(val[c], nan=-9))
         held = {n: kendall(v[1], th) for n, v in _hand_scores(d).items()}
+        learned = _learned([(lang[b], data[b]) for b in train])(lang[left], d)
         oracle = max(held, key=lambda n: np.nan_to_num(held[n], nan=-9))
         rows.append({"left_out": d.name, "train": train, "n_heldout": len(th), "seeds": [x["seed"] for x in summaries],
                      "transferred": k, "lo": lo, "hi": hi, "per_seed": [kendall(c, th) for c in cols],
@@ -266,17 +293,23 @@ def lobo_report(benches, variant: str, population: int, generations: int, cache:
                      "single": {"name": single[0], "heldout": held[single[0]]},
                      "ensemble": {"names": list(ens), "heldout": kendall(_rank_mean([lang[left][n][1] for n in ens]), th)},
                      "oracle": {"name": oracle, "heldout": held[oracle]}, "params": held["params"],
+                     "ridge": learned["ridge"], "gbm": learned["gbm"],
                      "flops": held["flops"]})
     out = {"variant": variant, "population": population, "generations": generations, "folds": rows}
     lines = [f"LOBO, variant `{variant}`, population {population}, {generations} generations, committed splits", "",
              "| left out (held out) | transferred [95% CI] | per seed | single chosen on training | rank-average "
-             "chosen on training | oracle | params | flops |", "|---|---|---|---|---|---|---:|---:|"]
+             "chosen on training | ridge / boosting fitted on training | oracle | params | flops |",
+             "|---|---|---|---|---|---|---|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['left_out']} ({r['n_heldout']}) | {r['transferred']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] | "
                      f"{' / '.join(f'{x:.3f}' for x in r['per_seed'])} | `{r['single']['name']}` "
                      f"{r['single']['heldout']:.3f} | `{' + '.join(r['ensemble']['names'])}` {r['ensemble']['heldout']:.3f}"
-                     f" | `{r['oracle']['name']}` {r['oracle']['heldout']:.3f} | {r['params']:.3f} | {r['flops']:.3f} |")
-    lines += ["", "Chosen proxies: " + "; ".join(f"{r['left_out']}: " + ", ".join(
+                     f" | {r['ridge']['heldout_kendall']:.3f} / {r['gbm']['heldout_kendall']:.3f} | `{r['oracle']['name']}` "
+                     f"{r['oracle']['heldout']:.3f} | {r['params']:.3f} | {r['flops']:.3f} |")
+    lines += ["", "Ridge and gradient boosting (depth 2): fitted on the pooled training parts of the training benchmarks "
+                  "(ranks of the in-language hand-designed proxies and of the target, within each benchmark), alpha or "
+                  "rounds chosen on their validation parts.",
+              "", "Chosen proxies: " + "; ".join(f"{r['left_out']}: " + ", ".join(
         f"`{e}`" if o == "evolved" else o for e, o in zip(r["expressions"], r["origins"])) for r in rows)]
     stem = RESULTS / f"generalise_{_lobo_name(benches)}_{variant}_pop{population}-gen{generations}"
     stem.with_suffix(".json").write_text(json.dumps(out, indent=1))

@@ -230,3 +230,36 @@ def test_a_resumed_resampled_run_refills_scores_from_the_form_it_evaluated(packe
     run(1, resume=True)
     kept = [r for r in json.loads(ck_path.read_text())["population"] if r["tokens"] == ["sigmoid_s", "params"]]
     assert kept and all(r["fitness"][0] > 0.9 for r in kept)  # judged on params' own scores, not invalid
+
+
+# ------------------------------------------------------------------ learned-combination baselines (benchmarks/)
+
+def _learned_baselines():
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "learned_baselines.py"
+    spec = importlib.util.spec_from_file_location("learned_baselines", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_learned_baselines_recover_a_combination_and_choose_on_validation():
+    """A target that is the sum of two proxies' ranks (plus a little noise) is ranked far better by the ridge fit
+    than by either proxy; a failed (NaN) score ranks last; the chosen setting is the best on validation."""
+    lb = _learned_baselines()
+    rng = np.random.default_rng(0)
+
+    def part(n):
+        a, b, c = rng.normal(size=(3, n))
+        t = lb.rank_features([a, b]).sum(1) + 0.05 * rng.normal(size=n)
+        a[0] = np.nan
+        return lb.rank_features([a, b, c]), t, a, b
+    (xtr, ttr, *_), (xva, tva, *_), (xte, tte, a, b) = part(120), part(40), part(60)
+    assert xte[0, 0] == 0.0  # the NaN ranks lowest
+    rows = lb.learned_rows([(xtr, ttr)], [(xva, tva)], (xte, tte))
+    assert rows["ridge"]["heldout_kendall"] > max(kendall(np.nan_to_num(a, nan=-9), tte), kendall(b, tte)) + 0.25
+    m, setting, v = lb.fit_choose("ridge", [(xtr, ttr)], [(xva, tva)])
+    for alpha in lb.RIDGE_ALPHAS:
+        other = lb._model("ridge", alpha).fit(xtr, lb.rank_features([ttr])[:, 0])
+        assert kendall(other.predict(xva), tva) <= v + 1e-12
+    assert rows["ridge"]["setting"] == setting and rows["gbm"]["setting"] in lb.GBM_ROUNDS
