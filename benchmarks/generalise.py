@@ -318,9 +318,55 @@ def lobo_report(benches, variant: str, population: int, generations: int, cache:
     return out
 
 
+WITHIN = ["realtime-digits", "transnas-micro", "transnas-macro", "nbmr-seg"]
+
+
+def summary(population: int, generations: int) -> str:
+    """The within-benchmark and LOBO tables of RESULTS.md, from the reports in results/ (nothing re-run);
+    -> results/generalise_summary.md."""
+    reps = {b: json.loads(p.read_text()) for b in WITHIN
+            if (p := RESULTS / f"generalise_{b}_pop{population}-gen{generations}.json").is_file()}
+    variants = list(dict.fromkeys(v["variant"] for r in reps.values() for v in r["variants"]))
+    fmt = lambda x: f"{x:.3f}" if x is not None and np.isfinite(x) else "—"
+    lines = ["| variant | " + " | ".join(f"{r['benchmark']} ({r['n_heldout']})" for r in reps.values())
+             + " | mean validation |", "|---|" + "---|" * len(reps) + "---:|"]
+    for v in variants:
+        cells, vals = [], []
+        for r in reps.values():
+            row = next((x for x in r["variants"] if x["variant"] == v), None)
+            cells.append("" if row is None else f"{row['heldout_kendall']:.3f} [{row['heldout_lo']:.3f}, "
+                                                f"{row['heldout_hi']:.3f}] val {row['val_kendall']:.3f}")
+            vals.append(None if row is None else row["val_kendall"])
+        mean = fmt(np.mean(vals)) + ("" if None not in vals else f" ({sum(x is not None for x in vals)} benchmarks)")
+        lines.append(f"| `{v}` | " + " | ".join(cells) + f" | {mean if None not in vals else fmt(np.mean([x for x in vals if x is not None])) + ' (part)'} |")
+    base = [("best hand-designed chosen on validation", lambda r: f"`{r['best_handcrafted_on_val']['name']}` "
+             f"{r['best_handcrafted_on_val']['heldout_kendall']:.3f}"),
+            ("best rank-average chosen on validation", lambda r: f"`{' + '.join(r['best_ensemble_on_val']['names'])}` "
+             f"{r['best_ensemble_on_val']['heldout_kendall']:.3f}"),
+            ("ridge on hand-designed ranks (fitted on training)", lambda r: fmt(r.get("learned", {}).get("ridge", {}).get("heldout_kendall"))),
+            ("gradient boosting, depth 2 (fitted on training)", lambda r: fmt(r.get("learned", {}).get("gbm", {}).get("heldout_kendall"))),
+            ("oracle (best hand-designed on held-out)", lambda r: f"`{r['oracle']['name']}` {r['oracle']['heldout_kendall']:.3f}"),
+            ("params / flops", lambda r: f"{fmt(r['params'])} / {fmt(r['flops'])}")]
+    lines += [f"| {name} | " + " | ".join(f(r) for r in reps.values()) + " | |" for name, f in base]
+    lines += ["", "Per seed: " + "; ".join(f"{r['benchmark']} `{v['variant']}` " + " / ".join(f"{x:.3f}" for x in v["heldout_per_seed"])
+                                           for r in reps.values() for v in r["variants"] if v["variant"] in ("r50", "r50-rank"))]
+    for stem in sorted(RESULTS.glob(f"generalise_lobo*_pop{population}-gen{generations}.json")):
+        o = json.loads(stem.read_text())
+        lines += ["", f"LOBO `{stem.stem}`: " + "; ".join(
+            f"{f['left_out']} {f['transferred']:.3f} (val {f['val_on_training']:.3f}; single {f['single']['heldout']:.3f}, "
+            f"ensemble {f['ensemble']['heldout']:.3f}, ridge {fmt(f.get('ridge', {}).get('heldout_kendall'))}, "
+            f"boosting {fmt(f.get('gbm', {}).get('heldout_kendall'))}, oracle {f['oracle']['heldout']:.3f})"
+            for f in o["folds"]) + f"; mean transferred {np.mean([f['transferred'] for f in o['folds']]):.3f}, "
+            f"validation {np.mean([f['val_on_training'] for f in o['folds']]):.3f}"]
+    text = "\n".join(lines) + "\n"
+    (RESULTS / "generalise_summary.md").write_text(text)
+    print(text)
+    return text
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["run", "report", "lobo", "general"],
+    ap.add_argument("what", choices=["run", "report", "lobo", "general", "summary"],
                     help="general: evolve on all five benchmarks' training parts, then re-ship saswot")
     ap.add_argument("--bench", default="realtime-digits")
     ap.add_argument("--benches", nargs="+", default=LOBO_BENCHES,
@@ -342,6 +388,9 @@ def main() -> None:
                 evolve_run([b for b in a.benches if b != left], out, a.variants[0], seed, a.population,
                            a.generations, a.cache_dir)
         lobo_report(a.benches, a.variants[0], a.population, a.generations, a.cache_dir)
+        return
+    if a.what == "summary":
+        summary(a.population, a.generations)
         return
     if a.what == "general":
         for v in a.variants:
