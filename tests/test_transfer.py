@@ -209,8 +209,10 @@ def test_shipped_general_proxy_loads_by_name_with_provenance_and_uses_a_network_
     p = Proxy.load("saswot")
     assert set(p.tokens) & set(STAT_TERMINALS)
     meta = p.meta
-    assert len(meta["benchmarks"]) == 5 and meta["command"].startswith("python benchmarks/transfer.py")
+    assert len(meta["benchmarks"]) == 5 and "python benchmarks/generalise.py general" in meta["command"]
+    assert meta["split"] == "committed" and meta["select"] == "val"  # chosen on validation parts only
     assert len(meta["seeds"]) >= 3 and np.isfinite(meta["val_kendall"])
+    assert meta["val_kendall"] == max(c["val_kendall"] for c in meta["candidates"])
 
 
 def test_shipped_general_proxy_exports_draws_and_scores_a_live_model(tmp_path, tiny_space, batch):
