@@ -329,7 +329,7 @@ def summary(population: int, generations: int) -> str:
     variants = list(dict.fromkeys(v["variant"] for r in reps.values() for v in r["variants"]))
     fmt = lambda x: f"{x:.3f}" if x is not None and np.isfinite(x) else "—"
     lines = ["| variant | " + " | ".join(f"{r['benchmark']} ({r['n_heldout']})" for r in reps.values())
-             + " | mean validation |", "|---|" + "---|" * len(reps) + "---:|"]
+             + " | mean validation, first three | all |", "|---|" + "---|" * len(reps) + "---:|---:|"]
     for v in variants:
         cells, vals = [], []
         for r in reps.values():
@@ -337,8 +337,9 @@ def summary(population: int, generations: int) -> str:
             cells.append("" if row is None else f"{row['heldout_kendall']:.3f} [{row['heldout_lo']:.3f}, "
                                                 f"{row['heldout_hi']:.3f}] val {row['val_kendall']:.3f}")
             vals.append(None if row is None else row["val_kendall"])
-        mean = fmt(np.mean(vals)) + ("" if None not in vals else f" ({sum(x is not None for x in vals)} benchmarks)")
-        lines.append(f"| `{v}` | " + " | ".join(cells) + f" | {mean if None not in vals else fmt(np.mean([x for x in vals if x is not None])) + ' (part)'} |")
+        three = vals[:3] if None not in vals[:3] else None
+        lines.append(f"| `{v}` | " + " | ".join(cells) + f" | {fmt(np.mean(three)) if three else '—'} | "
+                     f"{fmt(np.mean(vals)) if None not in vals else '—'} |")
     base = [("best hand-designed chosen on validation", lambda r: f"`{r['best_handcrafted_on_val']['name']}` "
              f"{r['best_handcrafted_on_val']['heldout_kendall']:.3f}"),
             ("best rank-average chosen on validation", lambda r: f"`{' + '.join(r['best_ensemble_on_val']['names'])}` "
@@ -347,7 +348,7 @@ def summary(population: int, generations: int) -> str:
             ("gradient boosting, depth 2 (fitted on training)", lambda r: fmt(r.get("learned", {}).get("gbm", {}).get("heldout_kendall"))),
             ("oracle (best hand-designed on held-out)", lambda r: f"`{r['oracle']['name']}` {r['oracle']['heldout_kendall']:.3f}"),
             ("params / flops", lambda r: f"{fmt(r['params'])} / {fmt(r['flops'])}")]
-    lines += [f"| {name} | " + " | ".join(f(r) for r in reps.values()) + " | |" for name, f in base]
+    lines += [f"| {name} | " + " | ".join(f(r) for r in reps.values()) + " | | |" for name, f in base]
     lines += ["", "Per seed: " + "; ".join(f"{r['benchmark']} `{v['variant']}` " + " / ".join(f"{x:.3f}" for x in v["heldout_per_seed"])
                                            for r in reps.values() for v in r["variants"] if v["variant"] in ("r50", "r50-rank"))]
     for stem in sorted(RESULTS.glob(f"generalise_lobo*_pop{population}-gen{generations}.json")):
