@@ -67,19 +67,25 @@ def fitness_benches(bench: str, variant: str):
     return [bench] + [f"{bench}@{t}" for t in OTHER_TASKS]
 
 
-def run_dir(bench: str, variant: str, seed: int, population: int, generations: int) -> Path:
+def budget(population: int, generations: int, workers: int = 0) -> str:
+    """'pop64-gen20', or 'pop64-gen20-dask2' for runs on a local Dask cluster of 2 workers."""
+    return f"pop{population}-gen{generations}" + (f"-dask{workers}" if workers else "")
+
+
+def run_dir(bench: str, variant: str, seed: int, population: int, generations: int, workers: int = 0) -> Path:
     """Where one run lives."""
-    return RUNS / bench / f"pop{population}-gen{generations}" / variant / f"seed{seed}"
+    return RUNS / bench / budget(population, generations, workers) / variant / f"seed{seed}"
 
 
-def evolve_run(benches, out: Path, variant: str, seed: int, population: int, generations: int, cache: str) -> dict:
+def evolve_run(benches, out: Path, variant: str, seed: int, population: int, generations: int, cache: str,
+               workers: int = 0) -> dict:
     """One evolution run on one benchmark or a list of them (kept if finished before, resumed if killed)."""
     from saswot_gp.evolution.job import run_evolve
     if (out / "summary.json").is_file():
         return json.loads((out / "summary.json").read_text())
     resume = (out / "checkpoint.json").is_file()
     t = time.time()
-    s = run_evolve(benchmark=benches, out_dir=str(out), seed=seed, resume=resume, overwrite=not resume,
+    s = run_evolve(benchmark=benches, out_dir=str(out), seed=seed, resume=resume, overwrite=not resume, workers=workers,
                    cache_dir=cache, population=population, generations=generations, log=lambda m: None,
                    **parse_variant(variant), **SETTINGS)
     e = s["evolved"][0]
@@ -143,7 +149,7 @@ def _learned(parts) -> dict:
                              features=names)
 
 
-def report(bench: str, variants, population: int, generations: int, cache: str) -> dict:
+def report(bench: str, variants, population: int, generations: int, cache: str, workers: int = 0) -> dict:
     """Tables of every variant's chosen proxies beside the hand-designed baselines; -> results/."""
     from saswot_gp.ranking import kendall
     d = _data(bench, cache)
@@ -161,7 +167,7 @@ def report(bench: str, variants, population: int, generations: int, cache: str) 
     rows = []
     for v in variants:
         runs = [json.loads(p.read_text()) for p in
-                sorted(run_dir(bench, v, 0, population, generations).parent.glob("seed*/summary.json"))]
+                sorted(run_dir(bench, v, 0, population, generations, workers).parent.glob("seed*/summary.json"))]
         if not runs:
             continue
         chosen = [dict(r["evolved"][0], **r["evolved"][0].get("per_benchmark", {}).get(d.name, {})) for r in runs]
@@ -186,7 +192,7 @@ def report(bench: str, variants, population: int, generations: int, cache: str) 
            "oracle": {"name": oracle, "heldout_kendall": hand_held[oracle]},
            "params": hand_held.get("params"), "flops": hand_held.get("flops")}
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"generalise_{bench}_pop{population}-gen{generations}"
+    stem = RESULTS / f"generalise_{bench}_{budget(population, generations, workers)}"
     stem.with_suffix(".json").write_text(json.dumps(out, indent=1))
     stem.with_suffix(".md").write_text(_markdown(out))
     print(_markdown(out))
@@ -377,6 +383,8 @@ def main() -> None:
     ap.add_argument("--population", type=int, default=64)
     ap.add_argument("--generations", type=int, default=20)
     ap.add_argument("--cache-dir", default=str(ROOT / ".stats_cache"))
+    ap.add_argument("--workers", type=int, default=0,
+                    help="run/report: fitness and statistics on a local Dask cluster of this many workers")
     a = ap.parse_args()
     import torch
     torch.set_num_threads(1)
@@ -403,9 +411,10 @@ def main() -> None:
     if a.what == "run":
         for v in a.variants:
             for seed in a.seeds:
-                evolve_run(fitness_benches(a.bench, v), run_dir(a.bench, v, seed, a.population, a.generations), v,
-                           seed, a.population, a.generations, a.cache_dir)
-    report(a.bench, a.variants, a.population, a.generations, a.cache_dir)
+                evolve_run(fitness_benches(a.bench, v), run_dir(a.bench, v, seed, a.population, a.generations,
+                                                                 a.workers), v,
+                           seed, a.population, a.generations, a.cache_dir, a.workers)
+    report(a.bench, a.variants, a.population, a.generations, a.cache_dir, a.workers)
 
 
 if __name__ == "__main__":
