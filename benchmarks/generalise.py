@@ -89,7 +89,7 @@ def evolve_run(benches, out: Path, variant: str, seed: int, population: int, gen
                    cache_dir=cache, population=population, generations=generations, log=lambda m: None,
                    **parse_variant(variant), **SETTINGS)
     e = s["evolved"][0]
-    print(f"  {out.relative_to(ROOT)}: {time.time() - t:.0f} s, val {e['val_kendall']:.3f} held "
+    print(f"  {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}: {time.time() - t:.0f} s, val {e['val_kendall']:.3f} held "
           f"{e['heldout_kendall']:.3f} ({e['origin']}) {e['expression']}", flush=True)
     return s
 
