@@ -28,12 +28,14 @@ TRIM_THRESHOLD = 2 * MMAP_THRESHOLD  # what glibc's dynamic rule sets with that 
 
 
 @contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch threads, then restore the caller's count (reductions such as ``mean`` sum in
-    a thread-dependent order, so a seeded result is bit-identical only at a fixed count)."""
+def torch_threads(n: Optional[int]) -> Iterator[None]:
+    """Run the block with ``n`` torch threads (None or 0: the caller's), then restore the caller's count
+    (reductions such as ``mean`` sum in a thread-dependent order, so a seeded result is bit-identical only at a
+    fixed count)."""
     import torch
     old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
+    if n:
+        torch.set_num_threads(int(n))
     try:
         yield
     finally:

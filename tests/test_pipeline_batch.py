@@ -59,3 +59,21 @@ def test_the_synthetic_batch_is_the_same_bits_at_any_thread_count():
         assert torch.equal(got[1][0], got[2][0]) and torch.equal(got[1][1], got[2][1])
     finally:
         torch.set_num_threads(old)
+
+
+def test_torch_threads_sets_the_count_for_the_block_and_restores_it_even_after_an_error():
+    import pytest
+    import torch
+    from saswot_gp.execution import torch_threads
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with torch_threads(None):  # None: the caller's count
+            assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError):
+            with torch_threads(1):
+                assert torch.get_num_threads() == 1
+                raise RuntimeError("inside")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)

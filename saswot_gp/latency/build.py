@@ -121,17 +121,14 @@ def timed_rounds(timers: Dict[str, Callable[[], float]], rounds: int, statistic:
     each key's rounds with ``statistic``; ``progress(i, n, key)`` after each call (``n`` = timers x rounds)."""
     times: Dict[str, List[float]] = {key: [] for key in timers}
     total, done = len(timers) * int(rounds), 0
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
+    from ..execution import torch_threads
+    with torch_threads(threads):
         for _ in range(int(rounds)):
             for key, once in timers.items():
                 times[key].append(once())
                 done += 1
                 if progress:
                     progress(done, total, key)
-    finally:
-        torch.set_num_threads(old_threads)
     return {key: speed.summarise_ms(t, statistic) for key, t in times.items()}
 
 

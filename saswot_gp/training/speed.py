@@ -75,15 +75,12 @@ def measure_latency(model: nn.Module, input_size: int | Sequence[int] = (64, 64)
     h, w = (input_size, input_size) if isinstance(input_size, int) else (int(input_size[0]), int(input_size[1]))
     if repeats < 1 or warmup < 0 or threads < 1:
         raise ValueError(f"need repeats >= 1, warmup >= 0, threads >= 1; got {repeats}, {warmup}, {threads}")
-    old_threads = torch.get_num_threads()
+    from ..execution import torch_threads
     dev = torch.device(device)
-    torch.set_num_threads(int(threads))
-    try:
+    with torch_threads(threads):
         x = torch.randn(1, 3, h, w, device=dev)
         times = forward_times(model, x, warmup=warmup, repeats=repeats,
                               sync=device_sync(device))
-    finally:
-        torch.set_num_threads(old_threads)
     return {**latency_summary(times), "threads": int(threads), "input_size": [h, w], "warmup": int(warmup),
             "repeats": int(repeats), "device": str(dev)}
 

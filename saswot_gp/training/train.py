@@ -331,10 +331,8 @@ def train_arch(arch: str, space: Any = "realtime", data: str = "digits", *, spac
     check_memory(sp, (h, w), batch_size, what="training batch")
     train_set, val_set = _arch_datasets(data, eval_split, (h, w), seed, data_kwargs, data_root, augment)
     num_classes = int(getattr(train_set, "num_classes", sp.num_classes))
-    old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
+    from ..execution import torch_threads
+    with torch_threads(threads):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = sp.build(arch, num_classes=num_classes)
@@ -343,8 +341,6 @@ def train_arch(arch: str, space: Any = "realtime", data: str = "digits", *, spac
         res = train_segmenter(model, train_set, val_set, steps=None if epochs is not None else steps, epochs=epochs,
                               batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed, num_classes=num_classes,
                               checkpoint=checkpoint, resume=resume, progress=progress, device=device, **train_kwargs)
-    finally:
-        torch.set_num_threads(old_threads)
     if not latency:
         speed = {"latency_ms": float("nan"), "fps": float("nan")}
     elif latency_fn is not None:
