@@ -14,7 +14,7 @@ the public benchmarks: the seeded synthetic batch), K = 256, weights and batch f
 
 Variants ``r<P>[-p<Q>][-<terminals>][-rank]``: fitness on a fresh random P % of the training part every
 generation (``r0``: the whole part, the fitness of earlier sessions), parsimony Q / 1000 Kendall per node,
-terminal set (default ``all``), ``-rank``: the rank-aggregation root (``--root rank``), ``-tasks``: TransNAS-Bench-101's
+terminal set (default ``all``; ``all+measures``: the registered live measures as terminals, issue 25), ``-rank``: the rank-aggregation root (``--root rank``), ``-tasks``: TransNAS-Bench-101's
 six other tasks of the same architectures join the fitness as extra benchmarks (figures are the segmentation
 task's; the run's own choice on validation is the mean over all seven tasks). The default of
 ``saswot-gp evolve`` is the variant with the best mean *validation* Kendall
@@ -48,10 +48,10 @@ SETTINGS = dict(batch_size=8, resolution=(64, 64), k=256, data_seed=0, select="v
 
 def parse_variant(v: str) -> dict:
     """``r50-p2-stats`` -> resample 0.5, parsimony 0.002, terminals 'stats'."""
-    m = re.fullmatch(r"r(\d{1,3})(?:-p(\d+))?(?:-(all|stats|sizes|scalefree))?(-rank)?(-tasks)?", v)
+    m = re.fullmatch(r"r(\d{1,3})(?:-p(\d+))?(?:-((?:all|stats|sizes|scalefree)(?:\+measures)?))?(-rank)?(-tasks)?", v)
     if not m or not 0 <= int(m.group(1)) <= 100:
-        raise SystemExit(f"variant {v!r}; expected r<percent>[-p<thousandths>][-<all|stats|sizes|scalefree>][-rank]"
-                         f"[-tasks]")
+        raise SystemExit(f"variant {v!r}; expected r<percent>[-p<thousandths>][-<all|stats|sizes|scalefree>[+measures]]"
+                         f"[-rank][-tasks]")
     return {"resample": int(m.group(1)) / 100, "parsimony": int(m.group(2) or 0) / 1000,
             "terminals": m.group(3) or "all", "root": "rank" if m.group(4) else "plain"}
 
@@ -94,11 +94,13 @@ def evolve_run(benches, out: Path, variant: str, seed: int, population: int, gen
     return s
 
 
-def _data(bench: str, cache: str):
+def _data(bench: str, cache: str, measures: bool = False):
     from saswot_gp.evolution.data import prepare_benchmark
+    from saswot_gp.primitives.types import MEASURE_TERMINALS
     s = SETTINGS
     return prepare_benchmark(bench, seed=s["data_seed"], batch_size=s["batch_size"], resolution=s["resolution"],
-                             k=s["k"], cache_dir=cache, log=lambda m: None, split=s["split"])
+                             k=s["k"], cache_dir=cache, log=lambda m: None, split=s["split"],
+                             measures=MEASURE_TERMINALS if measures else ())
 
 
 def _scores(tokens, packed, n: int) -> np.ndarray:
@@ -125,12 +127,14 @@ def _boot(score_cols, target, n_boot: int = 1000, seed: int = 0):
     return point, float(lo), float(hi)
 
 
-def _hand_scores(d, files: bool = True) -> dict:
-    """name -> (validation, held-out, training scores) of every hand-designed proxy of the proxy language and,
+def _hand_scores(d, files: bool = True, measures: bool = False) -> dict:
+    """name -> (validation, held-out, training scores) of every hand-designed proxy of the proxy language, with
+    ``measures`` of every registered live measure (``snip``: measure terminals, attached to ``d``'s statistics) and,
     with ``files``, of every precomputed score of the benchmark file (NASLib's, on real images)."""
-    from saswot_gp.handcrafted import handcrafted_proxies
+    from saswot_gp.handcrafted import seed_proxies
     hand = {n: (_scores(p.tokens, d.pval, len(d.val)), _scores(p.tokens, d.ptest, len(d.test)),
-                _scores(p.tokens, d.ptrain, len(d.train))) for n, p in handcrafted_proxies().items()}
+                _scores(p.tokens, d.ptrain, len(d.train)))
+            for n, p in seed_proxies("all+measures" if measures else "all").items()}
     for col in sorted(d.test.reference) if files else ():
         if np.isfinite(d.test.reference[col]).sum() >= 3 and col not in ("params", "flops"):
             hand[f"{col} (file)"] = (d.val.reference[col], d.test.reference[col], d.train.reference[col])
@@ -149,12 +153,16 @@ def _learned(parts) -> dict:
                              features=names)
 
 
-def report(bench: str, variants, population: int, generations: int, cache: str, workers: int = 0) -> dict:
-    """Tables of every variant's chosen proxies beside the hand-designed baselines; -> results/."""
+def report(bench: str, variants, population: int, generations: int, cache: str, workers: int = 0,
+           measures: bool = False) -> dict:
+    """Tables of every variant's chosen proxies beside the hand-designed baselines; -> results/. ``measures`` (on
+    by itself when a variant uses measure terminals): the registered live measures join the baselines (and the
+    features of the learned ones), and the tables go to ``*_measures.{md,json}``."""
     from saswot_gp.ranking import kendall
-    d = _data(bench, cache)
+    measures = measures or any("+measures" in v for v in variants)
+    d = _data(bench, cache, measures)
     tv, th = d.val.target, d.test.target
-    hand = _hand_scores(d)
+    hand = _hand_scores(d, measures=measures)
     hand_val = {n: kendall(v[0], tv) for n, v in hand.items()}
     hand_held = {n: kendall(v[1], th) for n, v in hand.items()}
     best_val = max(hand_val, key=lambda n: np.nan_to_num(hand_val[n], nan=-9))
@@ -192,7 +200,7 @@ def report(bench: str, variants, population: int, generations: int, cache: str, 
            "oracle": {"name": oracle, "heldout_kendall": hand_held[oracle]},
            "params": hand_held.get("params"), "flops": hand_held.get("flops")}
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"generalise_{bench}_{budget(population, generations, workers)}"
+    stem = RESULTS / (f"generalise_{bench}_{budget(population, generations, workers)}" + ("_measures" if measures else ""))
     stem.with_suffix(".json").write_text(json.dumps(out, indent=1))
     stem.with_suffix(".md").write_text(_markdown(out))
     print(_markdown(out))
@@ -383,6 +391,9 @@ def main() -> None:
     ap.add_argument("--population", type=int, default=64)
     ap.add_argument("--generations", type=int, default=20)
     ap.add_argument("--cache-dir", default=str(ROOT / ".stats_cache"))
+    ap.add_argument("--measures", action="store_true",
+                    help="report: the registered live measures join the baselines (issue 25; on by itself when a "
+                         "variant uses measure terminals)")
     ap.add_argument("--workers", type=int, default=0,
                     help="run/report: fitness and statistics on a local Dask cluster of this many workers")
     a = ap.parse_args()
@@ -414,7 +425,7 @@ def main() -> None:
                 evolve_run(fitness_benches(a.bench, v), run_dir(a.bench, v, seed, a.population, a.generations,
                                                                  a.workers), v,
                            seed, a.population, a.generations, a.cache_dir, a.workers)
-    report(a.bench, a.variants, a.population, a.generations, a.cache_dir, a.workers)
+    report(a.bench, a.variants, a.population, a.generations, a.cache_dir, a.workers, a.measures)
 
 
 if __name__ == "__main__":

@@ -35,3 +35,17 @@ from .proxy import HANDCRAFTED, Proxy  # noqa: F401  (HANDCRAFTED: the names, de
 def handcrafted_proxies() -> Dict[str, Proxy]:
     """The named hand-designed proxies as :class:`Proxy` objects."""
     return {name: Proxy.parse(expr, name=name) for name, expr in HANDCRAFTED.items()}
+
+
+def measure_proxies() -> Dict[str, Proxy]:
+    """Each measure terminal as a one-node proxy named by its registered measure (``snip``: ``zc_snip``): the
+    live measures themselves, in the proxy language."""
+    from .primitives.types import MEASURE_PREFIX, MEASURE_TERMINALS
+    return {m: Proxy([MEASURE_PREFIX + m], name=m) for m in MEASURE_TERMINALS}
+
+
+def seed_proxies(terminals: str = "all") -> Dict[str, Proxy]:
+    """The hand-designed proxies that seed evolution and stand beside its winners for terminal set ``terminals``:
+    :func:`handcrafted_proxies`, and with a ``+measures`` set also :func:`measure_proxies`."""
+    from .evolution.pset import uses_measures
+    return {**handcrafted_proxies(), **(measure_proxies() if uses_measures(terminals) else {})}

@@ -217,9 +217,12 @@ class Proxy:
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> dict:
-        """The versioned JSON document (tokens are authoritative; sympy/LaTeX are informational)."""
+        """The versioned JSON document (tokens are authoritative; sympy/LaTeX and the measures it needs are
+        informational)."""
         doc = {"format": FORMAT, "version": VERSION, "name": self.name, "tokens": list(self.tokens),
                "expression": self.expression()}
+        if self.measures():
+            doc["measures"] = self.measures()
         try:
             doc["sympy"] = str(self.sympy())
         except Exception:  # pragma: no cover - informational only
@@ -253,6 +256,10 @@ class Proxy:
             if not isinstance(text, str) or "".join(text.split()) != "".join(rendered.split()):
                 raise SaswotError(f"{where}: 'expression' {text!r} disagrees with its 'tokens', which read "
                                   f"{rendered!r}; expected both to name the same proxy (fix or drop 'expression')")
+        if "measures" in doc and doc["measures"] != proxy.measures():  # informational, but it must agree
+            raise SaswotError(f"{where}: 'measures' {doc['measures']!r} disagrees with its 'tokens', which read "
+                              f"{proxy.measures()!r}; expected the measure terminals the tree uses (fix or drop "
+                              f"'measures')")
         return proxy
 
     def save(self, path) -> None:
@@ -405,8 +412,7 @@ class Proxy:
     def score_parts(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, k: Optional[int] = 256,
                     seed: int = 0) -> List[float]:
         """:meth:`evaluate_parts` of a live model on a batch: its k subtree scores (its one score when not ranked)."""
-        from .stats import collect_stats, pack
-        return [float(v) for v in self.evaluate_parts(pack([collect_stats(model, images, labels, k=k, seed=seed)]))[:, 0]]
+        return [float(v) for v in self.evaluate_parts(self._live_stats(model, images, labels, k, seed))[:, 0]]
 
     def score(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, k: Optional[int] = 256,
               seed: int = 0) -> float:
@@ -416,8 +422,25 @@ class Proxy:
             raise SaswotError(f"proxy {self.expression()} is a rank aggregate: it ranks a set of architectures, not "
                               f"one model; score a set (packed statistics) or search, which ranks each candidate "
                               f"against the ones scored before")
+        return float(self.evaluate(self._live_stats(model, images, labels, k, seed))[0])
+
+    def measures(self) -> List[str]:
+        """The registered zero-cost measures this tree reads through measure terminals (``zc_snip`` -> ``snip``)."""
+        from .zerocost.terminals import measures_in
+        return measures_in(self.tokens)
+
+    def _live_stats(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, k: Optional[int],
+                    seed: int):
+        """Packed statistics of one live model, with the values of the measures the tree reads."""
         from .stats import collect_stats, pack
-        return float(self.evaluate(pack([collect_stats(model, images, labels, k=k, seed=seed)]))[0])
+        packed = pack([collect_stats(model, images, labels, k=k, seed=seed)])
+        need = self.measures()
+        if need:
+            from .zerocost import compute_measures
+            from .zerocost.terminals import attach_measures
+            got = compute_measures(model, images, labels, names=need, seed=seed)
+            attach_measures(packed, {m: [got[m]] for m in need})
+        return packed
 
 
 def canonical_expr_key(expr: sympy.Expr) -> Tuple[str, int]:

@@ -146,6 +146,8 @@ def test_monotone_flags_are_truthful():
 
 
 # ----------------------------------------------------------------------------- structure (issue 12)
+from saswot_gp.primitives.types import MEASURE_TERMINALS  # noqa: E402
+
 PRIMITIVES_DIR = Path(__file__).resolve().parents[1] / "saswot_gp" / "primitives"
 
 
@@ -153,17 +155,27 @@ def test_every_builtin_token_is_spelled_out_in_the_source():
     """Each built-in token appears literally (quoted) in builtin.py, so searching the source finds it."""
     src = (PRIMITIVES_DIR / "builtin.py").read_text()
     builtins = [op.name for op in operators() if op.builtin]
-    assert len(builtins) == 102  # 98, and the rank-aggregation roots rank1 .. rank4
+    assert len(builtins) == 114  # 98, the rank-aggregation roots rank1 .. rank4 and 12 measure terminals
     missing = [n for n in builtins if f'("{n}", (' not in src]
     assert not missing, missing
+
+
+def test_measure_terminals_are_the_registered_live_measures():
+    """Every registered measure that needs the live model is a terminal; params and flops are terminals of their own."""
+    from saswot_gp.zerocost import measure_names
+    assert list(MEASURE_TERMINALS) == [m for m in measure_names() if m not in ("params", "flops")]
+    from saswot_gp.commands.evolve import TERMINAL_CHOICES
+    from saswot_gp.evolution.pset import TERMINAL_SETS
+    assert TERMINAL_CHOICES == TERMINAL_SETS
 
 
 def test_builtins_registered_once_in_table_order():
     from saswot_gp.primitives import registry
     names = [r[0] for r in BUILTINS]
-    assert len(names) == len(set(names)) == 102  # 98, and rank1 .. rank4
+    assert len(names) == len(set(names)) == 114  # 98, rank1 .. rank4 and the 12 measure terminals
     assert [n for n, op in registry._REGISTRY.items() if op.builtin] == names
-    assert names[:4] == ["W", "G", "A", "AG"] and names[-5:] == ["layers_min", "rank1", "rank2", "rank3", "rank4"]
+    assert names[:4] == ["W", "G", "A", "AG"] and names[-17:-12] == ["layers_min", "rank1", "rank2", "rank3", "rank4"]
+    assert names[-12:] == ["zc_" + m for m in MEASURE_TERMINALS]
     assert list(UNARY)[:3] == ["abs", "neg", "square"] and list(BINARY) == ["add", "sub", "mul", "div", "max", "min"]
 
 
@@ -186,8 +198,10 @@ def test_packed_stats_satisfies_stats_context(packed):
     assert not isinstance(object(), StatsContext)
 
 
-def test_stats_context_covers_what_operators_use(packed):
+def test_stats_context_covers_what_operators_use(tiny_stats):
     """Every built-in operator and proxy runs on a context that offers only the protocol's members."""
+    from saswot_gp.stats import pack
+    packed = pack(tiny_stats)  # its own: measure values are attached below
     attrs, methods = _stats_context_members()
 
     class OnlyProtocol:
@@ -195,8 +209,14 @@ def test_stats_context_covers_what_operators_use(packed):
             for name in attrs | methods:
                 setattr(self, name, getattr(inner, name))
 
+    from saswot_gp.errors import SaswotError
+    from saswot_gp.zerocost.terminals import attach_measures
+    with pytest.raises(SaswotError, match="zc_snip.*not computed"):  # a measure terminal without its values
+        get_operator("zc_snip").fn(packed)
+    attach_measures(packed, {m: torch.arange(packed.n_archs) + i for i, m in enumerate(MEASURE_TERMINALS)})
     ctx = OnlyProtocol(packed)
     assert isinstance(ctx, StatsContext)
+    assert torch.equal(get_operator("zc_grad_norm").fn(ctx), torch.arange(packed.n_archs, dtype=torch.float64) + 1)
     vals = {"W": packed.w, "A": packed.a, "L": packed.layer["params"], "S": packed.arch["flops"]}
     for op in operators():
         a = op.fn(ctx, *[vals[t] for t in op.in_types])
@@ -218,7 +238,7 @@ from saswot_gp.primitives.registry import Operator, get_operator, operators, reg
 register(Operator("my_id_l", ("L",), "L", lambda ctx, x: x, lambda x: x, elementwise=True, builtin=False))
 assert get_operator("add_w").builtin and get_operator("l2_a").out_type == "L"
 assert not get_operator("my_id_l").builtin
-assert sum(op.builtin for op in operators()) == 102, len(operators())
+assert sum(op.builtin for op in operators()) == 114, len(operators())
 print("ok")
 """
     r = _run_python(code)
@@ -231,7 +251,7 @@ import sympy
 from saswot_gp.primitives import make_operator, get_operator, operators
 make_operator("twice_l", lambda x: 2 * x, ("L",), "L", lambda x: 2 * x, monotone=True)
 assert get_operator("add_w").builtin and not get_operator("twice_l").builtin
-assert sum(op.builtin for op in operators()) == 102
+assert sum(op.builtin for op in operators()) == 114
 print("ok")
 """
     r = _run_python(code)

@@ -99,6 +99,21 @@ def test_proxy_file_scores_match_the_proxy(space, lut, limit, tmp_path):
     assert all(a["score"] >= b["score"] for a, b in zip(summary["top"], summary["top"][1:]))
 
 
+def test_search_scores_with_a_proxy_of_measure_terminals(space, lut, limit, tmp_path):
+    """A proxy that reads live measures (issue 25) scores each candidate with the registered measures themselves."""
+    import math
+    from saswot_gp.zerocost import get_measure
+    path = tmp_path / "m.json"
+    Proxy.parse("sub_s(zc_grad_norm, log_s(zc_snip))").save(path)
+    summary = run_search(space, str(path), lut, limit, 4, tmp_path / "run", seed=2, **SETTINGS)
+    images, labels, _ = search_batch(space, "digits", 2)
+    for row in summary["top"]:
+        model = build_model(space, row["arch"], 2)
+        want = get_measure("grad_norm")(model, images, labels) - math.log(abs(get_measure("snip")(model, images, labels)))
+        assert row["score"] == pytest.approx(want, rel=1e-6)
+    assert summary["archs_per_s"] > 0
+
+
 def test_proxy_resolution_errors(tmp_path):
     with pytest.raises(SaswotError, match="unknown proxy 'nope'.*snip"):
         ProxyScorer("nope")

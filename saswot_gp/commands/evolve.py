@@ -12,6 +12,10 @@ from ..spaces.base import parse_resolution
 from . import dask_options, device_option, resume_hint
 
 
+# saswot_gp.evolution.pset.TERMINAL_SETS, spelled out so that --help does not import DEAP (a test keeps them equal)
+TERMINAL_CHOICES = ("all", "stats", "sizes", "scalefree", "all+measures", "stats+measures", "sizes+measures",
+                    "scalefree+measures")
+
 # the options that are run settings (EvolveSettings fields): given with --resume, each must equal the checkpoint's
 SETTINGS = ("benchmarks", "metric", "fitness", "terminals", "select", "val_frac", "batch", "population", "seed",
             "data_seed", "k", "train_size", "heldout_size", "batch_size", "resolution", "split", "resample", "parsimony",
@@ -40,9 +44,10 @@ def _k_option(value: str) -> Optional[int]:
 @click.option("--metric", default=None, help="target column of the benchmark (default: the file's main metric)")
 @click.option("--fitness", type=click.Choice(["mean", "min"]), default="mean", show_default=True,
               help="how the per-benchmark training Kendall taus are combined")
-@click.option("--terminals", type=click.Choice(["all", "stats", "sizes", "scalefree"]), default="all", show_default=True,
+@click.option("--terminals", type=click.Choice(TERMINAL_CHOICES), default="all", show_default=True,
               help="leaves of the trees: network statistics and layer sizes, statistics only (W, G, A, AG), sizes only, "
-                   "or statistics through size-independent reductions only (scalefree)")
+                   "or statistics through size-independent reductions only (scalefree); +measures adds the registered "
+                   "live measures as terminals (zc_snip, zc_nwot ...: computed once per architecture, cached)")
 @click.option("--select", type=click.Choice(["train", "val"]), default="val", show_default=True,
               help="choose the final proxy by validation Kendall among the hall of fame and the hand-designed seeds "
                    "(val), or among the hall of fame by training Kendall (train)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -58,6 +59,7 @@ def split_three(bench: Benchmark, train_size: int, seed: int, heldout_size: Opti
 
 
 SPLIT_RULES = ("committed", "random")
+MEASURE_CACHE = "measure_scores.jsonl"  # measure terminals' values, in the statistics cache folder
 DEFAULT_TRAIN_SIZE = 200  # training architectures of a seeded random split when none is asked for
 
 
@@ -86,14 +88,16 @@ def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, tr
                       resolution: Optional[Tuple[int, int]] = None, k: Optional[int] = 256, batch: str = "auto",
                       cache_dir: Optional[str] = None, log: Callable[[str], None] = print,
                       shared: Optional[dict] = None, executor=None, device: str = "cpu",
-                      split: str = "random") -> BenchmarkData:
+                      split: str = "random", measures: Sequence[str] = ()) -> BenchmarkData:
     """Load, split (:func:`split_benchmark`) and collect (or load cached) statistics of one benchmark; ``seed``
     sets the random split, batch and weights.
 
     ``shared``: a dict kept across calls; splits with the same space, architectures and batch (NAS-Bench-MR
     seg and seg-4x share their architectures) then share one packed-statistics object, which
     :class:`MultiEvaluator` scores once. ``executor``/``device``: where statistics are computed
-    (:func:`saswot_gp.stats.cache.stats_for_archs`).
+    (:func:`saswot_gp.stats.cache.stats_for_archs`). ``measures``: registered measures whose values join the
+    packed statistics as measure terminals (:mod:`saswot_gp.zerocost.terminals`), computed on the same batch and
+    weights and cached in ``cache_dir/measure_scores.jsonl``; the median seconds per architecture are logged.
     """
     from ..batches import default_batch, describe_batch
     from ..groundtruth.loaders import resolve_benchmark
@@ -121,6 +125,20 @@ def prepare_benchmark(spec: str, metric: Optional[str] = None, seed: int = 0, tr
             return shared[key]
         p = stats_and_targets(part, images, labels, k=k, seed=seed, cache_dir=cache_dir, progress=bar(label), log=log,
                               executor=executor, device=device)[0]
+        if measures:
+            from ..progress import Progress
+            from ..zerocost.scoring import benchmark_measures
+            from ..zerocost.terminals import attach_measures
+            values, secs = benchmark_measures(
+                part, measures, batch_size, seed, resolution, batch,
+                cache=str(Path(cache_dir) / MEASURE_CACHE) if cache_dir else None, executor=executor, device=device,
+                progress=Progress(f"  {bench.name} {label} measures", unit="net"))
+            attach_measures(p, values)
+            per_arch = np.nansum(np.array([secs[m] for m in measures]), axis=0)
+            bad = {m: int(np.sum(~np.isfinite(v))) for m, v in values.items() if not np.all(np.isfinite(v))}
+            log(f"  {bench.name} {label}: {len(measures)} measure terminals: median "
+                f"{float(np.median(per_arch)):.2f} s per architecture when computed"
+                + (f"; non-finite values: {', '.join(f'{m} {n}' for m, n in bad.items())}" if bad else ""))
         if shared is not None:
             shared[key] = p
         return p

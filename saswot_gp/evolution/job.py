@@ -186,7 +186,9 @@ def run_evolve(benchmark="realtime-digits", metric: Optional[str] = None, out_di
     """Evolve proxies on the training splits of one or several benchmarks and report every split.
 
     ``benchmark``: a name or path, or a list of them. ``fitness``: 'mean' or 'min' of the per-benchmark
-    training Kendall tau. ``terminals``: 'all', 'stats', 'sizes' or 'scalefree'. ``split``: 'committed' (a
+    training Kendall tau. ``terminals``: 'all', 'stats', 'sizes' or 'scalefree', each optionally ``+measures`` (the
+    registered live measures join as terminals ``zc_snip`` ..., computed once per architecture and cached in the
+    statistics cache folder as ``measure_scores.jsonl``). ``split``: 'committed' (a
     benchmark's committed train / validation / held-out split where it has one, ``train_size`` and
     ``heldout_size`` keeping the first architectures of those parts) or 'random' (seeded; ``train_size`` default
     200, the last ``val_frac`` of it validation: 0.25 by default with 'val', else 0). ``select``: the final
@@ -249,7 +251,7 @@ def _finished_summary(out: Path, st: EvolveSettings) -> Optional[dict]:
 
 def _evolve_on(ex, out: Path, st: EvolveSettings, resume: bool, cache_dir: Optional[str], top: int, device: str,
                log: Callable[[str], None]) -> dict:
-    from ..handcrafted import handcrafted_proxies
+    from ..handcrafted import seed_proxies
     from . import EvolutionConfig, evolve, make_map
     from .fitness import MultiEvaluator, ProxyEvaluator, Resampler
     from .report import write_report
@@ -275,7 +277,7 @@ def _evolve_on(ex, out: Path, st: EvolveSettings, resume: bool, cache_dir: Optio
             f"{rec['seconds']:.2f}s  ETA {format_duration(left)}  {rec['best_expression']}")
 
     t1 = time.perf_counter()
-    res = evolve(evaluator, cfg, seeds=list(handcrafted_proxies().values()), out_dir=str(out), resume=resume,
+    res = evolve(evaluator, cfg, seeds=list(seed_proxies(st.terminals).values()), out_dir=str(out), resume=resume,
                  map_fn=map_fn, progress=progress, run_info=st.run_info(), resampler=resampler)
     seconds = {"stats": t_stats, "evolution": time.perf_counter() - t1}
     return write_report(out, res, data, st.report_settings(), top, seconds)
@@ -283,9 +285,13 @@ def _evolve_on(ex, out: Path, st: EvolveSettings, resume: bool, cache_dir: Optio
 
 def _prepare_all(st: EvolveSettings, cache_dir: str, log: Callable[[str], None], ex=None,
                  device: str = "cpu") -> List[BenchmarkData]:
+    from .pset import uses_measures
+    from ..primitives.types import MEASURE_TERMINALS
     shared: dict = {}
+    measures = MEASURE_TERMINALS if uses_measures(st.terminals) else ()
     data = [prepare_benchmark(s, st.metric, st.dseed, st.train_size, st.heldout_size, st.val_frac, st.batch_size,
-                              st.resolution, st.k, st.batch, cache_dir, log, shared, ex, device, split=st.split)
+                              st.resolution, st.k, st.batch, cache_dir, log, shared, ex, device, split=st.split,
+                              measures=measures)
             for s in st.benchmarks]
     names = [d.name for d in data]
     if len(set(names)) != len(names):

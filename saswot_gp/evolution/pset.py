@@ -8,7 +8,7 @@ from deap import base, creator, gp
 
 from ..errors import SaswotError
 from ..primitives import operators
-from ..primitives.types import TYPES
+from ..primitives.types import MEASURE_PREFIX, MEASURE_TERMINALS, TYPES
 
 
 def ensure_creator() -> None:
@@ -21,7 +21,10 @@ def ensure_creator() -> None:
 
 SIZE_TERMINALS = ("params_l", "flops_l", "channels_l", "resolution_l", "params", "flops")
 STAT_TERMINALS = ("W", "G", "A", "AG")
-TERMINAL_SETS = ("all", "stats", "sizes", "scalefree")
+BASE_TERMINAL_SETS = ("all", "stats", "sizes", "scalefree")
+MEASURES_SUFFIX = "+measures"  # a base set plus the measure terminals (zc_snip ...: registered live measures)
+TERMINAL_SETS = BASE_TERMINAL_SETS + tuple(t + MEASURES_SUFFIX for t in BASE_TERMINAL_SETS)
+MEASURE_TOKENS = tuple(MEASURE_PREFIX + m for m in MEASURE_TERMINALS)
 ROOTS = ("plain", "rank")  # the root of every tree: a score, or the log-rank aggregate of 1 to 4 scores
 # reductions and aggregations whose value grows with a layer's size or a network's depth
 SIZE_DEPENDENT = tuple(f"{r}_{t}" for r in ("sum", "l1", "l2") for t in ("w", "a")) + ("layers_sum", "nwot_a")
@@ -32,16 +35,25 @@ def excluded_by(terminals: str) -> set:
     statistics and every operator on weight- or activation-shaped tensors, 'scalefree' is 'stats' without the
     reductions and aggregations that grow with layer size or depth (sum, l1, l2, layers_sum, nwot_a: what is left,
     per-element means, spreads, maxima and NWOT-like log-determinants averaged over layers, means the same
-    on a narrow and a wide, a shallow and a deep network), 'all' drops nothing."""
+    on a narrow and a wide, a shallow and a deep network), 'all' drops nothing but the measure terminals. A set
+    named ``<set>+measures`` keeps the measure terminals (``zc_snip`` ...: registered zero-cost measures of the live
+    model, computed beside the statistics); the others drop them."""
     if terminals not in TERMINAL_SETS:
         raise SaswotError(f"terminal set {terminals!r}; expected one of {', '.join(TERMINAL_SETS)}")
-    if terminals == "stats":
-        return set(SIZE_TERMINALS)
-    if terminals == "scalefree":
-        return set(SIZE_TERMINALS) | set(SIZE_DEPENDENT)
-    if terminals == "sizes":
-        return {op.name for op in operators() if {"W", "A"} & {*op.in_types, op.out_type}}
-    return set()
+    base = terminals[: -len(MEASURES_SUFFIX)] if uses_measures(terminals) else terminals
+    out = set() if uses_measures(terminals) else set(MEASURE_TOKENS)
+    if base == "stats":
+        return out | set(SIZE_TERMINALS)
+    if base == "scalefree":
+        return out | set(SIZE_TERMINALS) | set(SIZE_DEPENDENT)
+    if base == "sizes":
+        return out | {op.name for op in operators() if {"W", "A"} & {*op.in_types, op.out_type}}
+    return out
+
+
+def uses_measures(terminals: str) -> bool:
+    """Whether a terminal set holds the measure terminals (``<set>+measures``)."""
+    return terminals.endswith(MEASURES_SUFFIX)
 
 
 def build_pset(exclude: Optional[Iterable[str]] = None, terminals: str = "all",

@@ -133,14 +133,15 @@ def reference_figures(d: BenchmarkData) -> List[dict]:
     return out
 
 
-def best_handcrafted(data: Sequence[BenchmarkData]) -> Dict[str, dict]:
-    """Per benchmark: every hand-designed proxy of the proxy language and every precomputed score of the
-    benchmark file on the held-out architectures, and the best of them by held-out Kendall."""
-    from ..handcrafted import handcrafted_proxies
+def best_handcrafted(data: Sequence[BenchmarkData], terminals: str = "all") -> Dict[str, dict]:
+    """Per benchmark: every hand-designed proxy of the proxy language (with a ``+measures`` terminal set, the live
+    measures too) and every precomputed score of the benchmark file on the held-out architectures, and the best of
+    them by held-out Kendall."""
+    from ..handcrafted import seed_proxies
     out = {}
     for d in data:
         cands = {}
-        for name, p in handcrafted_proxies().items():
+        for name, p in seed_proxies(terminals).items():
             cands[name] = _corr(proxy_scores(p, d.ptest), d.test.target)
         for r in reference_figures(d):
             cands[r["name"]] = {"kendall": r["heldout_kendall"], "spearman": r["heldout_spearman"]}
@@ -253,10 +254,10 @@ def _evolved_rows(hall_of_fame: Sequence[dict], data: Sequence[BenchmarkData], f
     return rows
 
 
-def _handcrafted_rows(data: Sequence[BenchmarkData], fitness: str) -> List[dict]:
-    from ..handcrafted import handcrafted_proxies
+def _handcrafted_rows(data: Sequence[BenchmarkData], fitness: str, terminals: str = "all") -> List[dict]:
+    from ..handcrafted import seed_proxies
     hand = []
-    for name, p in handcrafted_proxies().items():
+    for name, p in seed_proxies(terminals).items():
         row = {"name": name, "tokens": p.tokens, "expression": p.expression(), "size": p.size, "sympy": sympy_text(p)}
         hand.append(_with_aggregates(row, proxy_figures(p, data), fitness))
     return hand
@@ -271,15 +272,15 @@ def write_report(out: Path, res, data: Sequence[BenchmarkData], settings: dict, 
     from ..proxy import Proxy
     from ..viz import draw_proxy, plot_evolution
     s = settings
-    from ..handcrafted import handcrafted_proxies
+    from ..handcrafted import seed_proxies
     from .pset import excluded_by
     skip = excluded_by(s["terminals"])
-    seeds = {n: p for n, p in handcrafted_proxies().items() if not skip & set(p.tokens)}
+    seeds = {n: p for n, p in seed_proxies(s["terminals"]).items() if not skip & set(p.tokens)}
     if s.get("root") == "rank":
         seeds.update(rank_pairs(seeds))
     rows = _evolved_rows(res.hall_of_fame, data, s["fitness"], s["select"], top, seeds)
-    hand = _handcrafted_rows(data, s["fitness"])
-    best_hand = best_handcrafted(data)
+    hand = _handcrafted_rows(data, s["fitness"], s["terminals"])
+    best_hand = best_handcrafted(data, s["terminals"])
     names = [d.name for d in data]
     per_bench = [{"name": d.name, "spec": d.spec, "space": d.bench.space, "metric": d.bench.metric,
                   "description": d.bench.description, "batch": d.batch, "n_train": len(d.train),

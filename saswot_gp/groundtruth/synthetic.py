@@ -33,7 +33,13 @@ def planted_benchmark(n_archs: int = 60, proxy: str = PLANTED, noise: float = 0.
                       description=f"synthetic stand-in: target = normal-score rank of {proxy} + {noise} * N(0,1) on {n_archs} random {space} networks")
     images, labels = default_batch(bench, seed=batch_seed)
     packed, _ = stats_and_targets(bench, images, labels, k=k, seed=batch_seed, cache_dir=cache_dir)
-    s = Proxy.parse(proxy).evaluate(packed).numpy()
+    tree = Proxy.parse(proxy)
+    if tree.measures():  # a formula over live measures: their values on the same batch and weights
+        from ..zerocost.scoring import benchmark_measures
+        from ..zerocost.terminals import attach_measures
+        attach_measures(packed, benchmark_measures(bench, tree.measures(), len(images), batch_seed, None, "auto",
+                                                   cache=None)[0])
+    s = tree.evaluate(packed).numpy()
     from scipy import stats as sstats
     z = sstats.norm.ppf(sstats.rankdata(s) / (n_archs + 1))  # normal scores: noise acts on ranks, not on raw scale
     bench.target = z + noise * np.random.default_rng(seed).standard_normal(n_archs)

@@ -28,6 +28,7 @@ from .sympy_side import (  # noqa: F401  (imported from builtin elsewhere too)
     _sym_sqrt, _sym_log, _sym_exp, _sym_sigmoid, _sym_tanh, _sym_relu, _sym_recip, _sym_add, _sym_sub, _sym_mul,
     _sym_div, _sym_max, _sym_min, _sym_zscore, _sym_minmax, _sym_logrank)
 from .rank import rank_root
+from .types import MEASURE_PREFIX
 
 EPS = 1e-12
 
@@ -139,6 +140,20 @@ def _layer_scalar(key: str) -> Callable[[StatsContext], torch.Tensor]:
 def _arch_scalar(key: str) -> Callable[[StatsContext], torch.Tensor]:
     def fn(ctx: StatsContext) -> torch.Tensor:
         return ctx.arch[key]
+    return fn
+
+
+def _measure_scalar(measure: str) -> Callable[[StatsContext], torch.Tensor]:
+    key = MEASURE_PREFIX + measure
+
+    def fn(ctx: StatsContext) -> torch.Tensor:
+        try:
+            return ctx.arch[key]
+        except KeyError:
+            from ..errors import SaswotError
+            raise SaswotError(f"terminal {key!r} needs the zero-cost measure {measure!r}, which was not computed "
+                              f"for these statistics; expected statistics prepared with measure terminals "
+                              f"(--terminals all+measures, or saswot_gp.zerocost.terminals.attach_measures)") from None
     return fn
 
 
@@ -361,6 +376,20 @@ BUILTINS: Tuple[Row, ...] = (
      "sum of the log-ranks of three scores within the set ranked (AZ-NAS)"),
     ("rank4", ("S", "S", "S", "S"), "R", rank_root, _sym_logrank, NO_FLAGS,
      "sum of the log-ranks of four scores within the set ranked (AZ-NAS)"),
+    # measure terminals (types.MEASURE_TERMINALS): registered zero-cost measures of the live model, computed beside
+    # the statistics (saswot_gp.zerocost.terminals); only in the '+measures' terminal sets --------------------
+    ("zc_snip", (), "S", _measure_scalar("snip"), _symbol("zc_snip"), NO_FLAGS, "the live measure snip"),
+    ("zc_grad_norm", (), "S", _measure_scalar("grad_norm"), _symbol("zc_grad_norm"), NO_FLAGS, "the live measure grad_norm"),
+    ("zc_plain", (), "S", _measure_scalar("plain"), _symbol("zc_plain"), NO_FLAGS, "the live measure plain"),
+    ("zc_fisher", (), "S", _measure_scalar("fisher"), _symbol("zc_fisher"), NO_FLAGS, "the live measure fisher"),
+    ("zc_grasp", (), "S", _measure_scalar("grasp"), _symbol("zc_grasp"), NO_FLAGS, "the live measure grasp"),
+    ("zc_synflow", (), "S", _measure_scalar("synflow"), _symbol("zc_synflow"), NO_FLAGS, "the live measure synflow"),
+    ("zc_jacov", (), "S", _measure_scalar("jacov"), _symbol("zc_jacov"), NO_FLAGS, "the live measure jacov"),
+    ("zc_nwot", (), "S", _measure_scalar("nwot"), _symbol("zc_nwot"), NO_FLAGS, "the live measure nwot"),
+    ("zc_swap", (), "S", _measure_scalar("swap"), _symbol("zc_swap"), NO_FLAGS, "the live measure swap"),
+    ("zc_zico", (), "S", _measure_scalar("zico"), _symbol("zc_zico"), NO_FLAGS, "the live measure zico"),
+    ("zc_zen", (), "S", _measure_scalar("zen"), _symbol("zc_zen"), NO_FLAGS, "the live measure zen"),
+    ("zc_l2_norm", (), "S", _measure_scalar("l2_norm"), _symbol("zc_l2_norm"), NO_FLAGS, "the live measure l2_norm"),
 )
 
 

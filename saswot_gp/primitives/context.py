@@ -46,7 +46,8 @@ class StatsContext(Protocol):
     layer: Dict[str, torch.Tensor]
     """Per-layer scalars (``params``, ``flops``, ``channels``, ``resolution``), ``n_layers`` values each."""
     arch: Dict[str, torch.Tensor]
-    """Per-architecture scalars (``params``, ``flops``), ``n_archs`` values each."""
+    """Per-architecture scalars (``params``, ``flops``; ``zc_<measure>`` where measure terminals' values were
+    attached, :mod:`saswot_gp.zerocost.terminals`), ``n_archs`` values each."""
 
     def seg_sum(self, kind: str, x: torch.Tensor) -> torch.Tensor:
         """Sum of ``x`` over each segment of ``kind``."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sympy
 
+from .types import MEASURE_PREFIX, MEASURE_TERMINALS
+
 _SYM = {
     "W": sympy.Symbol("W", real=True), "G": sympy.Symbol("G", real=True),
     "A": sympy.Symbol("A", real=True), "AG": sympy.Symbol("AG", real=True),
@@ -13,6 +15,7 @@ _SYM = {
     "channels_l": sympy.Symbol("channels_l", positive=True), "resolution_l": sympy.Symbol("resolution_l", positive=True),
     "params": sympy.Symbol("params", positive=True), "flops": sympy.Symbol("flops", positive=True),
 }
+_SYM.update({MEASURE_PREFIX + m: sympy.Symbol(MEASURE_PREFIX + m, real=True) for m in MEASURE_TERMINALS})
 SYMPY_SYMBOLS = dict(_SYM)
 
 

@@ -35,3 +35,11 @@ TYPE_CODE = {v: k for k, v in TYPES.items()}
 TYPE_DOC = {"W": "weight-shaped tensor", "A": "activation-shaped tensor", "L": "layer scalar", "S": "architecture score",
             "R": "rank-aggregate score"}
 ROOT_TYPES = ("S", "R")  # what a proxy's root may produce
+
+
+# Registered zero-cost measures of saswot_gp.zerocost that are terminals of the proxy language (``zc_snip`` ...), in
+# the registry's order (``params`` and ``flops`` are terminals of their own). A measure terminal is an ``AScore`` read
+# from a value computed on the live model beside the statistics (saswot_gp.zerocost.terminals fills it).
+MEASURE_TERMINALS = ("snip", "grad_norm", "plain", "fisher", "grasp", "synflow", "jacov", "nwot", "swap", "zico", "zen",
+                     "l2_norm")
+MEASURE_PREFIX = "zc_"

@@ -177,8 +177,8 @@ def score_architectures(bench: Benchmark, names: Optional[Sequence[str]] = None,
                         proxy_files: Sequence[PathLike] = (), resolution: Optional[Tuple[int, int]] = None,
                         batch_size: int = 8, seed: int = 0, cache: Optional[PathLike] = None,
                         progress: Optional[Callable[[int, int, str, float], None]] = None,
-                        errors: Optional[Dict[str, Dict[str, str]]] = None, executor=None, device: str = "cpu"
-                        ) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray], Dict[str, str]]:
+                        errors: Optional[Dict[str, Dict[str, str]]] = None, executor=None, device: str = "cpu",
+                        batch: str = "auto") -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray], Dict[str, str]]:
     """Scores of every architecture: ({proxy: scores}, {proxy: seconds per arch}, {proxy: kind}).
 
     ``progress(i, n, arch, seconds)`` is called after each architecture (``seconds`` is 0 when it
@@ -188,6 +188,7 @@ def score_architectures(bench: Benchmark, names: Optional[Sequence[str]] = None,
     serial); this process writes each result to the cache as it arrives, so a rerun resumes. A rank-aggregate
     tree (``rank2(...)``) is scored as its subtrees, each architecture on its own, then ranked within the
     benchmark's architectures (:func:`~saswot_gp.primitives.rank.log_rank_aggregate`; NaN where a subtree is).
+    ``batch``: the kind of batch (:func:`saswot_gp.batches.default_batch`).
     """
     from ..batches import default_batch
     from ..execution import Executor
@@ -205,7 +206,7 @@ def score_architectures(bench: Benchmark, names: Optional[Sequence[str]] = None,
         if p.is_ranked:
             files.update(zip(ranked[n], p.subtrees()))
     sp = get_space(bench.space, **bench.space_kwargs)
-    images, labels = default_batch(bench, n=batch_size, seed=seed, resolution=resolution)
+    images, labels = default_batch(bench, n=batch_size, seed=seed, resolution=resolution, kind=batch)
     ctx = {"space": bench.space, "space_kwargs": sorted((str(k), str(v)) for k, v in bench.space_kwargs.items()),
            "batch": batch_digest(images, labels), "seed": int(seed), "proxy_k": PROXY_K}
     store = ScoreCache(cache, ctx)
@@ -252,6 +253,19 @@ def score_architectures(bench: Benchmark, names: Optional[Sequence[str]] = None,
         if errors is not None:
             errors.setdefault(n, {})
     return scores, seconds, kinds
+
+
+def benchmark_measures(bench, measures: Sequence[str], batch_size: int, seed: int,
+                       resolution: Optional[Tuple[int, int]], batch: str, cache, executor=None, device: str = "cpu",
+                       progress=None) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
+    """({measure: values}, {measure: seconds}) of every architecture of ``bench``, in its order, on the batch
+    :func:`saswot_gp.batches.default_batch` gives for (``batch_size``, ``seed``, ``resolution``, ``batch``) and
+    weights from ``seed``: the batch and weights of the statistics. Cached per architecture in ``cache`` (a
+    JSON-lines file; a rerun resumes). ``progress(done, total)``: a :class:`saswot_gp.progress.Progress`."""
+    tick = None if progress is None else (lambda i, n, arch, seconds: progress(i, n))
+    scores, seconds, _ = score_architectures(bench, list(measures), (), resolution, batch_size, seed, cache=cache,
+                                             progress=tick, executor=executor, device=device, batch=batch)
+    return {m: scores[m] for m in measures}, {m: seconds[m] for m in measures}
 
 
 def _score_job(job, space, images, labels, seed: int, device: str):
