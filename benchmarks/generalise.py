@@ -275,10 +275,12 @@ def lobo_report(benches, variant: str, population: int, generations: int, cache:
     chosen on their validation parts) on the left-out benchmark's held-out part, beside the hand-designed proxy
     and the rank-average of two or three with the best mean validation Kendall on the training benchmarks (what
     a user without the new ground truth would pick), the oracle (best on the left-out held-out part), params and
-    flops; -> results/generalise_lobo_*.{md,json}."""
+    flops; -> results/generalise_lobo_*.{md,json}. A variant with measure terminals adds the registered live
+    measures to the hand-designed candidates of every baseline."""
     from saswot_gp.ranking import kendall
-    data = {b: _data(b, cache) for b in benches}
-    lang = {b: _hand_scores(d, files=False) for b, d in data.items()}
+    measures = "+measures" in variant  # the live measures join the singles, ensembles and learned baselines
+    data = {b: _data(b, cache, measures) for b in benches}
+    lang = {b: _hand_scores(d, files=False, measures=measures) for b, d in data.items()}
     names = sorted(next(iter(lang.values())))
     combos = [(n,) for n in names] + [c for r in (2, 3) for c in itertools.combinations(names, r)]
     rows = []
@@ -296,7 +298,7 @@ def lobo_report(benches, variant: str, population: int, generations: int, cache:
                for c in combos}
         single = max((c for c in combos if len(c) == 1), key=lambda c: np.nan_to_num(val[c], nan=-9))
         ens = max((c for c in combos if len(c) > 1), key=lambda c: np.nan_to_num(val[c], nan=-9))
-        held = {n: kendall(v[1], th) for n, v in _hand_scores(d).items()}
+        held = {n: kendall(v[1], th) for n, v in _hand_scores(d, measures=measures).items()}
         learned = _learned([(lang[b], data[b]) for b in train])(lang[left], d)
         oracle = max(held, key=lambda n: np.nan_to_num(held[n], nan=-9))
         rows.append({"left_out": d.name, "train": train, "n_heldout": len(th), "seeds": [x["seed"] for x in summaries],
