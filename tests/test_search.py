@@ -111,7 +111,7 @@ def test_search_scores_with_a_proxy_of_measure_terminals(space, lut, limit, tmp_
         model = build_model(space, row["arch"], 2)
         want = get_measure("grad_norm")(model, images, labels) - math.log(abs(get_measure("snip")(model, images, labels)))
         assert row["score"] == pytest.approx(want, rel=1e-6)
-    assert summary["archs_per_s"] > 0
+    assert summary["archs_per_s"] > 0 and "computes the live measures snip, grad_norm" in summary["proxy"]
 
 
 def test_proxy_resolution_errors(tmp_path):

@@ -250,7 +250,8 @@ def format_top(summary: Dict[str, object]) -> str:
                          " (the table is not calibrated: `latency calibrate` fits its predictions to this machine)")
                         if ratio is not None and drifted(ratio) else ""))
     lines.append(f"scored {summary['scored']} architectures in {summary['wall_s']:.1f} s "
-                 f"({summary['archs_per_s']:.2f}/s); proxy {summary['proxy']}; latency budget "
+                 f"({summary['archs_per_s']:.2f}/s, {1 / summary['archs_per_s']:.3f} s per candidate); proxy "
+                 f"{summary['proxy']}; latency budget "
                  f"{budget_text(float(summary['max_latency_ms']))}")  # type: ignore[arg-type]
     return "\n".join(lines)
 

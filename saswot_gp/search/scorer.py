@@ -23,7 +23,8 @@ class ProxyScorer:
         self.resolved = resolve_proxy(self.spec)
         self.proxy = self.resolved.proxy if self.resolved.kind == "tree" else None
         self.kind = "file" if self.proxy is not None else "measure"  # "file": a tree (kept for old checkpoints)
-        self.label = self.resolved.label
+        need = self.proxy.measures() if self.proxy is not None else []
+        self.label = self.resolved.label + (f" (computes the live measures {', '.join(need)})" if need else "")
 
     @property
     def ranked(self) -> bool:
