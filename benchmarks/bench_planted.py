@@ -27,8 +27,8 @@ from saswot_gp.groundtruth.synthetic import planted_benchmark
 from saswot_gp.handcrafted import seed_proxies
 from saswot_gp.io import atomic_write_json
 from saswot_gp.proxy import Proxy
-from saswot_gp.evolution.pset import uses_measures
-from saswot_gp.primitives.types import MEASURE_TERMINALS
+from saswot_gp.evolution.data import MEASURE_CACHE
+from saswot_gp.primitives.types import MEASURE_TERMINALS, uses_measures
 from saswot_gp.stats import stats_and_targets
 from saswot_gp.zerocost.scoring import benchmark_measures
 from saswot_gp.zerocost.terminals import attach_measures
@@ -62,7 +62,7 @@ def main():
         if uses_measures(args.terminals):
             for part, packed in ((train, ptr), (test, pte)):
                 attach_measures(packed, benchmark_measures(part, MEASURE_TERMINALS, len(images), 0, None, "auto",
-                                                           cache=str(Path(args.cache) / "measure_scores.jsonl"))[0])
+                                                           cache=str(Path(args.cache) / MEASURE_CACHE))[0])
         ceiling = evaluate_proxies({"p": Proxy.parse(planted)}, pte, test.target)["p"]["kendall"]
         hand = max(v["kendall"] for v in evaluate_proxies(dict(seeds), pte, test.target).values())
         ev = ProxyEvaluator(ptr, train.target)

@@ -40,12 +40,12 @@ def handcrafted_proxies() -> Dict[str, Proxy]:
 def measure_proxies() -> Dict[str, Proxy]:
     """Each measure terminal as a one-node proxy named by its registered measure (``snip``: ``zc_snip``): the
     live measures themselves, in the proxy language."""
-    from .primitives.types import MEASURE_PREFIX, MEASURE_TERMINALS
-    return {m: Proxy([MEASURE_PREFIX + m], name=m) for m in MEASURE_TERMINALS}
+    from .primitives.types import MEASURE_TERMINALS, MEASURE_TOKENS
+    return {m: Proxy([t], name=m) for m, t in zip(MEASURE_TERMINALS, MEASURE_TOKENS)}
 
 
 def seed_proxies(terminals: str = "all") -> Dict[str, Proxy]:
     """The hand-designed proxies that seed evolution and stand beside its winners for terminal set ``terminals``:
     :func:`handcrafted_proxies`, and with a ``+measures`` set also :func:`measure_proxies`."""
-    from .evolution.pset import uses_measures
+    from .primitives.types import uses_measures
     return {**handcrafted_proxies(), **(measure_proxies() if uses_measures(terminals) else {})}

@@ -221,8 +221,9 @@ class Proxy:
         informational)."""
         doc = {"format": FORMAT, "version": VERSION, "name": self.name, "tokens": list(self.tokens),
                "expression": self.expression()}
-        if self.measures():
-            doc["measures"] = self.measures()
+        need = self.measures()
+        if need:
+            doc["measures"] = need
         try:
             doc["sympy"] = str(self.sympy())
         except Exception:  # pragma: no cover - informational only

@@ -285,8 +285,7 @@ def _evolve_on(ex, out: Path, st: EvolveSettings, resume: bool, cache_dir: Optio
 
 def _prepare_all(st: EvolveSettings, cache_dir: str, log: Callable[[str], None], ex=None,
                  device: str = "cpu") -> List[BenchmarkData]:
-    from .pset import uses_measures
-    from ..primitives.types import MEASURE_TERMINALS
+    from ..primitives.types import MEASURE_TERMINALS, uses_measures
     shared: dict = {}
     measures = MEASURE_TERMINALS if uses_measures(st.terminals) else ()
     data = [prepare_benchmark(s, st.metric, st.dseed, st.train_size, st.heldout_size, st.val_frac, st.batch_size,

@@ -8,7 +8,7 @@ from deap import base, creator, gp
 
 from ..errors import SaswotError
 from ..primitives import operators
-from ..primitives.types import MEASURE_PREFIX, MEASURE_TERMINALS, TYPES
+from ..primitives.types import MEASURE_TOKENS, MEASURES_SUFFIX, TYPES, uses_measures  # noqa: F401 (re-exported)
 
 
 def ensure_creator() -> None:
@@ -22,9 +22,7 @@ def ensure_creator() -> None:
 SIZE_TERMINALS = ("params_l", "flops_l", "channels_l", "resolution_l", "params", "flops")
 STAT_TERMINALS = ("W", "G", "A", "AG")
 BASE_TERMINAL_SETS = ("all", "stats", "sizes", "scalefree")
-MEASURES_SUFFIX = "+measures"  # a base set plus the measure terminals (zc_snip ...: registered live measures)
 TERMINAL_SETS = BASE_TERMINAL_SETS + tuple(t + MEASURES_SUFFIX for t in BASE_TERMINAL_SETS)
-MEASURE_TOKENS = tuple(MEASURE_PREFIX + m for m in MEASURE_TERMINALS)
 ROOTS = ("plain", "rank")  # the root of every tree: a score, or the log-rank aggregate of 1 to 4 scores
 # reductions and aggregations whose value grows with a layer's size or a network's depth
 SIZE_DEPENDENT = tuple(f"{r}_{t}" for r in ("sum", "l1", "l2") for t in ("w", "a")) + ("layers_sum", "nwot_a")
@@ -49,11 +47,6 @@ def excluded_by(terminals: str) -> set:
     if base == "sizes":
         return out | {op.name for op in operators() if {"W", "A"} & {*op.in_types, op.out_type}}
     return out
-
-
-def uses_measures(terminals: str) -> bool:
-    """Whether a terminal set holds the measure terminals (``<set>+measures``)."""
-    return terminals.endswith(MEASURES_SUFFIX)
 
 
 def build_pset(exclude: Optional[Iterable[str]] = None, terminals: str = "all",

@@ -34,11 +34,11 @@ def planted_benchmark(n_archs: int = 60, proxy: str = PLANTED, noise: float = 0.
     images, labels = default_batch(bench, seed=batch_seed)
     packed, _ = stats_and_targets(bench, images, labels, k=k, seed=batch_seed, cache_dir=cache_dir)
     tree = Proxy.parse(proxy)
-    if tree.measures():  # a formula over live measures: their values on the same batch and weights
+    need = tree.measures()
+    if need:  # a formula over live measures: their values on the same batch and weights
         from ..zerocost.scoring import benchmark_measures
         from ..zerocost.terminals import attach_measures
-        attach_measures(packed, benchmark_measures(bench, tree.measures(), len(images), batch_seed, None, "auto",
-                                                   cache=None)[0])
+        attach_measures(packed, benchmark_measures(bench, need, len(images), batch_seed, None, "auto", cache=None)[0])
     s = tree.evaluate(packed).numpy()
     from scipy import stats as sstats
     z = sstats.norm.ppf(sstats.rankdata(s) / (n_archs + 1))  # normal scores: noise acts on ranks, not on raw scale

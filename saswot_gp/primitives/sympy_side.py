@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sympy
 
-from .types import MEASURE_PREFIX, MEASURE_TERMINALS
+from .types import MEASURE_TOKENS
 
 _SYM = {
     "W": sympy.Symbol("W", real=True), "G": sympy.Symbol("G", real=True),
@@ -15,7 +15,7 @@ _SYM = {
     "channels_l": sympy.Symbol("channels_l", positive=True), "resolution_l": sympy.Symbol("resolution_l", positive=True),
     "params": sympy.Symbol("params", positive=True), "flops": sympy.Symbol("flops", positive=True),
 }
-_SYM.update({MEASURE_PREFIX + m: sympy.Symbol(MEASURE_PREFIX + m, real=True) for m in MEASURE_TERMINALS})
+_SYM.update({t: sympy.Symbol(t, real=True) for t in MEASURE_TOKENS})
 SYMPY_SYMBOLS = dict(_SYM)
 
 

@@ -43,3 +43,10 @@ ROOT_TYPES = ("S", "R")  # what a proxy's root may produce
 MEASURE_TERMINALS = ("snip", "grad_norm", "plain", "fisher", "grasp", "synflow", "jacov", "nwot", "swap", "zico", "zen",
                      "l2_norm")
 MEASURE_PREFIX = "zc_"
+MEASURE_TOKENS = tuple(MEASURE_PREFIX + m for m in MEASURE_TERMINALS)  # their tokens: zc_snip ...
+MEASURES_SUFFIX = "+measures"  # a terminal set named <set>+measures holds the measure terminals
+
+
+def uses_measures(terminals: str) -> bool:
+    """Whether a terminal set holds the measure terminals (``<set>+measures``)."""
+    return terminals.endswith(MEASURES_SUFFIX)

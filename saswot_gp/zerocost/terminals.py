@@ -16,7 +16,7 @@ from typing import Dict, Iterable, List, Sequence
 import numpy as np
 import torch
 
-from ..primitives.types import MEASURE_PREFIX, MEASURE_TERMINALS
+from ..primitives.types import MEASURE_PREFIX, MEASURE_TERMINALS, MEASURE_TOKENS
 
 
 def terminal_of(measure: str) -> str:
@@ -27,7 +27,7 @@ def terminal_of(measure: str) -> str:
 def measures_in(tokens: Iterable[str]) -> List[str]:
     """The measures a proxy's tokens read, in the registry's order (``['snip', 'nwot']``)."""
     used = set(tokens)
-    return [m for m in MEASURE_TERMINALS if terminal_of(m) in used]
+    return [m for m, t in zip(MEASURE_TERMINALS, MEASURE_TOKENS) if t in used]
 
 
 def attach_measures(packed, values: Dict[str, Sequence[float]]) -> None:
